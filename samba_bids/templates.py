@@ -164,3 +164,36 @@ def volume_atlas(templates_dir, space="MNI152NLin6Asym", n_parcels=200, res="02"
             )
     df = pd.read_csv(table, sep="\t").sort_values("index")
     return image, [str(n) for n in df["name"]]
+
+
+def surface_parcel_centroids(templates_dir, subject, labels, surface="white"):
+    """Centroid of each parcel on a template surface, in mm (FreeSurfer surface RAS).
+
+    Parameters
+    ----------
+    templates_dir : path-like
+        Templates folder.
+    subject : str
+        Template subject, e.g. ``fsaverage5``.
+    labels : dict of {'lh', 'rh'} to ndarray of int, shape (n_vertices,)
+        Parcel index per vertex as returned by :func:`surface_atlas` (0 = none).
+    surface : str
+        Surface whose vertex coordinates are averaged.
+
+    Returns
+    -------
+    ndarray, shape (n_parcels, 3)
+        Mean vertex position of parcels 1..n_parcels, in mm. fsaverage coordinates are
+        MNI305, within a few mm of MNI152 (close enough for nearest-neighbour graphs).
+    """
+    import nibabel as nib
+
+    subject_dir = surface_subject_dir(templates_dir, subject)
+    n_parcels = max(int(labels[h].max()) for h in ("lh", "rh"))
+    sums = np.zeros((n_parcels + 1, 3))
+    counts = np.zeros(n_parcels + 1)
+    for hemi in ("lh", "rh"):
+        coords, _ = nib.freesurfer.read_geometry(str(subject_dir / "surf" / f"{hemi}.{surface}"))
+        np.add.at(sums, labels[hemi], coords)
+        counts += np.bincount(labels[hemi], minlength=n_parcels + 1)
+    return sums[1:] / np.maximum(counts[1:], 1)[:, None]

@@ -1,0 +1,341 @@
+"""Index a BIDS dataset with pybids and pair each electrophysiology recording with its BOLD run.
+
+A *pair* is one EEG/MEG recording of ``BIDS_DIR`` and the preprocessed BOLD run (fMRIPrep-style,
+from a ``-d/--derivatives`` folder) of the same subject, session, task and run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError, EmptySelectionError, NoInputError, UsageError, ValidationError
+from ..templates import SURFACE_SPACES, VOLUME_SPACES
+
+logger = logging.getLogger(__name__)
+
+#: Extensions of electrophysiology recordings that MNE-BIDS reads.
+EPHYS_EXTENSIONS = (".vhdr", ".edf", ".bdf", ".set", ".fif", ".con", ".sqd", ".ds")
+BOLD_EXTENSIONS = (".func.gii", ".nii.gz", ".nii")
+#: Entities that identify a run on both sides of a pair.
+PAIR_ENTITIES = ("subject", "session", "task", "run")
+
+
+@dataclass
+class RunPair:
+    """One electrophysiology recording and its preprocessed BOLD run.
+
+    Attributes
+    ----------
+    entities : dict
+        subject, session, task, run (None when absent) shared by both modalities.
+    ephys_file : Path
+        The EEG/MEG recording (e.g. ``_eeg.vhdr``, ``_meg.fif``).
+    bold_files : list of Path
+        One NIfTI, or the ``hemi-L`` and ``hemi-R`` GIFTI files (in that order).
+    space : str
+        The BOLD run's ``space`` entity, e.g. ``fsaverage5`` or ``MNI152NLin6Asym``.
+    tr_s : float | None
+        ``RepetitionTime`` from the sidecar, in s (None when the sidecar lacks it).
+    confounds_file : Path | None
+        The run's ``desc-confounds_timeseries.tsv`` when present.
+    bold_entities : dict
+        Entities of the BOLD file (used to name the outputs).
+    """
+
+    entities: dict
+    ephys_file: Path
+    bold_files: list
+    space: str
+    tr_s: float | None = None
+    confounds_file: Path | None = None
+    bold_entities: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Short name, e.g. ``sub-01_ses-1_task-rest_run-1``."""
+        keys = {"subject": "sub", "session": "ses", "task": "task", "run": "run"}
+        return "_".join(f"{keys[k]}-{v}" for k, v in self.entities.items() if v is not None)
+
+
+def validate_dataset(bids_dir) -> None:
+    """Check that ``bids_dir`` looks like a BIDS dataset.
+
+    Checks ``dataset_description.json`` (present, JSON, with ``Name`` and ``BIDSVersion``), at
+    least one ``sub-*`` folder, and that every file under ``sub-*`` has a BIDS-valid path
+    (``bids_validator.BIDSValidator``, the filename rules of the BIDS validator).
+
+    Raises
+    ------
+    NoInputError
+        If ``bids_dir`` does not exist.
+    ValidationError
+        If a check fails; the message lists the first offending files.
+    """
+    bids_dir = Path(bids_dir)
+    if not bids_dir.is_dir():
+        raise NoInputError(f"{bids_dir} does not exist or is not a folder; pass a BIDS dataset.")
+    description = bids_dir / "dataset_description.json"
+    if not description.is_file():
+        raise ValidationError(
+            f"{description} is missing: {bids_dir} is not a BIDS dataset "
+            "(add dataset_description.json, or pass --skip-bids-validation)."
+        )
+    try:
+        content = json.loads(description.read_text())
+    except (OSError, ValueError) as err:
+        raise ValidationError(f"{description} is not valid JSON ({err}).") from err
+    missing = [k for k in ("Name", "BIDSVersion") if k not in content]
+    if missing:
+        raise ValidationError(f"{description} lacks {', '.join(missing)}; add them.")
+    subjects = sorted(p for p in bids_dir.glob("sub-*") if p.is_dir())
+    if not subjects:
+        raise ValidationError(f"{bids_dir} has no sub-* folders: no participant to process.")
+    from bids_validator import BIDSValidator
+
+    validator = BIDSValidator()
+    bad = []
+    for path in sorted(bids_dir.glob("sub-*/**/*")):
+        if path.is_dir() and path.suffix != ".ds":
+            continue
+        if any(parent.suffix == ".ds" for parent in path.parents):
+            continue
+        rel = "/" + path.relative_to(bids_dir).as_posix()
+        if not validator.is_bids(rel):
+            bad.append(rel)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ValidationError(
+            f"{bids_dir}: file names that BIDS does not allow: {shown}. Rename them, "
+            "or pass --skip-bids-validation."
+        )
+
+
+def default_derivatives(bids_dir, output_dir=None) -> dict:
+    """Derivative folders under ``BIDS_DIR/derivatives`` that have a dataset_description.json.
+
+    The output folder itself (``BIDS_DIR/derivatives/samba-bids``) is left out.
+    """
+    found = {}
+    root = Path(bids_dir) / "derivatives"
+    if not root.is_dir():
+        return found
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if output_dir is not None and folder.resolve() == Path(output_dir).resolve():
+            continue
+        if (folder / "dataset_description.json").is_file():
+            found[folder.name] = folder
+    return found
+
+
+def index_dataset(bids_dir, derivatives, work_dir):
+    """Index ``bids_dir`` and the derivative folders with pybids.
+
+    Parameters
+    ----------
+    bids_dir : path-like
+        The raw BIDS dataset.
+    derivatives : dict of str to Path
+        Derivative folders (preprocessed BOLD, confounds).
+    work_dir : path-like
+        The database goes to ``work_dir/pybids_db/<hash of the inputs>``, one per input set,
+        never inside the dataset.
+
+    Returns
+    -------
+    bids.BIDSLayout
+    """
+    from bids import BIDSLayout
+
+    for name, path in derivatives.items():
+        if not (Path(path) / "dataset_description.json").is_file():
+            raise NoInputError(
+                f"{path}/dataset_description.json is missing: -d {name}={path} is not a BIDS "
+                "derivatives folder (fMRIPrep writes one; add it with DatasetType 'derivative')."
+            )
+    key = json.dumps([str(Path(bids_dir).resolve())] + sorted(map(str, derivatives.values())))
+    db = Path(work_dir) / "pybids_db" / hashlib.sha1(key.encode()).hexdigest()[:12]
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return BIDSLayout(
+            str(bids_dir),
+            validate=False,
+            derivatives=[str(p) for p in derivatives.values()],
+            database_path=str(db),
+            reset_database=True,
+        )
+    except Exception as err:  # pybids raises several types for unreadable datasets
+        raise ValidationError(f"{bids_dir}: pybids could not index the dataset ({err}).") from err
+
+
+def _entity_filters(entities):
+    """pybids filters for the pair entities (absent entity -> must be absent)."""
+    from bids.layout import Query
+
+    return {k: (v if v is not None else Query.NONE) for k, v in entities.items()}
+
+
+def collect_pairs(layout, *, participant_label=(), session_label=(), task_label=(),
+                  modality="auto", bold_space=None) -> list[RunPair]:
+    """Pair each electrophysiology recording with the preprocessed BOLD run it goes with.
+
+    Parameters
+    ----------
+    layout : bids.BIDSLayout
+        From :func:`index_dataset`.
+    participant_label, session_label, task_label : sequence of str
+        Selections (empty: all).
+    modality : {'auto', 'eeg', 'meg'}
+        Which recordings to use; 'auto' takes both kinds (MEG wins when a run has both).
+    bold_space : str | None
+        The BOLD space to use; None picks the only one present.
+
+    Returns
+    -------
+    list of RunPair
+        Sorted by subject, session, task, run.
+
+    Raises
+    ------
+    EmptySelectionError
+        If a label selects no participant, session or task.
+    NoInputError
+        If a selected participant has one modality but not the other.
+    UsageError
+        If several BOLD spaces exist and ``bold_space`` is not given, or it is not supported.
+    """
+    subjects = layout.get_subjects(scope="raw")
+    if participant_label:
+        unknown = sorted(set(participant_label) - set(subjects))
+        if unknown:
+            raise EmptySelectionError(
+                f"Participant label(s) {', '.join(unknown)} not found in {layout.root} "
+                f"(participants present: {', '.join(subjects) or 'none'})."
+            )
+        subjects = list(participant_label)
+    if not subjects:
+        raise EmptySelectionError(f"{layout.root} has no participants.")
+    suffixes = {"auto": ["eeg", "meg"], "eeg": ["eeg"], "meg": ["meg"]}[modality]
+    filters = {}
+    if session_label:
+        filters["session"] = list(session_label)
+    if task_label:
+        filters["task"] = list(task_label)
+    pairs = []
+    for subject in subjects:
+        ephys = layout.get(subject=subject, suffix=suffixes, extension=list(EPHYS_EXTENSIONS),
+                           scope="raw", **filters)
+        bold = layout.get(subject=subject, suffix="bold", extension=list(BOLD_EXTENSIONS),
+                          scope="derivatives", **filters)
+        bold = [f for f in bold if f.entities.get("space")]
+        if not ephys and not bold:
+            what = _describe_filters(filters)
+            raise EmptySelectionError(f"sub-{subject}{what}: no EEG/MEG recording and no BOLD run.")
+        if not ephys:
+            raise NoInputError(
+                f"sub-{subject} has preprocessed BOLD but no EEG/MEG recording in {layout.root}"
+                f"{_describe_filters(filters)}; add the recording or deselect the participant."
+            )
+        if not bold:
+            raise NoInputError(
+                f"sub-{subject} has EEG/MEG ({Path(ephys[0].path).name}) but no preprocessed BOLD "
+                "with a space entity in the derivative folders; pass the fMRIPrep output "
+                "with -d PATH."
+            )
+        by_run = {}
+        for f in ephys:
+            key = tuple(f.entities.get(k) for k in PAIR_ENTITIES)
+            # MEG wins over EEG for the same run in auto mode (MEG files come first here)
+            if key not in by_run or f.entities["suffix"] == "meg":
+                by_run[key] = f
+        for key, efile in sorted(by_run.items(), key=lambda kv: [str(x) for x in kv[0]]):
+            entities = dict(zip(PAIR_ENTITIES, key))
+            entities["run"] = _as_str(entities["run"])
+            pairs.append(_pair_bold(layout, efile, entities, bold, bold_space))
+    if not pairs:
+        raise EmptySelectionError(f"The selection{_describe_filters(filters)} matched no run.")
+    return pairs
+
+
+def _describe_filters(filters):
+    if not filters:
+        return ""
+    return " (" + ", ".join(f"{k}={'/'.join(map(str, v))}" for k, v in filters.items()) + ")"
+
+
+def _as_str(value):
+    return None if value is None else str(value)
+
+
+def _pair_bold(layout, efile, entities, bold, bold_space):
+    def same_run(f):
+        return all(_as_str(f.entities.get(k)) == _as_str(v) for k, v in entities.items())
+
+    candidates = [f for f in bold if same_run(f)]
+    ephys_name = Path(efile.path).name
+    if not candidates:
+        raise NoInputError(
+            f"{ephys_name} has no preprocessed BOLD run with the same subject/session/task/run "
+            "in the derivative folders; add it (-d PATH) or deselect this run."
+        )
+    spaces = sorted({f.entities["space"] for f in candidates})
+    if bold_space is None:
+        if len(spaces) > 1:
+            raise UsageError(
+                f"The BOLD runs for {ephys_name} come in several spaces ({', '.join(spaces)}); "
+                "choose one with --bold-space."
+            )
+        space = spaces[0]
+    else:
+        space = bold_space
+        if space not in spaces:
+            raise NoInputError(
+                f"No BOLD run in space {space} for {ephys_name} (present: {', '.join(spaces)}); "
+                "choose one of those with --bold-space."
+            )
+    if space not in SURFACE_SPACES + VOLUME_SPACES:
+        raise UsageError(
+            f"BOLD space {space} ({ephys_name}'s run) is not supported; supported spaces: "
+            f"{', '.join(SURFACE_SPACES + VOLUME_SPACES)}."
+        )
+    in_space = [f for f in candidates if f.entities["space"] == space]
+    # prefer desc-preproc (fMRIPrep volumes) or no desc (fMRIPrep surfaces)
+    in_space = [f for f in in_space if f.entities.get("desc") in (None, "preproc")] or in_space
+    if space in SURFACE_SPACES:
+        hemis = {f.entities.get("hemi"): f for f in in_space if f.path.endswith(".func.gii")}
+        missing = [h for h in ("L", "R") if h not in hemis]
+        if missing:
+            raise DataError(
+                f"The {space} BOLD run for {ephys_name} lacks the hemi-{'/'.join(missing)} "
+                "GIFTI file; both _hemi-L_ and _hemi-R_ ..._bold.func.gii are needed."
+            )
+        files = [hemis["L"], hemis["R"]]
+    else:
+        volumes = [f for f in in_space if not f.path.endswith(".func.gii")]
+        if len(volumes) != 1:
+            raise DataError(
+                f"Expected one {space} BOLD NIfTI for {ephys_name}, found {len(volumes)}: "
+                f"{', '.join(Path(f.path).name for f in volumes)}; narrow it with the entity filters."
+            )
+        files = volumes
+    metadata = layout.get_metadata(files[0].path)
+    tr = metadata.get("RepetitionTime")
+    confounds = layout.get(
+        suffix="timeseries", desc="confounds", extension=".tsv", scope="derivatives",
+        **_entity_filters(entities),
+    )
+    bold_entities = {k: v for k, v in files[0].entities.items()
+                     if k in ("subject", "session", "task", "acquisition", "run", "space",
+                              "resolution", "density")}
+    return RunPair(
+        entities=entities,
+        ephys_file=Path(efile.path),
+        bold_files=[Path(f.path) for f in files],
+        space=space,
+        tr_s=float(tr) if tr is not None else None,
+        confounds_file=Path(confounds[0].path) if confounds else None,
+        bold_entities=bold_entities,
+    )

@@ -1,0 +1,98 @@
+"""Command-line parser (BIDS-App conventions, as fMRIPrep). It only parses."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import __version__
+
+
+def _derivative(value):
+    """``NAME=PATH`` or ``PATH`` (name = folder name)."""
+    if "=" in value:
+        name, path = value.split("=", 1)
+        return name, Path(path)
+    path = Path(value)
+    return path.name or "preproc", path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``samba-bids`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="samba-bids",
+        description="Translate EEG/MEG into fMRI BOLD with SAMBA and write BIDS derivatives.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("bids_dir", type=Path, help="the root folder of a BIDS dataset")
+    parser.add_argument("output_dir", type=Path,
+                        help="where outputs go (usually BIDS_DIR/derivatives/samba-bids)")
+    parser.add_argument("analysis_level", choices=["participant", "group"],
+                        help="processing stage")
+    g = parser.add_argument_group("selecting data")
+    g.add_argument("--participant-label", "--participant_label", nargs="+", default=None,
+                   metavar="LABEL", help="participants to process ('sub-' optional)")
+    g.add_argument("--session-label", "--session_label", nargs="+", default=None,
+                   metavar="LABEL", help="sessions to process")
+    g.add_argument("-t", "--task-label", "--task_label", "--task-id", nargs="+", default=None,
+                   metavar="LABEL", help="tasks to process")
+    g.add_argument("-d", "--derivatives", nargs="+", default=None, type=_derivative,
+                   metavar="PATH",
+                   help="folders with preprocessed BOLD (fMRIPrep-style); NAME=PATH accepted. "
+                        "Default: the folders under BIDS_DIR/derivatives")
+    g.add_argument("--bold-space", "--bold_space", default=None,
+                   help="BOLD space to use (fsaverage5, fsaverage, MNI152NLin6Asym); "
+                        "chosen automatically when one is present")
+    g.add_argument("--modality", choices=["auto", "eeg", "meg"], default=None,
+                   help="electrophysiology to use (default auto)")
+    g.add_argument("--repetition-time", "--repetition_time", type=float, default=None,
+                   dest="repetition_time_s", metavar="SECONDS",
+                   help="TR in s, when the BOLD sidecar lacks RepetitionTime")
+    g = parser.add_argument_group("templates and atlases")
+    g.add_argument("--templates-dir", "--templates_dir", type=Path, default=None,
+                   help="offline templates folder (default $SAMBA_TEMPLATES, then the cache)")
+    g.add_argument("--ephys-atlas-scale", "--ephys_atlas_scale", type=int, default=None,
+                   choices=[100, 200, 400],
+                   help="Schaefer 2018 parcels for the electrophysiology (default 100)")
+    g.add_argument("--bold-atlas-scale", "--bold_atlas_scale", type=int, default=None,
+                   choices=[100, 200, 400], help="Schaefer 2018 parcels for BOLD (default 200)")
+    g = parser.add_argument_group("alignment and model")
+    g.add_argument("--volume-trigger", "--volume_trigger", default=None, metavar="DESCRIPTION",
+                   help="annotation marking each BOLD volume onset in the recording")
+    g.add_argument("--inverse-method", "--inverse_method", default=None,
+                   choices=["dSPM", "eLORETA", "MNE", "sLORETA"],
+                   help="inverse method (default dSPM)")
+    g.add_argument("--confounds", default=None, choices=["auto", "all", "none"],
+                   help="confound regressors to remove from BOLD (default auto)")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                   help="torch device (default auto: CUDA when present)")
+    g.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    g.add_argument("--max-epochs", "--max_epochs", type=int, default=None,
+                   help="training epochs at most (default 100)")
+    g = parser.add_argument_group("resources and run")
+    g.add_argument("-w", "--work-dir", "--work_dir", type=Path, default=None,
+                   help="work directory (pybids database, caches)")
+    g.add_argument("--nprocs", "--n_cpus", "--n-cpus", type=int, default=None,
+                   help="CPU threads to use")
+    g.add_argument("--config-file", "--config_file", type=Path, default=None,
+                   help="TOML file with settings; the command line overrides it")
+    g.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true",
+                   default=None, help="do not validate the input dataset")
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log output (repeat for more)")
+    parser.add_argument("--version", action="version", version=f"samba-bids {__version__}")
+    return parser
+
+
+#: Parser destinations that map one-to-one onto Config fields.
+CONFIG_FIELDS = (
+    "bids_dir", "output_dir", "analysis_level", "participant_label", "session_label",
+    "task_label", "bold_space", "modality", "repetition_time_s", "templates_dir",
+    "ephys_atlas_scale", "bold_atlas_scale", "volume_trigger", "inverse_method", "confounds",
+    "device", "seed", "max_epochs", "work_dir", "nprocs", "skip_bids_validation", "verbose",
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse ``argv`` (``sys.argv[1:]`` when None)."""
+    return build_parser().parse_args(argv)

@@ -1,0 +1,357 @@
+"""Participant and group levels, composed from the stages (reads top to bottom like DESIGN.md).
+
+``run(config)`` is what the command line calls. Each stage is a plain function of another module;
+this module only wires them together, names the outputs and writes the sidecars.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .alignment import blocked_split, segment_ephys, standardize, volume_onsets
+from .bids.derivatives import (
+    bids_uri,
+    derivative_path,
+    write_dataset_description,
+    write_image,
+    write_json,
+    write_tsv,
+    write_with_sidecar,
+)
+from .bids.layout import collect_pairs, default_derivatives, index_dataset, validate_dataset
+from .config import Config
+from .errors import CantCreateError, UsageError
+from .templates import SURFACE_SPACES, find_templates_dir
+
+logger = logging.getLogger(__name__)
+
+#: Atlas entities of parcel-wise outputs (Schaefer 2018, 7 networks).
+ATLAS = "Schaefer2018"
+SEG = "7n"
+#: The ephys source space: a FreeSurfer template subject in the templates folder.
+EPHYS_SUBJECT = "fsaverage5"
+
+
+@dataclass
+class RunResult:
+    """What one participant run produced."""
+
+    label: str
+    outputs: list = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    """Results of a whole invocation."""
+
+    output_dir: Path
+    runs: list = field(default_factory=list)
+
+    def summary_lines(self):
+        """Lines printed by the command line at the end."""
+        lines = [f"samba-bids {__version__}: outputs in {self.output_dir}"]
+        for run in self.runs:
+            s = run.summary
+            if "median_pearson_r" in s:
+                lines.append(
+                    f"  {run.label}: test median Pearson r {s['median_pearson_r']:.3f} over "
+                    f"{s['n_parcels']} parcels, {s['n_outputs']} files, {s['seconds']:.0f} s"
+                )
+            else:
+                lines.append(f"  {run.label}: {len(run.outputs)} files")
+        return lines
+
+
+def run(config: Config) -> Results:
+    """Run the level named in ``config.analysis_level``.
+
+    Raises
+    ------
+    SambaBidsError
+        Subclasses carry the BEP027 exit code (see :mod:`samba_bids.errors`).
+    """
+    check_locations(config)
+    if config.nprocs:
+        import torch
+
+        torch.set_num_threads(config.nprocs)
+        os.environ.setdefault("OMP_NUM_THREADS", str(config.nprocs))
+    if config.analysis_level == "participant":
+        return run_participant_level(config)
+    raise UsageError("The group level is not implemented yet; run the participant level.")
+
+
+def check_locations(config: Config) -> None:
+    """Refuse an output folder that would write into the input dataset.
+
+    OUTPUT_DIR may be ``BIDS_DIR/derivatives/...`` (the usual place) but not BIDS_DIR itself
+    or anywhere else inside it.
+
+    Raises
+    ------
+    UsageError
+        If OUTPUT_DIR is BIDS_DIR or inside it outside ``derivatives/``.
+    """
+    if config.bids_dir is None or config.output_dir is None:
+        raise UsageError("Both BIDS_DIR and OUTPUT_DIR are required.")
+    bids_dir = config.bids_dir.resolve()
+    output_dir = config.output_dir.resolve()
+    if output_dir == bids_dir:
+        raise UsageError(
+            f"OUTPUT_DIR is the input dataset {bids_dir}; samba-bids never writes into its "
+            f"input. Use {bids_dir / 'derivatives' / 'samba-bids'}."
+        )
+    if bids_dir in output_dir.parents and (bids_dir / "derivatives") not in (
+        [output_dir] + list(output_dir.parents)
+    ):
+        raise UsageError(
+            f"OUTPUT_DIR {output_dir} is inside the input dataset; put it under "
+            f"{bids_dir / 'derivatives'} or outside the dataset."
+        )
+
+
+def run_participant_level(config: Config) -> Results:
+    """Process every selected (EEG/MEG, BOLD) pair; see :func:`process_run`."""
+    if not config.skip_bids_validation:
+        validate_dataset(config.bids_dir)
+    derivatives = config.derivatives or default_derivatives(config.bids_dir, config.output_dir)
+    work_dir = config.resolved_work_dir
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CantCreateError(f"Cannot create the work directory {work_dir} ({err}).") from err
+    layout = index_dataset(config.bids_dir, derivatives, work_dir)
+    pairs = collect_pairs(
+        layout,
+        participant_label=config.participant_label,
+        session_label=config.session_label,
+        task_label=config.task_label,
+        modality=config.modality,
+        bold_space=config.bold_space,
+    )
+    templates_dir = find_templates_dir(config.templates_dir)
+    links = {"raw": config.bids_dir, **derivatives}
+    write_dataset_description(config.output_dir, links)
+    results = Results(output_dir=config.output_dir)
+    for pair in pairs:
+        results.runs.append(process_run(pair, config, templates_dir, links))
+    return results
+
+
+def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunResult:
+    """Electrophysiology + BOLD of one run -> trained SAMBA -> derivatives.
+
+    Stages: read and preprocess the recording; template source reconstruction to parcel time
+    courses; BOLD parcellation and confound regression; one clock, segments, blocked split;
+    wavelet features; SAMBA training with early stopping; prediction over the whole run;
+    metrics on the test block; outputs.
+    """
+    from .bold import (
+        bold_repetition_time,
+        clean_parcel_bold,
+        load_bold_atlas,
+        load_surface_bold,
+        load_volume_bold,
+        parcellate_bold,
+        project_parcels,
+        select_confounds,
+    )
+    from .ephys import compute_source_parcels, detect_modality, preprocess_raw, read_ephys
+    from .metrics import parcel_metrics, summarise
+    from .model.wavelet import wavelet_band_features
+    from .training import fit_samba, predict_run
+
+    start = time.time()
+    logger.info("%s: %s + %s", pair.label, pair.ephys_file.name,
+                ", ".join(f.name for f in pair.bold_files))
+    sources = [_uri(links, f) for f in [pair.ephys_file, *pair.bold_files]]
+
+    # --- electrophysiology -> source-parcel time courses ---------------------------------
+    raw = read_ephys(pair.ephys_file, modality=config.modality)
+    modality = detect_modality(raw, config.modality)
+    raw = preprocess_raw(raw, modality=modality, l_freq_hz=config.l_freq_hz,
+                         h_freq_hz=config.h_freq_hz, sfreq_hz=config.resample_sfreq_hz,
+                         n_jobs=config.nprocs or 1)
+    parcels = compute_source_parcels(
+        raw, templates_dir, modality=modality, subject=EPHYS_SUBJECT,
+        n_parcels=config.ephys_atlas_scale, method=config.inverse_method, snr=config.snr,
+        chunk_seconds=config.chunk_s, progress=True,
+    )
+
+    # --- BOLD -> parcel time series ------------------------------------------------------
+    tr_s = bold_repetition_time(pair.bold_files, config.repetition_time_s or pair.tr_s)
+    atlas = load_bold_atlas(templates_dir, pair.space, config.bold_atlas_scale)
+    if pair.space in SURFACE_SPACES:
+        bold, _ = load_surface_bold(pair.bold_files)
+    else:
+        bold = load_volume_bold(pair.bold_files[0])
+    observed_raw = parcellate_bold(bold, atlas)
+    n_volumes = observed_raw.shape[1]
+    confounds = None
+    if pair.confounds_file is not None:
+        confounds = select_confounds(pair.confounds_file, config.confounds)
+    observed_clean = clean_parcel_bold(
+        observed_raw, tr_s=tr_s, confounds=None if confounds is None else confounds.to_numpy()
+    )
+
+    # --- one clock, segments, split ------------------------------------------------------
+    onsets, clock = volume_onsets(raw, n_volumes, tr_s, trigger=config.volume_trigger,
+                                  source=pair.ephys_file.name)
+    segments, _ = segment_ephys(parcels.data, parcels.sfreq_hz, onsets, tr_s,
+                                source=pair.ephys_file.name)
+    split = blocked_split(n_volumes, tr_s, hrf_support_s=config.hrf_support_s,
+                          train_fraction=config.train_fraction,
+                          validation_fraction=config.validation_fraction,
+                          window_trs=config.window_trs, source=pair.bold_files[0].name)
+    observed, _, _ = standardize(observed_clean, split.train)
+    observed = np.nan_to_num(observed)
+
+    # --- SAMBA ---------------------------------------------------------------------------
+    features = wavelet_band_features(segments, wavelet=config.wavelet, level=config.wavelet_level)
+    fit = fit_samba(features, observed, split, parcels.centroids_mm, atlas.centroids_mm, config,
+                    progress=True)
+    predicted = predict_run(fit.model, features, history=split.history,
+                            window_trs=split.window_trs, device="cpu")
+    metrics = parcel_metrics(predicted, observed, split.test, atlas.names)
+    summary = summarise(metrics)
+
+    # --- outputs -------------------------------------------------------------------------
+    entities = dict(pair.bold_entities)
+    atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.bold_atlas_scale}
+    out = config.output_dir
+    common = {
+        "Sources": sources,
+        "RepetitionTime": tr_s,
+        "Alignment": clock,
+        "ElectrophysiologyModality": modality.upper(),
+        "SourceReconstruction": parcels.provenance,
+        "Atlas": {"BOLD": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels",
+                  "Electrophysiology": f"Schaefer 2018, 7 networks, "
+                                       f"{config.ephys_atlas_scale} parcels on {EPHYS_SUBJECT}"},
+    }
+    units = ("z: observed parcel BOLD after confound regression and detrending, standardised "
+             "with the training block's mean and SD")
+    written = []
+
+    images = project_parcels(predicted.astype(np.float32), atlas, pair.bold_files)
+    if pair.space in SURFACE_SPACES:
+        for hemi, img in zip(("L", "R"), images):
+            path = derivative_path(out, entities, suffix="bold", extension=".func.gii",
+                                   hemi=hemi, desc="samba")
+            written.append(write_with_sidecar(path, write_image, img, {
+                **common, "Units": units,
+                "Description": "SAMBA-predicted BOLD; each parcel's predicted value is repeated "
+                               "over its vertices (medial wall 0).",
+            }))
+    else:
+        path = derivative_path(out, entities, suffix="bold", extension=".nii.gz", desc="samba")
+        written.append(write_with_sidecar(path, write_image, images[0], {
+            **common, "Units": units,
+            "Description": "SAMBA-predicted BOLD; each parcel's predicted value is repeated over "
+                           "its voxels (background 0).",
+        }))
+
+    for desc, values, what in (("samba", predicted, "SAMBA-predicted"),
+                               ("observed", observed, "Observed")):
+        path = derivative_path(out, entities, suffix="timeseries", extension=".tsv",
+                               space=None, desc=desc, **atlas_entities)
+        frame = pd.DataFrame(values.T, columns=atlas.names)
+        written.append(write_with_sidecar(path, write_tsv, frame, {
+            **common, "Units": units,
+            "Description": f"{what} parcel BOLD, one column per parcel, one row per volume.",
+        }))
+
+    hrf = fit.model.hrf.parameters_frame(atlas.names)
+    path = derivative_path(out, entities, suffix="hrf", extension=".tsv", space=None,
+                           desc="samba", **atlas_entities)
+    written.append(write_with_sidecar(path, write_tsv, hrf, {
+        "Sources": sources,
+        "Description": "Learned double-gamma HRF per BOLD parcel (SPM parametrisation, "
+                       "initialised at the SPM canonical HRF).",
+        **{col: _hrf_column_doc(col) for col in hrf.columns if col != "parcel"},
+    }))
+
+    path = derivative_path(out, entities, suffix="metrics", extension=".tsv", space=None,
+                           desc="samba", **atlas_entities)
+    written.append(write_with_sidecar(path, write_tsv, metrics, {
+        **common,
+        "Description": "Per-parcel agreement of predicted and observed BOLD on the test block.",
+        "pearson_r": {"Description": "Pearson correlation over test volumes"},
+        "spearman_rho": {"Description": "Spearman rank correlation over test volumes"},
+        "Summary": summary,
+        **split.to_sidecar(),
+    }))
+
+    model_path = derivative_path(out, entities, suffix="model", extension=".pt", datatype="model",
+                                 space=None, desc="samba")
+    written.append(write_with_sidecar(model_path, _save_model, fit.model, {
+        "Sources": sources,
+        "Config": config.to_dict(),
+        "ConfigDigest": config.digest(),
+        "Device": fit.device,
+        "TrainableParameters": fit.n_parameters,
+        "BestEpoch": fit.best_epoch,
+        "Split": split.to_sidecar(),
+        "SourceReconstruction": parcels.provenance,
+    }))
+    history_path = derivative_path(out, entities, suffix="history", extension=".tsv",
+                                   datatype="model", space=None, desc="samba")
+    written.append(write_with_sidecar(history_path, write_tsv, fit.history, {
+        "Description": "Training and validation loss per epoch.",
+    }))
+
+    seconds = time.time() - start
+    logger.info("%s: done in %.1f s", pair.label, seconds)
+    return RunResult(label=pair.label, outputs=written, summary={
+        "median_pearson_r": float(np.median(metrics["pearson_r"])),
+        "n_parcels": len(atlas.names), "n_outputs": len(written), "seconds": seconds,
+    })
+
+
+def _uri(links, path):
+    """BIDS URI of ``path`` in whichever linked dataset holds it."""
+    path = Path(path).resolve()
+    # most specific dataset first (derivatives live inside the raw dataset)
+    for name, root in sorted(links.items(), key=lambda kv: -len(str(Path(kv[1]).resolve()))):
+        root = Path(root).resolve()
+        if root in path.parents:
+            return bids_uri(name, root, path)
+    return path.as_uri()
+
+
+def _save_model(path, model):
+    import torch
+
+    from .bids.derivatives import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+    return path
+
+
+_HRF_DOCS = {
+    "response_delay_s": ("Delay of the response gamma (SPM p1)", "s"),
+    "undershoot_delay_s": ("Delay of the undershoot gamma (SPM p2)", "s"),
+    "response_dispersion_s": ("Dispersion of the response gamma (SPM p3)", "s"),
+    "undershoot_dispersion_s": ("Dispersion of the undershoot gamma (SPM p4)", "s"),
+    "response_undershoot_ratio": ("Ratio of response to undershoot (SPM p5)", None),
+    "onset_s": ("Onset shift (SPM p6)", "s"),
+    "time_to_peak_s": ("Time from neural event to the HRF's maximum", "s"),
+}
+
+
+def _hrf_column_doc(column):
+    description, unit = _HRF_DOCS.get(column, (column.replace("_", " "), None))
+    doc = {"Description": description}
+    if unit:
+        doc["Units"] = unit
+    return doc

@@ -1,0 +1,115 @@
+"""End-to-end participant level: synthetic GIFTI and NIfTI datasets, and the real ds-real-rest."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from samba_bids.cli.run import main
+
+from .synthetic import make_dataset, tree_digest
+
+N_BOLD_PARCELS = 200
+
+
+def _run(bids_dir, out, tmp_path, templates_dir, *extra):
+    argv = [str(bids_dir), str(out), "participant", "--templates-dir", str(templates_dir),
+            "-w", str(tmp_path / "work"), "--max-epochs", "2", *extra]
+    return main(argv)
+
+
+def _check_parcel_outputs(func, prefix, n_volumes, names_from):
+    atlas = f"{prefix}_atlas-Schaefer2018_seg-7n_scale-200"
+    predicted = pd.read_csv(func / f"{atlas}_desc-samba_timeseries.tsv", sep="\t")
+    observed = pd.read_csv(func / f"{atlas}_desc-observed_timeseries.tsv", sep="\t")
+    assert predicted.shape == observed.shape == (n_volumes, N_BOLD_PARCELS)
+    assert list(predicted.columns) == names_from
+    assert np.isfinite(predicted.to_numpy()).all()
+    hrf = pd.read_csv(func / f"{atlas}_desc-samba_hrf.tsv", sep="\t")
+    assert len(hrf) == N_BOLD_PARCELS and list(hrf["parcel"]) == names_from
+    assert hrf["time_to_peak_s"].between(2, 12).all()
+    metrics = pd.read_csv(func / f"{atlas}_desc-samba_metrics.tsv", sep="\t")
+    assert len(metrics) == N_BOLD_PARCELS
+    assert metrics[["pearson_r", "spearman_rho"]].abs().le(1).all().all()
+    sidecar = json.loads((func / f"{atlas}_desc-samba_metrics.json").read_text())
+    assert len(sidecar["TestVolumes"]) > 0
+    assert set(sidecar["TrainVolumes"]).isdisjoint(sidecar["TestVolumes"])
+    return predicted
+
+
+def _check_sidecars(out):
+    data_files = [p for p in out.rglob("sub-*/**/*") if p.is_file() and p.suffix != ".json"]
+    assert data_files
+    for path in data_files:
+        name = path.name
+        for ext in (".func.gii", ".nii.gz", ".tsv", ".pt"):
+            if name.endswith(ext):
+                stem = name[: -len(ext)]
+        sidecar = path.with_name(stem + ".json")
+        assert sidecar.is_file(), f"{path.name} has no sidecar"
+        content = json.loads(sidecar.read_text())
+        assert content["Sources"] and all(s.startswith("bids:") for s in content["Sources"])
+    assert not list(out.rglob(".tmp-*")), "temporary files left behind"
+
+
+@pytest.mark.slow
+def test_participant_level_gifti(tmp_path, templates_dir):
+    root = make_dataset(tmp_path / "ds", templates_dir, n_volumes=80, tr_s=2.0)
+    before = tree_digest(root)
+    out = root / "derivatives" / "samba-bids"  # the usual place, inside BIDS_DIR/derivatives
+    assert _run(root, out, tmp_path, templates_dir, "--participant-label", "sub-01",
+                "--volume-trigger", "Volume") == 0
+    func = out / "sub-01" / "func"
+    for hemi in ("L", "R"):
+        img = nib.load(func / f"sub-01_task-rest_hemi-{hemi}_space-fsaverage5_desc-samba_bold.func.gii")
+        data = img.agg_data()
+        assert data.shape == (10242, 80) and np.isfinite(data).all()
+    names = pd.read_csv(func / "sub-01_task-rest_atlas-Schaefer2018_seg-7n_scale-200_desc-observed_timeseries.tsv",
+                        sep="\t").columns.tolist()
+    _check_parcel_outputs(func, "sub-01_task-rest", 80, names)
+    _check_sidecars(out)
+    assert (out / "sub-01/model/sub-01_task-rest_desc-samba_model.pt").is_file()
+    model_json = json.loads((out / "sub-01/model/sub-01_task-rest_desc-samba_model.json").read_text())
+    assert model_json["Config"]["max_epochs"] == 2
+    # nothing but our own output folder appeared in the input dataset
+    after = {k: v for k, v in tree_digest(root).items() if not k.startswith("derivatives/samba-bids")}
+    assert after == before
+
+
+@pytest.mark.slow
+def test_participant_level_mni_nifti(tmp_path, templates_dir):
+    root = make_dataset(tmp_path / "ds", templates_dir, n_volumes=80, tr_s=2.0,
+                        spaces=("MNI152NLin6Asym",))
+    out = tmp_path / "out"
+    assert _run(root, out, tmp_path, templates_dir) == 0
+    source = nib.load(root / "derivatives/preproc/sub-01/func/"
+                      "sub-01_task-rest_space-MNI152NLin6Asym_desc-preproc_bold.nii.gz")
+    predicted = nib.load(out / "sub-01/func/sub-01_task-rest_space-MNI152NLin6Asym_desc-samba_bold.nii.gz")
+    assert predicted.shape == source.shape
+    np.testing.assert_allclose(predicted.affine, source.affine)
+    assert np.isfinite(predicted.get_fdata()).all()
+    _check_sidecars(out)
+
+
+@pytest.mark.slow
+def test_participant_level_real_data(tmp_path, real_rest, templates_dir):
+    """The real EEG + real resting BOLD (unpaired people: scores mean nothing, files must be right)."""
+    before = tree_digest(real_rest)
+    out = tmp_path / "out"
+    assert _run(real_rest, out, tmp_path, templates_dir, "--participant-label", "01",
+                "-d", str(real_rest / "derivatives" / "preproc")) == 0
+    func = out / "sub-01" / "func"
+    for hemi in ("L", "R"):
+        img = nib.load(func / f"sub-01_task-rest_hemi-{hemi}_space-fsaverage5_desc-samba_bold.func.gii")
+        assert len(img.darrays) == 170
+        assert all(d.data.shape == (10242,) for d in img.darrays)
+        assert np.isfinite(img.agg_data()).all()
+    names = [f"7Networks_{h}" for h in ("LH", "RH")]
+    predicted = _check_parcel_outputs(func, "sub-01_task-rest", 170,
+                                      pd.read_csv(func / "sub-01_task-rest_atlas-Schaefer2018_seg-7n_scale-200_desc-samba_hrf.tsv",
+                                                  sep="\t")["parcel"].tolist())
+    assert all(c.startswith(tuple(names)) for c in predicted.columns)
+    _check_sidecars(out)
+    assert tree_digest(real_rest) == before

@@ -1,0 +1,398 @@
+"""Parcel-wise BOLD: the Schaefer 2018 atlas per space, parcel means, confound regression.
+
+Parcels are numbered 1..M in the Schaefer 2018 (7 networks) order, left hemisphere first;
+row ``k`` of every parcel array is parcel ``k + 1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import templates
+from ..errors import DataError, UsageError
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_SPACES = tuple(templates.SURFACE_SPACES) + tuple(templates.VOLUME_SPACES)
+
+
+@dataclass
+class ParcelAtlas:
+    """A parcellation of one BOLD space.
+
+    Attributes
+    ----------
+    names : list of str, length n_parcels
+        Parcel names in index order (e.g. ``7Networks_LH_Vis_1``).
+    centroids_mm : ndarray, shape (n_parcels, 3)
+        Parcel centroids in mm: mean white-surface vertex position (FreeSurfer surface RAS,
+        ~MNI305) for surface spaces, mean voxel position through the affine (MNI152) for
+        volume spaces.
+    space : str
+        The BOLD space (``fsaverage5``, ``MNI152NLin6Asym``, ...).
+    kind : {'surface', 'volume'}
+        Whether the atlas labels vertices or voxels.
+    surface_labels : dict of {'lh', 'rh'} to ndarray of int, shape (n_vertices,) | None
+        Parcel index per vertex (1..n_parcels, 0 = medial wall); None for volume atlases.
+    volume_labels : nibabel.Nifti1Image | None
+        Integer label image (1..n_parcels, 0 = background), data in memory; None for
+        surface atlases.
+    files : tuple of Path
+        The atlas files read (for the ``Sources`` of sidecars).
+    """
+
+    names: list[str]
+    centroids_mm: np.ndarray
+    space: str
+    kind: str
+    surface_labels: dict | None = None
+    volume_labels: object | None = None
+    files: tuple = field(default_factory=tuple)
+
+    @property
+    def n_parcels(self) -> int:
+        """Number of parcels M."""
+        return len(self.names)
+
+    @property
+    def n_vertices(self) -> int:
+        """Vertices of both hemispheres (surface atlases), left then right."""
+        if self.surface_labels is None:
+            raise AttributeError("a volume atlas has no vertices")
+        return int(self.surface_labels["lh"].size + self.surface_labels["rh"].size)
+
+
+def load_bold_atlas(templates_dir, space: str, n_parcels: int = 200) -> ParcelAtlas:
+    """Schaefer 2018 (7 networks) atlas of a BOLD space, from the offline templates folder.
+
+    Surface spaces (:data:`samba_bids.templates.SURFACE_SPACES`) read the annotations of the
+    template subject of the same name (``templates/fsaverage5/label/``, via
+    :func:`samba_bids.templates.surface_atlas`); volume spaces
+    (:data:`samba_bids.templates.VOLUME_SPACES`) read the 2 mm label image
+    (:func:`samba_bids.templates.volume_atlas`).
+
+    Parameters
+    ----------
+    templates_dir : path-like
+        Templates folder (``--templates-dir``).
+    space : str
+        BOLD space, e.g. ``fsaverage5`` or ``MNI152NLin6Asym``.
+    n_parcels : int
+        100, 200 or 400.
+
+    Returns
+    -------
+    ParcelAtlas
+
+    Raises
+    ------
+    UsageError
+        If ``space`` is not supported (the message lists the supported ones).
+    NoInputError
+        If the atlas files are missing from the templates folder.
+    DataError
+        If a volume atlas holds labels outside 0..n_parcels or lacks a parcel.
+    """
+    import nibabel as nib
+
+    if space in templates.SURFACE_SPACES:
+        labels, names = templates.surface_atlas(templates_dir, space, n_parcels)
+        centroids = templates.surface_parcel_centroids(templates_dir, space, labels)
+        label_dir = Path(templates_dir) / space / "label"
+        annot = templates.schaefer_annot_name(n_parcels)
+        files = tuple(label_dir / f"{h}.{annot}.annot" for h in ("lh", "rh"))
+        logger.info("Atlas %s on %s: %d parcels.", annot, space, len(names))
+        return ParcelAtlas(
+            names=names,
+            centroids_mm=np.asarray(centroids, dtype=np.float64),
+            space=space,
+            kind="surface",
+            surface_labels={h: np.asarray(labels[h], dtype=np.int64) for h in ("lh", "rh")},
+            files=files,
+        )
+    if space in templates.VOLUME_SPACES:
+        path, names = templates.volume_atlas(templates_dir, space, n_parcels)
+        img = nib.load(str(path))
+        raw = np.asanyarray(img.dataobj)
+        if raw.ndim == 4 and raw.shape[3] == 1:
+            raw = raw[..., 0]
+        label_data = np.rint(raw).astype(np.int32)
+        if raw.ndim != 3 or not np.array_equal(label_data, raw):
+            raise DataError(f"{path.name} is not a 3-D integer label image; re-fetch the atlas.")
+        if label_data.min() < 0 or label_data.max() > len(names):
+            raise DataError(
+                f"{path.name} holds labels {label_data.min()}..{label_data.max()}, outside "
+                f"0..{len(names)} of its table; re-fetch the atlas."
+            )
+        counts = np.bincount(label_data.ravel(), minlength=len(names) + 1)
+        if (counts[1:] == 0).any():
+            absent = np.flatnonzero(counts[1:] == 0) + 1
+            raise DataError(
+                f"{path.name} lacks parcel(s) {absent.tolist()[:10]}; re-fetch the atlas."
+            )
+        ijk = np.indices(label_data.shape).reshape(3, -1).T.astype(np.float64)
+        flat = label_data.ravel()
+        sums = np.stack(
+            [np.bincount(flat, weights=ijk[:, a], minlength=len(names) + 1) for a in range(3)],
+            axis=1,
+        )
+        mean_ijk = sums[1:] / counts[1:, None]
+        centroids = nib.affines.apply_affine(img.affine, mean_ijk)
+        header = img.header.copy()
+        header.set_data_dtype(np.int32)
+        labels_img = nib.Nifti1Image(label_data, img.affine, header)
+        logger.info("Atlas %s: %d parcels.", path.name, len(names))
+        return ParcelAtlas(
+            names=names,
+            centroids_mm=centroids,
+            space=space,
+            kind="volume",
+            volume_labels=labels_img,
+            files=(Path(path),),
+        )
+    raise UsageError(
+        f"BOLD space {space!r} is not supported; use --bold-space with one of "
+        f"{', '.join(SUPPORTED_SPACES)}."
+    )
+
+
+def _surface_averaging_matrix(atlas: ParcelAtlas):
+    """Sparse indicator (n_parcels, n_vertices): 1 where vertex belongs to parcel."""
+    from scipy import sparse
+
+    labels = np.concatenate([atlas.surface_labels["lh"], atlas.surface_labels["rh"]])
+    vertices = np.flatnonzero(labels > 0)
+    return sparse.csr_matrix(
+        (np.ones(vertices.size), (labels[vertices] - 1, vertices)),
+        shape=(atlas.n_parcels, labels.size),
+    )
+
+
+def labels_on_grid(atlas: ParcelAtlas, shape, affine):
+    """The volume atlas resampled (nearest neighbour) to a BOLD grid.
+
+    Parameters
+    ----------
+    atlas : ParcelAtlas
+        A volume atlas.
+    shape : tuple of int
+        Grid shape; only the first 3 entries are used.
+    affine : ndarray, shape (4, 4)
+        Voxel-to-mm affine of the grid.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+        Integer labels on the grid (the atlas itself when the grids are equal).
+    """
+    import nibabel as nib
+    from nilearn.image import resample_img
+
+    shape = tuple(int(s) for s in shape[:3])
+    labels = atlas.volume_labels
+    if labels.shape[:3] == shape and np.allclose(labels.affine, affine, atol=1e-4):
+        return labels
+    logger.info(
+        "Resampling the %s atlas (%s) to the BOLD grid %s with nearest neighbour.",
+        atlas.space,
+        labels.shape,
+        shape,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (FutureWarning, UserWarning))
+        resampled = resample_img(
+            labels, target_affine=np.asarray(affine), target_shape=shape, interpolation="nearest"
+        )
+    data = np.rint(np.asanyarray(resampled.dataobj)).astype(np.int32)
+    return nib.Nifti1Image(data, resampled.affine)
+
+
+def _check_empty(means: np.ndarray, atlas: ParcelAtlas, what: str) -> None:
+    empty = np.flatnonzero(np.isnan(means).all(axis=1))
+    if empty.size == 0:
+        return
+    if empty.size > atlas.n_parcels / 2:
+        raise DataError(
+            f"{what}: {empty.size} of {atlas.n_parcels} parcels of the {atlas.space} atlas have "
+            f"no data; check that the BOLD is in {atlas.space} (--bold-space)."
+        )
+    logger.warning(
+        "%s: %d of %d parcels have no data and are NaN: %s",
+        what,
+        empty.size,
+        atlas.n_parcels,
+        [atlas.names[i] for i in empty[:10]],
+    )
+
+
+def _bold_name(bold) -> str:
+    name = getattr(bold, "get_filename", lambda: None)()
+    return Path(name).name if name else "the BOLD data"
+
+
+def parcellate_bold(bold, atlas: ParcelAtlas, *, name: str | None = None) -> np.ndarray:
+    """Mean BOLD signal of each parcel.
+
+    Surface data: the mean over each parcel's vertices, NaN vertices ignored, computed with
+    a sparse (n_parcels, n_vertices) indicator matrix. Volume data: nilearn's
+    ``NiftiLabelsMasker(strategy="mean")`` with the atlas resampled to the BOLD grid (nearest
+    neighbour) when the grids differ (:func:`labels_on_grid`).
+
+    Parameters
+    ----------
+    bold : ndarray, shape (n_vertices_lh + n_vertices_rh, n_volumes) | nibabel.Nifti1Image
+        Surface BOLD as returned by :func:`~samba_bids.bold.load_surface_bold` (left then
+        right), or a 4-D BOLD image (:func:`~samba_bids.bold.load_volume_bold`) or its path.
+    atlas : ParcelAtlas
+        Atlas of the BOLD space (:func:`load_bold_atlas`).
+    name : str | None
+        Name of the BOLD run in error messages (e.g. its file names); by default the image's
+        file name, or "the surface BOLD".
+
+    Returns
+    -------
+    ndarray of float64, shape (n_parcels, n_volumes)
+        Row ``k`` is parcel ``k + 1`` (``atlas.names[k]``), in the units of the BOLD. Parcels
+        without any (finite) vertex or voxel in the data are NaN.
+
+    Raises
+    ------
+    DataError
+        If surface data have a vertex count other than the atlas's, the data are not 2-D
+        (surface) or 4-D (volume), or more than half of the parcels have no data.
+    """
+    if atlas.kind == "surface":
+        data = np.asarray(bold)
+        name = name or "The surface BOLD"
+        if data.ndim != 2:
+            raise DataError(f"{name} must be (n_vertices, n_volumes); got shape {data.shape}.")
+        if data.shape[0] != atlas.n_vertices:
+            n_lh = atlas.surface_labels["lh"].size
+            raise DataError(
+                f"{name} has {data.shape[0]} vertices but the {atlas.space} atlas has "
+                f"{atlas.n_vertices} ({n_lh} per hemisphere); pass the --bold-space that the "
+                f"BOLD was sampled to (the {atlas.space} atlas expects {atlas.space} GIFTIs)."
+            )
+        indicator = _surface_averaging_matrix(atlas)
+        finite = np.isfinite(data)
+        sums = indicator @ np.where(finite, data, 0).astype(np.float64)
+        counts = indicator @ finite.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        _check_empty(means, atlas, name)
+        return means
+
+    import nibabel as nib
+    from nilearn.maskers import NiftiLabelsMasker
+
+    img = nib.load(str(bold)) if isinstance(bold, (str, Path)) else bold
+    name = name or _bold_name(img)
+    if len(img.shape) != 4:
+        raise DataError(f"{name} has shape {img.shape}; a BOLD run must be 4-D.")
+    labels = labels_on_grid(atlas, img.shape, img.affine)
+    means = np.full((atlas.n_parcels, img.shape[3]), np.nan)
+    if not np.asanyarray(labels.dataobj).any():  # no parcel within the field of view
+        _check_empty(means, atlas, name)
+    masker = NiftiLabelsMasker(
+        labels_img=labels, strategy="mean", resampling_target="data", standardize=_NO_STANDARDIZE
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (FutureWarning, UserWarning))
+        signals = masker.fit_transform(img)  # (n_volumes, n_present)
+    region_ids = getattr(masker, "region_ids_", None)
+    if region_ids is not None:
+        columns = [region_ids[i] for i in range(signals.shape[1])]
+    else:  # older nilearn: one column per label present, in sorted order
+        present = np.unique(np.asanyarray(labels.dataobj))
+        columns = [int(v) for v in present if v != 0]
+    if len(columns) != signals.shape[1]:
+        raise RuntimeError(
+            f"nilearn returned {signals.shape[1]} parcel columns for {len(columns)} labels"
+        )
+    means[np.asarray(columns, dtype=int) - 1] = signals.T
+    _check_empty(means, atlas, name)
+    return means
+
+
+def _nilearn_standardize_off():
+    """``standardize`` value meaning "no scaling" without nilearn's FutureWarning."""
+    import nilearn
+
+    try:
+        major, minor = (int(x) for x in nilearn.__version__.split(".")[:2])
+    except ValueError:
+        return False
+    return None if (major, minor) >= (0, 14) else False
+
+
+_NO_STANDARDIZE = _nilearn_standardize_off()
+
+
+def clean_parcel_bold(signals, *, tr_s: float, confounds=None) -> np.ndarray:
+    """Regress confounds out of parcel BOLD and remove linear trends.
+
+    Calls ``nilearn.signal.clean(signals.T, detrend=True, standardize=False,
+    confounds=confounds, t_r=tr_s)`` (no temporal filtering) on the parcels with finite
+    values; NaN parcels stay NaN. Signals are not z-scored here: the workflow scales them
+    with training-block statistics.
+
+    Parameters
+    ----------
+    signals : ndarray, shape (n_parcels, n_volumes)
+        Parcel BOLD (:func:`parcellate_bold`).
+    tr_s : float
+        Repetition time in s.
+    confounds : pandas.DataFrame | ndarray, shape (n_volumes, n_confounds) | None
+        Nuisance regressors (:func:`~samba_bids.bold.select_confounds`); None for detrending
+        only.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_parcels, n_volumes)
+        Residuals, with mean 0 for each parcel.
+
+    Raises
+    ------
+    DataError
+        If the confounds have a number of rows other than the number of volumes.
+    """
+    from nilearn.signal import clean
+
+    signals = np.asarray(signals, dtype=np.float64)
+    if signals.ndim != 2:
+        raise ValueError(f"signals must be (n_parcels, n_volumes); got shape {signals.shape}")
+    if not tr_s or tr_s <= 0:
+        raise ValueError(f"tr_s must be > 0; got {tr_s!r}")
+    n_volumes = signals.shape[1]
+    conf = None
+    if confounds is not None:
+        conf = np.asarray(confounds, dtype=np.float64)
+        if conf.ndim == 1:
+            conf = conf[:, None]
+        if conf.shape[0] != n_volumes:
+            raise DataError(
+                f"The confounds table has {conf.shape[0]} rows but the BOLD run has {n_volumes} "
+                "volumes; use the confounds file of the same run (or --confounds none)."
+            )
+        if conf.shape[1] == 0:
+            conf = None
+    out = np.full_like(signals, np.nan)
+    good = np.isfinite(signals).all(axis=1)
+    if good.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            out[good] = clean(
+                signals[good].T,
+                detrend=True,
+                standardize=_NO_STANDARDIZE,
+                confounds=conf,
+                t_r=float(tr_s),
+            ).T
+    if (~good).any():
+        logger.warning("%d parcels with non-finite values left as NaN.", int((~good).sum()))
+    return out

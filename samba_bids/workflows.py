@@ -194,7 +194,7 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
         bold, _ = load_surface_bold(pair.bold_files)
     else:
         bold = load_volume_bold(pair.bold_files[0])
-    observed_raw = parcellate_bold(bold, atlas)
+    observed_raw = parcellate_bold(bold, atlas, name=pair.bold_files[0].name)
     n_volumes = observed_raw.shape[1]
     confounds = None
     if pair.confounds_file is not None:
@@ -242,7 +242,7 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
              "with the training block's mean and SD")
     written = []
 
-    images = project_parcels(predicted.astype(np.float32), atlas, pair.bold_files)
+    images = project_parcels(predicted.astype(np.float32), atlas, pair.bold_files, tr_s=tr_s)
     if pair.space in SURFACE_SPACES:
         for hemi, img in zip(("L", "R"), images):
             path = derivative_path(out, entities, suffix="bold", extension=".func.gii",

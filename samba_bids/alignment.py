@@ -140,6 +140,8 @@ class Split:
         reach it through the HRF; also the gap between blocks.
     window_trs : int
         Targets per window (the configured value, shortened to fit the smallest block).
+    tr_s : float
+        Repetition time, in s.
     """
 
     train: np.ndarray
@@ -147,6 +149,7 @@ class Split:
     test: np.ndarray
     history: int
     window_trs: int
+    tr_s: float
 
     def to_sidecar(self) -> dict:
         """Block indices for sidecars (``TrainVolumes``, ``ValidationVolumes``, ``TestVolumes``)."""
@@ -208,7 +211,7 @@ def blocked_split(n_volumes, tr_s, *, hrf_support_s=32.0, train_fraction=0.7,
     test = np.arange(validation[-1] + 1 + history, n_volumes)
     window = int(min(window_trs, n_val, n_test, n_train))
     return Split(train=train, validation=validation, test=test, history=history,
-                 window_trs=window)
+                 window_trs=window, tr_s=float(tr_s))
 
 
 def standardize(values, train, *, axis=-1):

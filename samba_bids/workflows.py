@@ -218,7 +218,7 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
     # --- SAMBA ---------------------------------------------------------------------------
     features = wavelet_band_features(segments, wavelet=config.wavelet, level=config.wavelet_level)
     fit = fit_samba(features, observed, split, parcels.centroids_mm, atlas.centroids_mm, config,
-                    progress=True)
+                    tr_s=tr_s, progress=True)
     predicted = predict_run(fit.model, features, history=split.history,
                             window_trs=split.window_trs, device="cpu")
     metrics = parcel_metrics(predicted, observed, split.test, atlas.names)

@@ -1,0 +1,27 @@
+"""Electrophysiology stage: reading, preprocessing, forward/inverse, parcel time courses."""
+
+from .preprocessing import detect_modality, preprocess_raw, read_ephys
+from .source import (
+    SourceParcels,
+    compute_source_parcels,
+    empty_room_noise_cov,
+    make_inverse,
+    make_parcel_kernel,
+    make_template_forward,
+    parcel_time_courses,
+    template_labels,
+)
+
+__all__ = [
+    "SourceParcels",
+    "compute_source_parcels",
+    "detect_modality",
+    "empty_room_noise_cov",
+    "make_inverse",
+    "make_parcel_kernel",
+    "make_template_forward",
+    "parcel_time_courses",
+    "preprocess_raw",
+    "read_ephys",
+    "template_labels",
+]

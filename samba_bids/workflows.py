@@ -334,7 +334,7 @@ def _save_model(path, model):
     from .bids.derivatives import atomic_path
 
     with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
+        torch.save(model.to_checkpoint(), tmp)
     return path
 
 

@@ -1,0 +1,28 @@
+"""SAMBA model pieces: wavelet features and attention, parcel graphs, HRFs, the model, losses.
+
+Afrasiyabi et al., "Latent Representation Learning for Multimodal Brain Activity Translation"
+(SAMBA), arXiv 2409.18462; see DESIGN.md, "The SAMBA model".
+"""
+
+from .graph import BipartiteGAT, ParcelGAT, build_graphs, functional_edges, knn_bipartite_edges
+from .hrf import ParcelHRF, causal_fft_convolve, double_gamma, spm_canonical_hrf
+from .losses import pearson_loss
+from .samba import SAMBA
+from .wavelet import WaveletAttention, broadband_log_power, wavelet_band_features
+
+__all__ = [
+    "SAMBA",
+    "BipartiteGAT",
+    "ParcelGAT",
+    "ParcelHRF",
+    "WaveletAttention",
+    "broadband_log_power",
+    "build_graphs",
+    "causal_fft_convolve",
+    "double_gamma",
+    "functional_edges",
+    "knn_bipartite_edges",
+    "pearson_loss",
+    "spm_canonical_hrf",
+    "wavelet_band_features",
+]

@@ -1,0 +1,216 @@
+"""SAMBA: electrophysiology -> fMRI BOLD translation (Afrasiyabi et al., arXiv 2409.18462).
+
+Composition (all stages batched; no Python loop over samples, batch items or parcels)::
+
+    band features (B, N, L, n_bands, n_feat)
+      -> standardise (training statistics, stored as buffers)
+      -> WaveletAttention        (B, N, L, hidden)      attention over wavelet bands
+      -> x + LSTM/GRU(x) over L  (B, N, L, hidden)      per source parcel, causal in time
+      -> BipartiteGAT            (B, L, M, hidden)      N source -> M BOLD parcels, per TR
+      -> ParcelGAT               (B, L, M, hidden)      BOLD parcel graph, residual
+      -> per-parcel readout      (B, M, L)              neural drive per BOLD parcel and TR
+      -> ParcelHRF, causal FFT   (B, M, L)              one learned HRF per BOLD parcel
+      -> gain * bold + offset    (B, M, L)              per BOLD parcel
+
+The RNN sits in a residual branch (then layer norm): the current segment reaches the graph
+layers directly, so the RNN adds temporal context without having to learn to pass the present
+through. Without it the RNN's initial smoothing delays the drive and the HRFs learn to peak
+early to compensate (a latency trade-off the data cannot resolve).
+
+Every stage is causal in time (per-segment operations, a unidirectional RNN, a causal
+convolution), so the prediction for volume ``v`` uses the electrophysiology at and before ``v``
+only. Differences from the public code (SAMBA_NOTES.md): HRFs live on BOLD parcels and are
+registered parameters; the convolution is causal; no observed BOLD is fed to the model;
+dropout is off in ``eval()``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .graph import BipartiteGAT, ParcelGAT
+from .hrf import ParcelHRF, causal_fft_convolve
+from .wavelet import WaveletAttention
+
+
+def default_head_channels(hidden_size: int, heads: int) -> int:
+    """Channels per attention head: ``max(2, hidden_size // (4 * heads))``.
+
+    Per-edge tensors hold ``B * L * E * heads * head_channels`` values; with the real case
+    (B 8, L 38, 200 BOLD parcels x ~12 edges) 8 values per edge keep a training step well
+    under a second on two CPU cores. The heads are concatenated and projected back to
+    ``hidden_size``.
+    """
+    return max(2, int(hidden_size) // (4 * int(heads)))
+
+
+class SAMBA(nn.Module):
+    """Electrophysiology-to-BOLD translator.
+
+    Parameters
+    ----------
+    n_src : int
+        Source (electrophysiology) parcels N.
+    n_bold : int
+        BOLD parcels M.
+    n_bands : int
+        Wavelet bands (``wavelet_level + 1``).
+    n_features : int
+        Features per band.
+    bipartite_edge_index : array_like of int, shape (2, E1)
+        Source -> BOLD edges (:func:`~.graph.build_graphs`).
+    bold_edge_index : array_like of int, shape (2, E2)
+        BOLD -> BOLD edges.
+    tr_s : float
+        Repetition time, in s (the HRF is sampled at ``k * tr_s``).
+    history : int
+        K: the HRF kernel has ``K + 1`` taps (``K = ceil(hrf_support_s / tr_s)``).
+    hidden_size : int
+    rnn : {"lstm", "gru"}
+    gat_heads : int
+    gat_head_channels : int, optional
+        Default :func:`default_head_channels`.
+    dropout : float
+        Dropout after the wavelet attention, the RNN and in the graph layers (training only).
+    hrf_support_s : float
+        HRF support, in s (used for the time-to-peak grid).
+    gat_backend : {"dense", "pyg"}
+        Graph attention evaluation (:mod:`~.graph`); same results.
+
+    Attributes
+    ----------
+    hparams : dict
+        The constructor's scalar arguments (JSON-serialisable), for :meth:`to_checkpoint`.
+    feature_mean, feature_std : Tensor, shape (N, n_bands, n_features)
+        Buffers: standardisation fitted on training volumes (:meth:`set_standardization`).
+    hrf : ParcelHRF
+        The learned HRFs (``hrf.parameters_frame(names)``).
+    """
+
+    def __init__(self, n_src: int, n_bold: int, n_bands: int, n_features: int,
+                 bipartite_edge_index, bold_edge_index, *, tr_s: float, history: int,
+                 hidden_size: int = 32, rnn: str = "lstm", gat_heads: int = 2,
+                 gat_head_channels: int | None = None, dropout: float = 0.1,
+                 hrf_support_s: float = 32.0, gat_backend: str = "dense"):
+        super().__init__()
+        if rnn not in ("lstm", "gru"):
+            raise ValueError(f"rnn must be 'lstm' or 'gru'; got {rnn!r}.")
+        if tr_s <= 0 or history < 0:
+            raise ValueError(f"tr_s must be > 0 and history >= 0; got {tr_s}, {history}.")
+        if gat_head_channels is None:
+            gat_head_channels = default_head_channels(hidden_size, gat_heads)
+        self.hparams = dict(
+            n_src=int(n_src), n_bold=int(n_bold), n_bands=int(n_bands),
+            n_features=int(n_features), tr_s=float(tr_s), history=int(history),
+            hidden_size=int(hidden_size), rnn=rnn, gat_heads=int(gat_heads),
+            gat_head_channels=int(gat_head_channels), dropout=float(dropout),
+            hrf_support_s=float(hrf_support_s), gat_backend=gat_backend,
+        )
+        self.n_src, self.n_bold = int(n_src), int(n_bold)
+        self.tr_s, self.history = float(tr_s), int(history)
+        self.register_buffer("feature_mean", torch.zeros(n_src, n_bands, n_features))
+        self.register_buffer("feature_std", torch.ones(n_src, n_bands, n_features))
+
+        self.wavelet_attention = WaveletAttention(n_src, n_bands, n_features, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        rnn_class = nn.LSTM if rnn == "lstm" else nn.GRU
+        self.temporal = rnn_class(hidden_size, hidden_size, batch_first=True)
+        self.temporal_norm = nn.LayerNorm(hidden_size)
+        self.bipartite = BipartiteGAT(n_src, n_bold, bipartite_edge_index, hidden_size,
+                                      gat_heads, gat_head_channels, dropout, gat_backend)
+        self.parcel_gat = ParcelGAT(n_bold, bold_edge_index, hidden_size, gat_heads,
+                                    gat_head_channels, dropout, gat_backend)
+        self.readout = nn.Parameter(torch.randn(n_bold, hidden_size) / hidden_size**0.5)
+        self.hrf = ParcelHRF(n_bold, support_s=hrf_support_s)
+        self.gain = nn.Parameter(torch.ones(n_bold))
+        self.offset = nn.Parameter(torch.zeros(n_bold))
+
+    # ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def set_standardization(self, mean, std) -> None:
+        """Store the feature mean and SD (shape (N, n_bands, n_features)) fitted on training
+        volumes; SDs below 1e-6 are set to 1."""
+        mean = torch.as_tensor(mean, dtype=self.feature_mean.dtype)
+        std = torch.as_tensor(std, dtype=self.feature_std.dtype)
+        if mean.shape != self.feature_mean.shape or std.shape != self.feature_std.shape:
+            raise ValueError(f"standardisation must have shape {tuple(self.feature_mean.shape)}.")
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+    def neural_drive(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Neural drive per BOLD parcel and TR segment, before the HRF.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, N, L, n_bands, n_features)
+            Raw (unstandardised) band features of L consecutive TR segments.
+        mask : Tensor of bool, shape (B, L), optional
+            False for segments before the recording start: their standardised features and
+            their drive are set to zero (zero history).
+
+        Returns
+        -------
+        Tensor, shape (B, M, L)
+        """
+        if x.dim() != 5 or x.shape[1] != self.n_src:
+            raise ValueError(
+                f"expected (B, {self.n_src}, L, n_bands, n_features); got {tuple(x.shape)}.")
+        batch, n_src, length = x.shape[:3]
+        x = (x - self.feature_mean[:, None]) / self.feature_std[:, None]
+        if mask is not None:
+            mask = mask.to(x.dtype)
+            x = x * mask[:, None, :, None, None]
+        h = self.dropout(self.wavelet_attention(x)).reshape(batch * n_src, length, -1)
+        context, _ = self.temporal(h)  # (B * N, L, H), parcels folded into the batch
+        h = self.temporal_norm(h + self.dropout(context))  # residual: instantaneous path kept
+        h = h.view(batch, n_src, length, -1).transpose(1, 2)  # (B, L, N, H)
+        g = self.parcel_gat(self.bipartite(h))  # (B, L, M, H)
+        drive = torch.einsum("blmh,mh->bml", g, self.readout)
+        if mask is not None:
+            drive = drive * mask[:, None, :]
+        return drive
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted BOLD for every segment of the input windows.
+
+        ``bold[b, m, t] = gain[m] * sum_{k=0..K} h_m(k TR) drive[b, m, t - k] + offset[m]``
+        with the drive zero before ``t = 0``; only positions ``t >= K`` have their full
+        history inside the window (those are the training targets).
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, N, L, n_bands, n_features)
+        mask : Tensor of bool, shape (B, L), optional
+            See :meth:`neural_drive`.
+
+        Returns
+        -------
+        Tensor, shape (B, M, L)
+            Predicted BOLD in the units of the training target (z).
+        """
+        drive = self.neural_drive(x, mask)
+        kernel = self.hrf.kernel(self.tr_s, n_taps=self.history + 1)
+        bold = causal_fft_convolve(drive, kernel)
+        return bold * self.gain[:, None] + self.offset[:, None]
+
+    # ------------------------------------------------------------------------------------
+    def n_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def to_checkpoint(self) -> dict:
+        """``{"hparams": ..., "state_dict": ...}`` for ``torch.save``; the graphs and the
+        standardisation are in the state dict."""
+        return {"hparams": dict(self.hparams),
+                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> "SAMBA":
+        """Rebuild a model from :meth:`to_checkpoint` output (in eval mode, on CPU)."""
+        state = checkpoint["state_dict"]
+        model = cls(bipartite_edge_index=state["bipartite.attention.edge_index"],
+                    bold_edge_index=state["parcel_gat.attention.edge_index"],
+                    **checkpoint["hparams"])
+        model.load_state_dict(state)
+        return model.eval()

@@ -1,0 +1,474 @@
+"""Fit SAMBA on one run and predict the whole run.
+
+Everything fitted (feature standardisation, graphs) comes from the training block only; model
+selection (early stopping) uses the validation block only; the test block is untouched here
+(DESIGN.md, "Splits"; SAMBA_NOTES.md lists what the public code leaked).
+
+Windows: a window is ``L = history + W`` consecutive TR segments inside one block; its last
+``W`` volumes are the targets, so each target has its full HRF history (``history`` = K
+segments) inside the same block.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .model.graph import build_graphs
+from .model.losses import pearson_loss
+from .model.samba import SAMBA
+from .model.wavelet import broadband_log_power
+
+logger = logging.getLogger(__name__)
+
+#: Gradient norm clipping threshold.
+MAX_GRAD_NORM = 5.0
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit_samba`.
+
+    Attributes
+    ----------
+    model : SAMBA
+        On CPU, in eval mode, with the weights of the best validation epoch.
+    history : pandas.DataFrame
+        One row per epoch: ``epoch`` (1-based), ``train_loss`` (mean over batches, dropout on),
+        ``val_loss`` (eval mode), ``seconds``.
+    best_epoch : int
+        Epoch whose weights ``model`` holds.
+    device : str
+        Device the model was trained on.
+    n_parameters : int
+        Trainable parameters.
+    graphs : dict
+        ``"bipartite"`` (2, E1) source->BOLD and ``"bold"`` (2, E2) edge indices.
+    window_trs : int
+        Targets per window used (the requested value, shortened to fit the smallest block).
+    tr_s : float
+        Repetition time the HRFs are sampled at, in s.
+    """
+
+    model: SAMBA
+    history: pd.DataFrame
+    best_epoch: int
+    device: str
+    n_parameters: int
+    graphs: dict = field(default_factory=dict)
+    window_trs: int = 0
+    tr_s: float = 0.0
+
+
+def resolve_device(name="auto") -> torch.device:
+    """The torch device for a ``--device`` value.
+
+    Parameters
+    ----------
+    name : str or torch.device
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        If CUDA is requested but not available, or the name is not a device.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    name = str(name).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda.") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but torch finds no CUDA GPU; use "
+                         "--device auto or --device cpu.")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_windows(split_block, history: int, window_trs: int, *, tile: bool = False) -> np.ndarray:
+    """Windows whose W targets lie inside one contiguous block, with K segments of history.
+
+    The history reaches back before the block's first volume: into the gap before it (the gaps
+    of :func:`samba_bids.alignment.blocked_split` are K volumes long, so a window never reads
+    electrophysiology of another block's targets period) or, for the first block, before the
+    recording start, where indices are negative and the segments count as absent (zero drive).
+
+    Parameters
+    ----------
+    split_block : array_like of int
+        The block's volume indices (sorted, contiguous).
+    history : int
+        K: segments before the first target of a window.
+    window_trs : int
+        W: targets per window (the window's last W volumes).
+    tile : bool
+        False (training): every target start, stride 1. True (validation, test, prediction):
+        the targets tile the block with stride W, the last window moved back to end at the
+        block's end (every volume of the block is a target of at least one window).
+
+    Returns
+    -------
+    ndarray of int, shape (n_windows, K + W)
+        Volume indices of each window (negative before the recording start); the targets are
+        ``windows[:, K:]``.
+
+    Raises
+    ------
+    ValueError
+        If the block is not contiguous, or shorter than W volumes.
+    """
+    block = np.asarray(split_block, dtype=np.int64).ravel()
+    history, window_trs = int(history), int(window_trs)
+    if history < 0 or window_trs < 1:
+        raise ValueError(f"history must be >= 0 and window_trs >= 1; got {history}, "
+                         f"{window_trs}.")
+    if block.size and np.any(np.diff(block) != 1):
+        raise ValueError("make_windows needs a contiguous block of volume indices.")
+    if block.size < window_trs:
+        raise ValueError(
+            f"a block of {block.size} volumes cannot hold a window of {window_trs} target "
+            "volumes; lower window_trs or use a longer run.")
+    if tile:
+        starts = np.arange(0, block.size - window_trs + 1, window_trs)
+        if starts[-1] != block.size - window_trs:
+            starts = np.append(starts, block.size - window_trs)
+    else:
+        starts = np.arange(block.size - window_trs + 1)
+    first_target = block[starts]
+    return first_target[:, None] - history + np.arange(history + window_trs)[None, :]
+
+
+def _resolve_tr(tr_s, split, config):
+    for value in (tr_s, getattr(split, "tr_s", None), getattr(config, "repetition_time_s", None)):
+        if value is not None:
+            if float(value) <= 0:
+                raise ValueError(f"the repetition time must be positive; got {value}.")
+            return float(value)
+    raise ValueError("fit_samba needs the repetition time: pass tr_s=..., give the split a "
+                     "tr_s attribute, or set config.repetition_time_s.")
+
+
+def _check_inputs(features, bold, split, src_centroids_mm, bold_centroids_mm):
+    if features.ndim != 4:
+        raise ValueError(f"features must be (N, V, n_bands, n_features); got {features.shape}.")
+    if bold.ndim != 2 or bold.shape[1] != features.shape[1]:
+        raise ValueError(f"bold must be (M, V) with the features' V = {features.shape[1]} "
+                         f"volumes; got {bold.shape}.")
+    if src_centroids_mm.shape != (features.shape[0], 3):
+        raise ValueError(f"src_centroids_mm must be ({features.shape[0]}, 3); got "
+                         f"{src_centroids_mm.shape}.")
+    if bold_centroids_mm.shape != (bold.shape[0], 3):
+        raise ValueError(f"bold_centroids_mm must be ({bold.shape[0]}, 3); got "
+                         f"{bold_centroids_mm.shape}.")
+    if not (np.isfinite(features).all() and np.isfinite(bold).all()):
+        raise ValueError("features or bold hold NaN or infinite values.")
+    n_volumes = features.shape[1]
+    for name in ("train", "validation"):
+        block = np.asarray(getattr(split, name))
+        if block.size == 0:
+            raise ValueError(f"the split's {name} block is empty.")
+        if block.min() < 0 or block.max() >= n_volumes:
+            raise ValueError(
+                f"the split's {name} block indexes volumes outside 0..{n_volumes - 1}.")
+
+
+def _effective_window(split, window_trs):
+    window = min(int(window_trs), len(split.train), len(split.validation))
+    if window < int(window_trs):
+        logger.warning("window_trs lowered from %d to %d to fit the shortest block.",
+                       window_trs, window)
+    return window
+
+
+def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config, *,
+              tr_s: float | None = None, progress: bool = False) -> FitResult:
+    """Train SAMBA with early stopping on the validation block.
+
+    Parameters
+    ----------
+    features : ndarray, shape (N, V, n_bands, n_features)
+        Wavelet band features per source parcel and volume
+        (:func:`~samba_bids.model.wavelet.wavelet_band_features`).
+    bold : ndarray, shape (M, V)
+        Parcel BOLD, z-scored with training-block statistics.
+    split : object
+        ``train``, ``validation`` (contiguous sorted volume indices) and ``history`` (K)
+        attributes (``samba_bids.alignment.Split``); ``tr_s`` is read from it when present.
+    src_centroids_mm : ndarray, shape (N, 3)
+        Source parcel centroids, in mm.
+    bold_centroids_mm : ndarray, shape (M, 3)
+        BOLD parcel centroids, in mm, same space.
+    config : samba_bids.config.Config
+        Model and training settings: hidden_size, rnn, gat_heads,
+        k_spatial, k_functional, dropout, device, seed, max_epochs, patience, batch_size,
+        learning_rate, weight_decay, mse_weight, hrf_support_s, window_trs (and
+        repetition_time_s when ``tr_s`` is not given).
+    tr_s : float, optional
+        Repetition time, in s; default ``split.tr_s``, then ``config.repetition_time_s``.
+    progress : bool
+        Show a tqdm bar over epochs with the losses.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    ValueError
+        If shapes disagree, values are not finite, the blocks are too short for one window, the
+        repetition time is unknown, or the device is unavailable.
+    FloatingPointError
+        If a loss becomes non-finite (training diverged).
+
+    Notes
+    -----
+    Feature standardisation (mean and SD per parcel, band and feature) and the graphs use the
+    training volumes only and are stored in the model (buffers). AdamW with
+    ``config.learning_rate`` and ``config.weight_decay`` (no decay on the HRF, gain, offset,
+    embeddings, biases and norms); gradient norm clipped at :data:`MAX_GRAD_NORM`. Loss:
+    :func:`pearson_loss` with ``config.mse_weight`` on the target volumes of each window.
+    Early stopping after ``config.patience`` epochs without a lower validation loss; the best
+    epoch's weights are restored. Python, NumPy and torch are seeded with ``config.seed``; on
+    CPU a rerun gives the same model.
+    """
+    from tqdm.auto import tqdm
+
+    features = np.asarray(features, dtype=float)
+    bold = np.asarray(bold, dtype=float)
+    src_centroids_mm = np.asarray(src_centroids_mm, dtype=float)
+    bold_centroids_mm = np.asarray(bold_centroids_mm, dtype=float)
+    _check_inputs(features, bold, split, src_centroids_mm, bold_centroids_mm)
+    tr_s = _resolve_tr(tr_s, split, config)
+    history = int(split.history)
+    window = _effective_window(split, config.window_trs)
+    device = resolve_device(config.device)
+    seed_everything(int(config.seed))
+    rng = np.random.default_rng(int(config.seed))
+
+    train = np.asarray(split.train)
+    n_src, _, n_bands, n_features = features.shape
+    n_bold = bold.shape[0]
+
+    # --- statistics fitted on training volumes only -------------------------------------
+    train_features = features[:, train]
+    mean = train_features.mean(axis=1)
+    std = train_features.std(axis=1)
+    bipartite, bold_edges = build_graphs(
+        src_centroids_mm, bold_centroids_mm, broadband_log_power(train_features),
+        bold[:, train], config.k_spatial, config.k_functional, tr_s=tr_s,
+        hrf_support_s=config.hrf_support_s)
+
+    model = SAMBA(n_src, n_bold, n_bands, n_features, bipartite, bold_edges, tr_s=tr_s,
+                  history=history, hidden_size=config.hidden_size, rnn=config.rnn,
+                  gat_heads=config.gat_heads, dropout=config.dropout,
+                  hrf_support_s=config.hrf_support_s)
+    model.set_standardization(mean, std)
+    model.to(device)
+    n_parameters = model.n_parameters()
+
+    train_windows = make_windows(train, history, window)
+    val_windows = make_windows(split.validation, history, window, tile=True)
+    x_all = torch.as_tensor(features, dtype=torch.float32, device=device)
+    y_all = torch.as_tensor(bold, dtype=torch.float32, device=device)
+    optimizer = _make_optimizer(model, config)
+    logger.info(
+        "SAMBA: %d source -> %d BOLD parcels, %d parameters, %d training / %d validation "
+        "windows of %d + %d TRs, device %s", n_src, n_bold, n_parameters, len(train_windows),
+        len(val_windows), history, window, device)
+
+    rows = []
+    best_loss, best_epoch, best_state, stale = np.inf, 0, None, 0
+    bar = tqdm(range(1, int(config.max_epochs) + 1), desc="SAMBA", unit="epoch",
+               disable=not progress, leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        model.train()
+        order = rng.permutation(len(train_windows))
+        losses = []
+        for first in range(0, len(order), int(config.batch_size)):
+            idx = train_windows[order[first:first + int(config.batch_size)]]
+            x, mask, y = _batch(x_all, y_all, idx, history)
+            optimizer.zero_grad(set_to_none=True)
+            loss = pearson_loss(model(x, mask=mask)[..., history:], y,
+                                mse_weight=config.mse_weight)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        train_loss = float(np.mean(losses))
+        val_loss = evaluate_loss(model, x_all, y_all, val_windows, history,
+                                 mse_weight=config.mse_weight,
+                                 batch_size=int(config.batch_size))
+        if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
+            raise FloatingPointError(
+                f"SAMBA training diverged at epoch {epoch} (train loss {train_loss}, validation "
+                f"loss {val_loss}); lower learning_rate (now {config.learning_rate}).")
+        seconds = time.perf_counter() - start
+        rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                     "seconds": seconds})
+        if val_loss < best_loss:
+            best_loss, best_epoch, stale = val_loss, epoch, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
+                                        model.state_dict().items()})
+        else:
+            stale += 1
+        bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", best=best_epoch)
+        logger.debug("epoch %d: train %.4f, validation %.4f (%.2f s)", epoch, train_loss,
+                     val_loss, seconds)
+        if stale >= int(config.patience):
+            logger.info("early stop at epoch %d: no better validation loss for %d epochs",
+                        epoch, stale)
+            break
+    bar.close()
+
+    model.load_state_dict(best_state)
+    model.to("cpu").eval()
+    history_frame = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss", "seconds"])
+    logger.info("SAMBA: best validation loss %.4f at epoch %d of %d", best_loss, best_epoch,
+                len(rows))
+    return FitResult(model=model, history=history_frame, best_epoch=best_epoch,
+                     device=str(device), n_parameters=n_parameters,
+                     graphs={"bipartite": bipartite, "bold": bold_edges}, window_trs=window,
+                     tr_s=tr_s)
+
+
+def _make_optimizer(model, config):
+    hrf, no_decay, decay = [], [], []
+    for name, parameter in model.named_parameters():
+        if name.startswith("hrf."):
+            hrf.append(parameter)
+        elif (parameter.ndim < 2 or "embedding" in name or name in ("gain", "offset")
+              or "norm" in name):
+            no_decay.append(parameter)
+        else:
+            decay.append(parameter)
+    lr = float(config.learning_rate)
+    return torch.optim.AdamW([
+        {"params": decay, "weight_decay": float(config.weight_decay)},
+        {"params": no_decay, "weight_decay": 0.0},
+        {"params": hrf, "weight_decay": 0.0},
+    ], lr=lr)
+
+
+def _batch(x_all, y_all, windows, history):
+    """Features, presence mask and targets of a batch of windows.
+
+    Parameters
+    ----------
+    x_all : Tensor, shape (N, V, n_bands, n_features)
+    y_all : Tensor, shape (M, V) or None
+    windows : ndarray of int, shape (B, L)
+        From :func:`make_windows`; negative indices are before the recording start.
+    history : int
+
+    Returns
+    -------
+    x : Tensor, shape (B, N, L, n_bands, n_features)
+    mask : Tensor of bool, shape (B, L)
+        False before the recording start (the model zeroes those segments).
+    y : Tensor, shape (B, M, W) or None
+    """
+    idx = torch.as_tensor(windows, device=x_all.device)
+    mask = idx >= 0
+    x = x_all[:, idx.clamp(min=0)].permute(1, 0, 2, 3, 4)
+    y = None if y_all is None else y_all[:, idx[:, history:]].permute(1, 0, 2)
+    return x, mask, y
+
+
+@torch.no_grad()
+def evaluate_loss(model, x_all, y_all, windows, history, *, mse_weight=0.0,
+                  batch_size=8) -> float:
+    """Mean :func:`pearson_loss` over windows (eval mode), weighted by windows per batch."""
+    model.eval()
+    total = 0.0
+    for first in range(0, len(windows), batch_size):
+        idx = windows[first:first + batch_size]
+        x, mask, y = _batch(x_all, y_all, idx, history)
+        total += float(pearson_loss(model(x, mask=mask)[..., history:], y,
+                                    mse_weight=mse_weight)) * len(idx)
+    return total / len(windows)
+
+
+@torch.no_grad()
+def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device="cpu",
+                batch_size: int = 16) -> np.ndarray:
+    """Predicted BOLD for every volume of a run.
+
+    Windows of ``history + W`` segments tile the run (:func:`make_windows` with ``tile=True``);
+    segments before the recording start are absent (zero drive: zero history), so each volume
+    is predicted from the electrophysiology at and before it, as in training.
+
+    Parameters
+    ----------
+    model : SAMBA
+        A fitted model (its stored standardisation is applied).
+    features : ndarray, shape (N, V, n_bands, n_features)
+        Raw band features of the whole run.
+    history : int
+        K, as in training.
+    window_trs : int
+        W targets per window (shortened to V for short runs).
+    device : str or torch.device
+        Where to compute (``"auto"`` allowed); the model is returned to its original device.
+    batch_size : int
+        Windows per forward pass.
+
+    Returns
+    -------
+    ndarray, shape (M, V), float64
+
+    Raises
+    ------
+    ValueError
+        If the features' shape does not match the model.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 4 or features.shape[0] != model.n_src:
+        raise ValueError(f"features must be ({model.n_src}, V, n_bands, n_features); got "
+                         f"{features.shape}.")
+    history = int(history)
+    n_volumes = features.shape[1]
+    if n_volumes < 1:
+        raise ValueError("features hold no volumes.")
+    window = max(1, min(int(window_trs), n_volumes))
+    device = resolve_device(device)
+    original = next(model.parameters()).device
+    was_training = model.training
+    model.to(device).eval()
+
+    x_all = torch.as_tensor(features, device=device)
+    windows = make_windows(np.arange(n_volumes), history, window, tile=True)
+    out = np.zeros((model.n_bold, n_volumes))
+    try:
+        for first in range(0, len(windows), batch_size):
+            chunk = windows[first:first + batch_size]
+            x, mask, _ = _batch(x_all, None, chunk, history)
+            pred = model(x, mask=mask)[..., history:]
+            out[:, chunk[:, history:].ravel()] = (pred.permute(1, 0, 2)
+                                                  .reshape(model.n_bold, -1)
+                                                  .double().cpu().numpy())
+    finally:
+        model.to(original)
+        model.train(was_training)
+    return out

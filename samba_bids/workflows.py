@@ -242,7 +242,8 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
              "with the training block's mean and SD")
     written = []
 
-    images = project_parcels(predicted.astype(np.float32), atlas, pair.bold_files, tr_s=tr_s)
+    reference = pair.bold_files if pair.space in SURFACE_SPACES else bold
+    images = project_parcels(predicted.astype(np.float32), atlas, reference, tr_s=tr_s)
     if pair.space in SURFACE_SPACES:
         for hemi, img in zip(("L", "R"), images):
             path = derivative_path(out, entities, suffix="bold", extension=".func.gii",
@@ -306,7 +307,8 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
     history_path = derivative_path(out, entities, suffix="history", extension=".tsv",
                                    datatype="model", space=None, desc="samba")
     written.append(write_with_sidecar(history_path, write_tsv, fit.history, {
-        "Description": "Training and validation loss per epoch.",
+        "Sources": sources,
+        "Description": "Training and validation loss per epoch (1 - Pearson r + MSE term).",
     }))
 
     seconds = time.time() - start

@@ -13,4 +13,4 @@ COPY . /opt/samba-bids
 RUN python -m pip install --no-cache-dir "torch==2.13.0" && \
     python -m pip install --no-cache-dir /opt/samba-bids
 
-ENTRYPOINT ["samba-bids"]
+ENTRYPOINT ["/opt/samba-bids/docker/entrypoint.sh"]

@@ -165,7 +165,13 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
         project_parcels,
         select_confounds,
     )
-    from .ephys import compute_source_parcels, detect_modality, preprocess_raw, read_ephys
+    from .ephys import (
+        compute_source_parcels,
+        detect_modality,
+        empty_room_noise_cov,
+        preprocess_raw,
+        read_ephys,
+    )
     from .metrics import parcel_metrics, summarise
     from .model.wavelet import wavelet_band_features
     from .training import fit_samba, predict_run
@@ -181,10 +187,11 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
     raw = preprocess_raw(raw, modality=modality, l_freq_hz=config.l_freq_hz,
                          h_freq_hz=config.h_freq_hz, sfreq_hz=config.resample_sfreq_hz,
                          n_jobs=config.nprocs or 1)
+    noise_cov = empty_room_noise_cov(pair.ephys_file, raw) if modality == "meg" else None
     parcels = compute_source_parcels(
         raw, templates_dir, modality=modality, subject=EPHYS_SUBJECT,
         n_parcels=config.ephys_atlas_scale, method=config.inverse_method, snr=config.snr,
-        chunk_seconds=config.chunk_s, progress=True,
+        noise_cov=noise_cov, chunk_seconds=config.chunk_s, progress=True,
     )
 
     # --- BOLD -> parcel time series ------------------------------------------------------

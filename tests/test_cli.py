@@ -59,3 +59,19 @@ def test_exit_codes(tmp_path, templates_dir, capsys):
     assert main([str(root), str(tmp_path / "o"), "participant",
                  "--templates-dir", str(tmp_path / "none"), "-w", str(tmp_path / "work")]) == 66
     assert tree_digest(root) == before
+
+
+def test_container_entrypoint_uses_writable_caches(tmp_path):
+    """docker/entrypoint.sh runs samba-bids with caches under TMPDIR (read-only images)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    entrypoint = Path(__file__).resolve().parents[1] / "docker" / "entrypoint.sh"
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "TMPDIR": str(tmp_path)}
+    result = subprocess.run(["bash", str(entrypoint), "--version"], env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("samba-bids ")
+    assert (tmp_path / "samba-bids-cache").is_dir()

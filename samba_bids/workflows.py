@@ -227,7 +227,7 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
     fit = fit_samba(features, observed, split, parcels.centroids_mm, atlas.centroids_mm, config,
                     tr_s=tr_s, progress=True)
     predicted = predict_run(fit.model, features, history=split.history,
-                            window_trs=split.window_trs, device="cpu")
+                            window_trs=fit.window_trs, device=fit.device)
     metrics = parcel_metrics(predicted, observed, split.test, atlas.names)
     summary = summarise(metrics)
 

@@ -81,6 +81,10 @@ class Config:
     k_spatial: int = 6
     k_functional: int = 6
     dropout: float = 0.1
+    #: Ablations (defaults: the full model; see ``samba_bids.training.ablation_configs``).
+    use_wavelet_attention: bool = True  # False: uniform average over wavelet bands
+    use_graph: bool = True  # False: dense learned N -> M map instead of the two GAT layers
+    learn_hrf: bool = True  # False: HRFs fixed at SPM's canonical
 
     # --- training ----------------------------------------------------------------------
     device: str = "auto"  # auto | cpu | cuda

@@ -12,6 +12,7 @@ segments) inside the same block.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import random
 import time
@@ -221,7 +222,8 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
         BOLD parcel centroids, in mm, same space.
     config : samba_bids.config.Config
         Model and training settings: hidden_size, rnn, gat_heads,
-        k_spatial, k_functional, dropout, device, seed, max_epochs, patience, batch_size,
+        k_spatial, k_functional, dropout, the ablation flags use_wavelet_attention, use_graph
+        and learn_hrf, device, seed, max_epochs, patience, batch_size,
         learning_rate, weight_decay, mse_weight, hrf_support_s, window_trs (and
         repetition_time_s when ``tr_s`` is not given).
     tr_s : float, optional
@@ -232,6 +234,8 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     Returns
     -------
     FitResult
+        ``graphs`` holds the training-data graphs also when ``config.use_graph`` is False
+        (the model does not use them then).
 
     Raises
     ------
@@ -282,7 +286,10 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     model = SAMBA(n_src, n_bold, n_bands, n_features, bipartite, bold_edges, tr_s=tr_s,
                   history=history, hidden_size=config.hidden_size, rnn=config.rnn,
                   gat_heads=config.gat_heads, dropout=config.dropout,
-                  hrf_support_s=config.hrf_support_s)
+                  hrf_support_s=config.hrf_support_s,
+                  use_wavelet_attention=getattr(config, "use_wavelet_attention", True),
+                  use_graph=getattr(config, "use_graph", True),
+                  learn_hrf=getattr(config, "learn_hrf", True))
     model.set_standardization(mean, std)
     model.to(device)
     n_parameters = model.n_parameters()
@@ -353,9 +360,41 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
                      tr_s=tr_s)
 
 
+#: Names of :func:`ablation_configs` entries and the Config fields each one switches off.
+ABLATIONS = {
+    "samba": {},
+    "no-wavelet-attention": {"use_wavelet_attention": False},
+    "no-graph": {"use_graph": False},
+    "fixed-hrf": {"learn_hrf": False},
+}
+
+
+def ablation_configs(config) -> dict:
+    """The full model and its ablations, as configurations that differ in one flag each.
+
+    Parameters
+    ----------
+    config : samba_bids.config.Config
+        Settings shared by all variants (its own ablation flags are overridden).
+
+    Returns
+    -------
+    dict of str to Config
+        ``"samba"`` (every flag True), ``"no-wavelet-attention"`` (``use_wavelet_attention``
+        False: uniform average over bands), ``"no-graph"`` (``use_graph`` False: dense N -> M
+        map per TR segment), ``"fixed-hrf"`` (``learn_hrf`` False: SPM canonical HRF), in this
+        order. Same seed, split settings and training settings as ``config``.
+    """
+    full = {"use_wavelet_attention": True, "use_graph": True, "learn_hrf": True}
+    return {name: dataclasses.replace(config, **{**full, **off})
+            for name, off in ABLATIONS.items()}
+
+
 def _make_optimizer(model, config):
     hrf, no_decay, decay = [], [], []
     for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:  # frozen (the fixed-HRF ablation)
+            continue
         if name.startswith("hrf."):
             hrf.append(parameter)
         elif (parameter.ndim < 2 or "embedding" in name or name in ("gain", "offset")

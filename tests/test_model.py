@@ -259,3 +259,83 @@ def test_all_parameters_get_gradients_including_hrf():
                or not torch.isfinite(p.grad).all() or p.grad.abs().max() == 0]
     assert missing == []
     assert any(p is model.hrf.raw for p in model.parameters())
+
+
+# --- ablations -------------------------------------------------------------------------
+ABLATION_FLAGS = {"no-wavelet-attention": dict(use_wavelet_attention=False),
+                  "no-graph": dict(use_graph=False), "fixed-hrf": dict(learn_hrf=False)}
+
+
+def test_ablation_no_wavelet_attention_is_uniform():
+    model = _model(use_wavelet_attention=False).eval()
+    model(_input())
+    weights = model.wavelet_attention.last_attention
+    torch.testing.assert_close(weights, torch.full_like(weights, 1.0 / N_BANDS))
+    names = dict(model.named_parameters())
+    assert "wavelet_attention.query" not in names
+    assert "wavelet_attention.band_weight" in names  # same embeddings
+    assert model.hparams["use_wavelet_attention"] is False
+
+
+def test_ablation_no_graph_has_no_gat():
+    from torch_geometric.nn import GATv2Conv
+
+    from samba_bids.model.graph import DenseParcelMap
+
+    full = _model()
+    model = SAMBA(N_SRC, N_BOLD, N_BANDS, N_FEAT, None, None, tr_s=TR, history=HISTORY,
+                  hidden_size=8, use_graph=False)
+    assert any(isinstance(m, GATv2Conv) for m in full.modules())
+    assert not any(isinstance(m, (GATv2Conv, GraphAttention)) for m in model.modules())
+    assert isinstance(model.parcel_map, DenseParcelMap)
+    assert model.parcel_map.weight.shape == (N_BOLD, N_SRC)
+    assert model(_input()).shape == (3, N_BOLD, HISTORY + 5)
+    with pytest.raises(ValueError, match="needs"):
+        SAMBA(N_SRC, N_BOLD, N_BANDS, N_FEAT, None, None, tr_s=TR, history=HISTORY)
+
+
+def test_ablation_fixed_hrf_has_no_trainable_hrf():
+    full, model = _model(), _model(learn_hrf=False)
+    assert not model.hrf.raw.requires_grad
+    assert all(not name.startswith("hrf.") for name, p in model.named_parameters()
+               if p.requires_grad)
+    assert full.n_parameters() - model.n_parameters() == N_BOLD * 6
+    peaks = model.hrf.time_to_peak()
+    np.testing.assert_allclose(peaks, 4.99, atol=0.02)  # SPM canonical
+
+
+@pytest.mark.parametrize("name", sorted(ABLATION_FLAGS))
+def test_ablations_causal_checkpointed_and_trainable(name):
+    flags = ABLATION_FLAGS[name]
+    model = _model(**flags)
+    for key, value in flags.items():
+        assert model.hparams[key] is value
+    out = model(_input())
+    (out[..., HISTORY:] ** 2).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad
+               and (p.grad is None or p.grad.abs().max() == 0)]
+    assert missing == []
+    model = model.double().eval()
+    x = _input(batch=2, length=HISTORY + 6, dtype=torch.float64)
+    changed = x.clone()
+    changed[:, :, 5] += 3.0
+    torch.testing.assert_close(model(changed)[..., :5], model(x)[..., :5], atol=1e-10, rtol=0)
+    restored = SAMBA.from_checkpoint(model.float().to_checkpoint())
+    assert restored.hparams == model.hparams
+    torch.testing.assert_close(restored(x.float()), model(x.float()))
+    assert restored.hrf.raw.requires_grad == model.hrf.raw.requires_grad
+
+
+def test_ablation_configs():
+    from samba_bids.config import Config
+    from samba_bids.training import ablation_configs
+
+    base = Config(hidden_size=12, seed=5, learn_hrf=False)
+    configs = ablation_configs(base)
+    assert list(configs) == ["samba", "no-wavelet-attention", "no-graph", "fixed-hrf"]
+    flags = {name: (c.use_wavelet_attention, c.use_graph, c.learn_hrf)
+             for name, c in configs.items()}
+    assert flags == {"samba": (True, True, True), "no-wavelet-attention": (False, True, True),
+                     "no-graph": (True, False, True), "fixed-hrf": (True, True, False)}
+    assert all(c.hidden_size == 12 and c.seed == 5 for c in configs.values())
+    assert Config().use_graph and Config().learn_hrf and Config().use_wavelet_attention

@@ -246,3 +246,19 @@ def test_resolve_device():
             resolve_device("cuda")
     with pytest.raises(ValueError, match="unknown device"):
         resolve_device("tpu-ish")
+
+
+def test_fit_samba_ablations(small_data):
+    from samba_bids.model.hrf import SPM_CANONICAL
+
+    fixed = _fit(small_data, learn_hrf=False, max_epochs=2)
+    assert fixed.model.hparams["learn_hrf"] is False
+    torch.testing.assert_close(fixed.model.hrf.params(),
+                               torch.tensor(SPM_CANONICAL).expand(4, 6), atol=1e-5, rtol=0)
+    no_graph = _fit(small_data, use_graph=False, use_wavelet_attention=False, max_epochs=2)
+    assert no_graph.model.hparams["use_graph"] is False
+    assert no_graph.model.hparams["use_wavelet_attention"] is False
+    assert not hasattr(no_graph.model, "bipartite")
+    predicted = predict_run(no_graph.model, small_data["features"],
+                            history=small_data["split"].history, window_trs=5)
+    assert np.isfinite(predicted).all()

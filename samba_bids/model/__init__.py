@@ -4,7 +4,15 @@ Afrasiyabi et al., "Latent Representation Learning for Multimodal Brain Activity
 (SAMBA), arXiv 2409.18462; see DESIGN.md, "The SAMBA model".
 """
 
-from .graph import BipartiteGAT, ParcelGAT, build_graphs, functional_edges, knn_bipartite_edges
+from .baselines import RidgeBaseline, fit_ridge_baseline
+from .graph import (
+    BipartiteGAT,
+    DenseParcelMap,
+    ParcelGAT,
+    build_graphs,
+    functional_edges,
+    knn_bipartite_edges,
+)
 from .hrf import ParcelHRF, causal_fft_convolve, double_gamma, spm_canonical_hrf
 from .losses import pearson_loss
 from .samba import SAMBA
@@ -13,13 +21,16 @@ from .wavelet import WaveletAttention, broadband_log_power, wavelet_band_feature
 __all__ = [
     "SAMBA",
     "BipartiteGAT",
+    "DenseParcelMap",
     "ParcelGAT",
     "ParcelHRF",
+    "RidgeBaseline",
     "WaveletAttention",
     "broadband_log_power",
     "build_graphs",
     "causal_fft_convolve",
     "double_gamma",
+    "fit_ridge_baseline",
     "functional_edges",
     "knn_bipartite_edges",
     "pearson_loss",

@@ -506,3 +506,50 @@ class ParcelGAT(nn.Module):
         flat = x.reshape(batch * length, n_parcels, hidden)
         out = self.dropout(F.elu(self.project(self.attention(flat, flat))))
         return self.norm(flat + out).view(batch, length, n_parcels, hidden)
+
+
+class DenseParcelMap(nn.Module):
+    """A dense learned linear map from N source parcels to M BOLD parcels, per TR segment.
+
+    The "no graph" ablation of SAMBA: it replaces :class:`BipartiteGAT` followed by
+    :class:`ParcelGAT`. Every BOLD parcel is a learned weighted sum of all source parcels'
+    features (no graph, no attention, no input-dependent weights), plus a learned BOLD parcel
+    embedding, layer-normalised per parcel and segment::
+
+        out[b, l, m] = LayerNorm(sum_n W[m, n] x[b, l, n] + e_m)
+
+    Parameters
+    ----------
+    n_src, n_bold : int
+        Source parcels N, BOLD parcels M.
+    hidden_size : int
+    dropout : float
+        Dropout on the mapped features (training only).
+    """
+
+    def __init__(self, n_src: int, n_bold: int, hidden_size: int, dropout: float = 0.0):
+        super().__init__()
+        self.n_src, self.n_bold = int(n_src), int(n_bold)
+        self.weight = nn.Parameter(torch.randn(n_bold, n_src) / n_src**0.5)
+        self.bold_embedding = nn.Parameter(0.1 * torch.randn(n_bold, hidden_size))
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map source-parcel features to BOLD parcels, for every batch item and segment.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, L, N, hidden)
+
+        Returns
+        -------
+        Tensor, shape (B, L, M, hidden)
+        """
+        if x.shape[2] != self.n_src:
+            raise ValueError(f"expected {self.n_src} source parcels; got {x.shape[2]}.")
+        out = torch.einsum("mn,blnh->blmh", self.weight, x)
+        return self.norm(self.dropout(out) + self.bold_embedding)
+
+    def extra_repr(self) -> str:
+        return f"n_src={self.n_src}, n_bold={self.n_bold}"

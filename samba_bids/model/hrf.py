@@ -171,9 +171,12 @@ class ParcelHRF(nn.Module):
         Number of BOLD parcels M.
     support_s : float
         Length of the kernel, in s (32 s, as SPM).
+    learnable : bool
+        False freezes the HRFs at SPM's canonical (``raw.requires_grad`` is False, so no
+        optimiser updates it and it is not counted as trainable): the "fixed HRF" ablation.
     """
 
-    def __init__(self, n_parcels: int, support_s: float = 32.0):
+    def __init__(self, n_parcels: int, support_s: float = 32.0, *, learnable: bool = True):
         super().__init__()
         if n_parcels < 1:
             raise ValueError(f"n_parcels must be positive; got {n_parcels}.")
@@ -186,7 +189,9 @@ class ParcelHRF(nn.Module):
         raw = torch.log(frac) - torch.log1p(-frac)
         self.register_buffer("lower", lower.float())
         self.register_buffer("upper", upper.float())
-        self.raw = nn.Parameter(raw.float().repeat(self.n_parcels, 1))
+        self.learnable = bool(learnable)
+        self.raw = nn.Parameter(raw.float().repeat(self.n_parcels, 1),
+                                requires_grad=self.learnable)
 
     def params(self) -> torch.Tensor:
         """The six bounded parameters per parcel, shape (M, 6), in :data:`HRF_PARAMETER_NAMES`
@@ -260,4 +265,5 @@ class ParcelHRF(nn.Module):
         return frame
 
     def extra_repr(self) -> str:
-        return f"n_parcels={self.n_parcels}, support_s={self.support_s:g}"
+        return (f"n_parcels={self.n_parcels}, support_s={self.support_s:g}, "
+                f"learnable={self.learnable}")

@@ -22,6 +22,15 @@ convolution), so the prediction for volume ``v`` uses the electrophysiology at a
 only. Differences from the public code (SAMBA_NOTES.md): HRFs live on BOLD parcels and are
 registered parameters; the convolution is causal; no observed BOLD is fed to the model;
 dropout is off in ``eval()``.
+
+Ablations (DESIGN.md, "Baselines"; constructor flags, saved in :attr:`SAMBA.hparams`):
+
+* ``use_wavelet_attention=False``: uniform average of the band embeddings instead of the
+  input-dependent softmax (:class:`~.wavelet.WaveletAttention` with ``input_dependent=False``);
+* ``use_graph=False``: :class:`~.graph.DenseParcelMap` (a learned dense N -> M linear map per
+  TR segment) instead of the bipartite GAT and the BOLD parcel GAT; no edges are needed;
+* ``learn_hrf=False``: HRFs frozen at SPM's canonical (:class:`~.hrf.ParcelHRF` with
+  ``learnable=False``).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .graph import BipartiteGAT, ParcelGAT
+from .graph import BipartiteGAT, DenseParcelMap, ParcelGAT
 from .hrf import ParcelHRF, causal_fft_convolve
 from .wavelet import WaveletAttention
 
@@ -58,10 +67,11 @@ class SAMBA(nn.Module):
         Wavelet bands (``wavelet_level + 1``).
     n_features : int
         Features per band.
-    bipartite_edge_index : array_like of int, shape (2, E1)
-        Source -> BOLD edges (:func:`~.graph.build_graphs`).
-    bold_edge_index : array_like of int, shape (2, E2)
-        BOLD -> BOLD edges.
+    bipartite_edge_index : array_like of int, shape (2, E1), or None
+        Source -> BOLD edges (:func:`~.graph.build_graphs`); ignored (may be None) when
+        ``use_graph`` is False.
+    bold_edge_index : array_like of int, shape (2, E2), or None
+        BOLD -> BOLD edges; ignored (may be None) when ``use_graph`` is False.
     tr_s : float
         Repetition time, in s (the HRF is sampled at ``k * tr_s``).
     history : int
@@ -77,6 +87,14 @@ class SAMBA(nn.Module):
         HRF support, in s (used for the time-to-peak grid).
     gat_backend : {"dense", "pyg"}
         Graph attention evaluation (:mod:`~.graph`); same results.
+    use_wavelet_attention : bool
+        False: uniform average over wavelet bands (ablation).
+    use_graph : bool
+        False: a dense learned N -> M map per TR segment replaces both graph attention layers
+        (ablation); the model then has no ``bipartite`` and ``parcel_gat`` modules but
+        ``parcel_map``.
+    learn_hrf : bool
+        False: HRFs fixed at SPM's canonical, not trained (ablation).
 
     Attributes
     ----------
@@ -92,7 +110,9 @@ class SAMBA(nn.Module):
                  bipartite_edge_index, bold_edge_index, *, tr_s: float, history: int,
                  hidden_size: int = 32, rnn: str = "lstm", gat_heads: int = 2,
                  gat_head_channels: int | None = None, dropout: float = 0.1,
-                 hrf_support_s: float = 32.0, gat_backend: str = "dense"):
+                 hrf_support_s: float = 32.0, gat_backend: str = "dense",
+                 use_wavelet_attention: bool = True, use_graph: bool = True,
+                 learn_hrf: bool = True):
         super().__init__()
         if rnn not in ("lstm", "gru"):
             raise ValueError(f"rnn must be 'lstm' or 'gru'; got {rnn!r}.")
@@ -106,23 +126,32 @@ class SAMBA(nn.Module):
             hidden_size=int(hidden_size), rnn=rnn, gat_heads=int(gat_heads),
             gat_head_channels=int(gat_head_channels), dropout=float(dropout),
             hrf_support_s=float(hrf_support_s), gat_backend=gat_backend,
+            use_wavelet_attention=bool(use_wavelet_attention), use_graph=bool(use_graph),
+            learn_hrf=bool(learn_hrf),
         )
         self.n_src, self.n_bold = int(n_src), int(n_bold)
         self.tr_s, self.history = float(tr_s), int(history)
         self.register_buffer("feature_mean", torch.zeros(n_src, n_bands, n_features))
         self.register_buffer("feature_std", torch.ones(n_src, n_bands, n_features))
 
-        self.wavelet_attention = WaveletAttention(n_src, n_bands, n_features, hidden_size)
+        self.wavelet_attention = WaveletAttention(n_src, n_bands, n_features, hidden_size,
+                                                  input_dependent=use_wavelet_attention)
         self.dropout = nn.Dropout(dropout)
         rnn_class = nn.LSTM if rnn == "lstm" else nn.GRU
         self.temporal = rnn_class(hidden_size, hidden_size, batch_first=True)
         self.temporal_norm = nn.LayerNorm(hidden_size)
-        self.bipartite = BipartiteGAT(n_src, n_bold, bipartite_edge_index, hidden_size,
-                                      gat_heads, gat_head_channels, dropout, gat_backend)
-        self.parcel_gat = ParcelGAT(n_bold, bold_edge_index, hidden_size, gat_heads,
-                                    gat_head_channels, dropout, gat_backend)
+        if use_graph:
+            if bipartite_edge_index is None or bold_edge_index is None:
+                raise ValueError("use_graph=True needs bipartite_edge_index and "
+                                 "bold_edge_index (build_graphs).")
+            self.bipartite = BipartiteGAT(n_src, n_bold, bipartite_edge_index, hidden_size,
+                                          gat_heads, gat_head_channels, dropout, gat_backend)
+            self.parcel_gat = ParcelGAT(n_bold, bold_edge_index, hidden_size, gat_heads,
+                                        gat_head_channels, dropout, gat_backend)
+        else:
+            self.parcel_map = DenseParcelMap(n_src, n_bold, hidden_size, dropout)
         self.readout = nn.Parameter(torch.randn(n_bold, hidden_size) / hidden_size**0.5)
-        self.hrf = ParcelHRF(n_bold, support_s=hrf_support_s)
+        self.hrf = ParcelHRF(n_bold, support_s=hrf_support_s, learnable=learn_hrf)
         self.gain = nn.Parameter(torch.ones(n_bold))
         self.offset = nn.Parameter(torch.zeros(n_bold))
 
@@ -165,7 +194,10 @@ class SAMBA(nn.Module):
         context, _ = self.temporal(h)  # (B * N, L, H), parcels folded into the batch
         h = self.temporal_norm(h + self.dropout(context))  # residual: instantaneous path kept
         h = h.view(batch, n_src, length, -1).transpose(1, 2)  # (B, L, N, H)
-        g = self.parcel_gat(self.bipartite(h))  # (B, L, M, H)
+        if self.hparams["use_graph"]:
+            g = self.parcel_gat(self.bipartite(h))  # (B, L, M, H)
+        else:
+            g = self.parcel_map(h)  # (B, L, M, H)
         drive = torch.einsum("blmh,mh->bml", g, self.readout)
         if mask is not None:
             drive = drive * mask[:, None, :]
@@ -207,10 +239,12 @@ class SAMBA(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> "SAMBA":
-        """Rebuild a model from :meth:`to_checkpoint` output (in eval mode, on CPU)."""
+        """Rebuild a model from :meth:`to_checkpoint` output (in eval mode, on CPU).
+
+        Checkpoints written before the ablation flags existed load as the full model."""
         state = checkpoint["state_dict"]
-        model = cls(bipartite_edge_index=state["bipartite.attention.edge_index"],
-                    bold_edge_index=state["parcel_gat.attention.edge_index"],
+        model = cls(bipartite_edge_index=state.get("bipartite.attention.edge_index"),
+                    bold_edge_index=state.get("parcel_gat.attention.edge_index"),
                     **checkpoint["hparams"])
         model.load_state_dict(state)
         return model.eval()

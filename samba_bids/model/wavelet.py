@@ -122,6 +122,10 @@ class WaveletAttention(nn.Module):
     from the input, ``alpha = softmax_b(s)``, and the output is ``sum_b alpha_b e_b`` plus a
     learned per-parcel embedding (so later stages know which parcel a feature comes from).
 
+    With ``input_dependent=False`` (the "no wavelet attention" ablation) the same embeddings are
+    averaged with uniform weights ``alpha_b = 1 / n_bands``; the query and score biases are not
+    created.
+
     Parameters
     ----------
     n_parcels : int
@@ -132,6 +136,8 @@ class WaveletAttention(nn.Module):
         Features per band.
     hidden_size : int
         Output size.
+    input_dependent : bool
+        True: softmax over input-dependent band scores (SAMBA). False: uniform average.
 
     Attributes
     ----------
@@ -139,16 +145,19 @@ class WaveletAttention(nn.Module):
         Attention weights of the last forward pass (detached), for reports.
     """
 
-    def __init__(self, n_parcels: int, n_bands: int, n_features: int, hidden_size: int):
+    def __init__(self, n_parcels: int, n_bands: int, n_features: int, hidden_size: int, *,
+                 input_dependent: bool = True):
         super().__init__()
         self.n_bands = int(n_bands)
         self.n_features = int(n_features)
+        self.input_dependent = bool(input_dependent)
         bound = 1.0 / np.sqrt(n_features)
         self.band_weight = nn.Parameter(
             torch.empty(n_bands, n_features, hidden_size).uniform_(-bound, bound))
         self.band_bias = nn.Parameter(torch.zeros(n_bands, hidden_size))
-        self.query = nn.Parameter(torch.empty(hidden_size).uniform_(-0.5, 0.5))
-        self.score_bias = nn.Parameter(torch.zeros(n_bands))
+        if self.input_dependent:
+            self.query = nn.Parameter(torch.empty(hidden_size).uniform_(-0.5, 0.5))
+            self.score_bias = nn.Parameter(torch.zeros(n_bands))
         self.parcel_embedding = nn.Parameter(0.1 * torch.randn(n_parcels, hidden_size))
         self.last_attention: torch.Tensor | None = None
 
@@ -169,8 +178,15 @@ class WaveletAttention(nn.Module):
                 f"expected (B, N, L, {self.n_bands}, {self.n_features}); got {tuple(x.shape)}.")
         embedded = torch.tanh(torch.einsum("bnlkf,kfh->bnlkh", x, self.band_weight)
                               + self.band_bias)
-        scores = embedded @ self.query + self.score_bias  # (B, N, L, n_bands)
-        attention = torch.softmax(scores, dim=-1)
+        if self.input_dependent:
+            scores = embedded @ self.query + self.score_bias  # (B, N, L, n_bands)
+            attention = torch.softmax(scores, dim=-1)
+        else:
+            attention = embedded.new_full(embedded.shape[:-1], 1.0 / self.n_bands)
         self.last_attention = attention.detach()
         out = (attention.unsqueeze(-1) * embedded).sum(dim=-2)
         return out + self.parcel_embedding[:, None, :]
+
+    def extra_repr(self) -> str:
+        return (f"n_bands={self.n_bands}, n_features={self.n_features}, "
+                f"input_dependent={self.input_dependent}")

@@ -1,0 +1,151 @@
+"""Compare SAMBA, its ablations and the ridge baseline on one split.
+
+Every model is fitted on the training block, selected on the validation block (early stopping
+for SAMBA and its ablations, the ridge penalty for the baseline) and scored on the test block
+only (DESIGN.md, "The SAMBA model", "Baselines"). This is the table the participant level and
+the evaluation command print.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+
+from .metrics import hrf_recovery, parcel_metrics, pooled_spearman, summarise
+from .model.baselines import DEFAULT_ALPHAS, fit_ridge_baseline
+from .training import ABLATIONS, ablation_configs, fit_samba, predict_run
+
+logger = logging.getLogger(__name__)
+
+#: Model names :func:`compare_models` knows, in table order.
+MODEL_NAMES = (*ABLATIONS, "ridge")
+
+#: Columns of :func:`compare_models`' table (``median_ttp_abs_error_s`` only with a truth).
+TABLE_COLUMNS = ("model", "median_pearson_r", "median_spearman_rho", "fraction_significant",
+                 "pooled_spearman", "median_ttp_abs_error_s", "n_parameters", "best_epoch",
+                 "fit_seconds")
+
+
+def compare_models(features, bold, split, src_centroids_mm, bold_centroids_mm, config, *,
+                   tr_s: float, names, truth_hrf: pd.DataFrame | None = None, models=None,
+                   n_null: int = 1000, null_seed: int = 0, alphas=DEFAULT_ALPHAS,
+                   progress: bool = False, details: dict | None = None):
+    """Fit SAMBA, each ablation and the ridge baseline on the same split; score the test block.
+
+    Parameters
+    ----------
+    features : ndarray, shape (N, V, n_bands, n_features)
+        Wavelet band features of every volume
+        (:func:`~samba_bids.model.wavelet.wavelet_band_features`).
+    bold : ndarray, shape (M, V)
+        Parcel BOLD, z-scored with training-block statistics.
+    split : samba_bids.alignment.Split or similar
+        ``train``, ``validation``, ``test`` and ``history`` (K).
+    src_centroids_mm : ndarray, shape (N, 3)
+    bold_centroids_mm : ndarray, shape (M, 3)
+        Parcel centroids, in mm, one space.
+    config : samba_bids.config.Config
+        Shared model and training settings; the variants come from
+        :func:`~samba_bids.training.ablation_configs` (its ablation flags are overridden).
+    tr_s : float
+        Repetition time, in s.
+    names : sequence of str, length M
+        BOLD parcel names.
+    truth_hrf : pandas.DataFrame, optional
+        Planted HRFs (``time_to_peak_s``, ideally ``parcel``), for the
+        ``median_ttp_abs_error_s`` column (:func:`~samba_bids.metrics.hrf_recovery`).
+    models : sequence of str, optional
+        Subset of :data:`MODEL_NAMES` (default all: ``samba``, ``no-wavelet-attention``,
+        ``no-graph``, ``fixed-hrf``, ``ridge``).
+    n_null : int
+        Phase-randomised surrogates per parcel for the p-values (0: no significance column).
+    null_seed : int
+        Seed of the surrogates (the same for every model).
+    alphas : array_like of float
+        Ridge penalty grid.
+    progress : bool
+        tqdm bars during SAMBA training.
+    details : dict, optional
+        If given, filled with ``"fits"`` (name -> ``FitResult`` or ``RidgeBaseline``),
+        ``"metrics"`` (name -> :func:`~samba_bids.metrics.parcel_metrics` frame) and, with a
+        truth, ``"hrf_recovery"`` (name -> :func:`~samba_bids.metrics.hrf_recovery` frame).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per model, in :data:`MODEL_NAMES` order: ``model``, ``median_pearson_r``,
+        ``median_spearman_rho`` (medians over BOLD parcels of the test-block correlations),
+        ``fraction_significant`` (parcels with FDR-corrected phase-randomisation p < 0.05),
+        ``pooled_spearman`` (over all test (parcel, volume) pairs, as the SAMBA paper),
+        ``median_ttp_abs_error_s`` (median |learned - planted| time to peak over parcels; only
+        when ``truth_hrf`` is given; NaN for the ridge baseline, which estimates no HRF),
+        ``n_parameters`` (trained weights), ``best_epoch`` (NaN for ridge), ``fit_seconds``.
+    predictions : dict of str to ndarray, shape (M, V)
+        Each model's prediction of the whole run.
+
+    Raises
+    ------
+    ValueError
+        If a model name is unknown, or as :func:`~samba_bids.training.fit_samba` and
+        :func:`~samba_bids.model.baselines.fit_ridge_baseline`.
+    """
+    models = list(MODEL_NAMES if models is None else models)
+    unknown = sorted(set(models) - set(MODEL_NAMES))
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(MODEL_NAMES)}.")
+    names = [str(n) for n in names]
+    bold = np.asarray(bold, dtype=float)
+    configs = ablation_configs(config)
+    rows, predictions = [], {}
+    fits, metrics_frames, recovery_frames = {}, {}, {}
+    for name in (m for m in MODEL_NAMES if m in models):
+        start = time.perf_counter()
+        recovery = None
+        if name == "ridge":
+            fit = fit_ridge_baseline(features, bold, split, tr_s=tr_s, alphas=alphas,
+                                     hrf_support_s=config.hrf_support_s)
+            predicted = fit.predict(features)
+            n_parameters, best_epoch = fit.n_parameters, np.nan
+        else:
+            fit = fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm,
+                            configs[name], tr_s=tr_s, progress=progress)
+            predicted = predict_run(fit.model, features, history=split.history,
+                                    window_trs=fit.window_trs, device=configs[name].device)
+            n_parameters, best_epoch = fit.n_parameters, fit.best_epoch
+            if truth_hrf is not None:
+                recovery = hrf_recovery(fit.model.hrf.parameters_frame(names), truth_hrf)
+        seconds = time.perf_counter() - start
+        frame = parcel_metrics(predicted, bold, split.test, names, n_null=n_null,
+                               seed=null_seed)
+        summary = summarise(frame)
+        row = {
+            "model": name,
+            "median_pearson_r": summary["median_pearson_r"],
+            "median_spearman_rho": summary["median_spearman_rho"],
+            "fraction_significant": summary.get("fraction_significant", np.nan),
+            "pooled_spearman": pooled_spearman(predicted, bold, split.test),
+            "median_ttp_abs_error_s": (recovery.attrs["median_abs_error_s"]
+                                       if recovery is not None else np.nan),
+            "n_parameters": int(n_parameters),
+            "best_epoch": best_epoch,
+            "fit_seconds": seconds,
+        }
+        rows.append(row)
+        predictions[name] = predicted
+        fits[name], metrics_frames[name] = fit, frame
+        if recovery is not None:
+            recovery_frames[name] = recovery
+        logger.info("%s: median test r %.3f, pooled Spearman %.3f (%.1f s)", name,
+                    row["median_pearson_r"], row["pooled_spearman"], seconds)
+    columns = [c for c in TABLE_COLUMNS
+               if truth_hrf is not None or c != "median_ttp_abs_error_s"]
+    table = pd.DataFrame(rows, columns=columns)
+    if details is not None:
+        details.update(fits=fits, metrics=metrics_frames)
+        if truth_hrf is not None:
+            details["hrf_recovery"] = recovery_frames
+    return table, predictions

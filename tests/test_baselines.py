@@ -1,0 +1,141 @@
+"""Canonical-HRF band-power ridge baseline and the model comparison."""
+
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.signal import lfilter
+
+from samba_bids.config import Config
+from samba_bids.evaluation import MODEL_NAMES, compare_models
+from samba_bids.metrics import parcel_metrics
+from samba_bids.model.baselines import canonical_kernel, fit_ridge_baseline
+from samba_bids.model.wavelet import wavelet_band_features
+
+from .test_training import SMALL, simulate
+
+TR, HISTORY = 2.0, 16
+
+
+def _planted(seed=0, n_src=6, n_bands=4, n_bold=5, n_volumes=500, noise=0.5):
+    """Log band power (AR(1)) -> canonical-HRF convolution -> linear mix -> BOLD + noise."""
+    rng = np.random.default_rng(seed)
+    white = rng.normal(size=(n_src, n_volumes + 50, n_bands))
+    log_power = np.zeros_like(white)
+    for t in range(1, white.shape[1]):
+        log_power[:, t] = 0.5 * log_power[:, t - 1] + white[:, t]
+    log_power = log_power[:, 50:] - 3.0
+    features = np.stack([log_power, 0.5 * log_power + rng.normal(size=log_power.shape)], -1)
+    design = log_power.transpose(1, 0, 2).reshape(n_volumes, -1)  # (V, P)
+    regressors = lfilter(canonical_kernel(TR), [1.0], design - design.mean(0), axis=0)
+    weights = rng.normal(size=(design.shape[1], n_bold)) * (rng.random((design.shape[1],
+                                                                         n_bold)) < 0.3)
+    clean = (regressors @ weights).T
+    clean /= clean.std(axis=1, keepdims=True)
+    bold = clean + noise * rng.normal(size=clean.shape)
+    usable = n_volumes - 2 * HISTORY
+    n_train, n_val = int(usable * 0.7), int(usable * 0.15)
+    split = types.SimpleNamespace(
+        train=np.arange(n_train), validation=np.arange(n_train + HISTORY,
+                                                       n_train + HISTORY + n_val),
+        test=np.arange(n_train + n_val + 2 * HISTORY, n_volumes), history=HISTORY, tr_s=TR)
+    return features, bold, clean, split
+
+
+def test_ridge_recovers_planted_relation_near_noise_ceiling():
+    features, bold, clean, split = _planted()
+    fit = fit_ridge_baseline(features, bold, split, tr_s=TR)
+    predicted = fit.predict(features)
+    assert predicted.shape == bold.shape
+    names = [f"p{m}" for m in range(bold.shape[0])]
+    r = parcel_metrics(predicted, bold, split.test, names)["pearson_r"].to_numpy()
+    ceiling = parcel_metrics(clean, bold, split.test, names)["pearson_r"].to_numpy()
+    assert np.all(r > ceiling - 0.05), (r, ceiling)
+    assert fit.alphas[0] <= fit.alpha <= fit.alphas[-1]
+    assert fit.coefficients.shape == (features.shape[0] * features.shape[2], bold.shape[0])
+
+
+def test_ridge_alpha_from_validation_only():
+    features, bold, _, split = _planted(seed=1, noise=1.0)
+    reference = fit_ridge_baseline(features, bold, split, tr_s=TR)
+    rng = np.random.default_rng(3)
+    features2, bold2 = features.copy(), bold.copy()
+    features2[:, split.test] = rng.normal(size=features2[:, split.test].shape) * 5
+    bold2[:, split.test] = rng.normal(size=bold2[:, split.test].shape) * 5
+    changed = fit_ridge_baseline(features2, bold2, split, tr_s=TR)
+    for name in ("coefficients", "intercept", "validation_mse", "feature_mean", "feature_std",
+                 "regressor_mean", "regressor_std"):
+        np.testing.assert_array_equal(getattr(changed, name), getattr(reference, name))
+    assert changed.alpha == reference.alpha
+    # the test block changes test predictions only (causal convolution)
+    np.testing.assert_array_equal(changed.predict(features2)[:, :split.test[0]],
+                                  reference.predict(features)[:, :split.test[0]])
+    # the chosen alpha minimises the validation error ...
+    assert reference.alpha == reference.alphas[np.argmin(reference.validation_mse)]
+    # ... and the validation block decides it: unrelated validation BOLD -> strongest penalty
+    bold3 = bold.copy()
+    bold3[:, split.validation] = rng.normal(size=bold3[:, split.validation].shape)
+    noisy = fit_ridge_baseline(features, bold3, split, tr_s=TR)
+    assert noisy.alpha >= 100 * reference.alpha
+    np.testing.assert_array_equal(noisy.regressor_mean, reference.regressor_mean)
+
+
+def test_ridge_prediction_is_causal_and_checks_inputs():
+    features, bold, _, split = _planted(seed=2, n_volumes=300)
+    fit = fit_ridge_baseline(features, bold, split, tr_s=TR, alphas=[1.0, 10.0])
+    base = fit.predict(features)
+    changed = features.copy()
+    changed[:, 150] += 3.0
+    other = fit.predict(changed)
+    np.testing.assert_array_equal(other[:, :150], base[:, :150])
+    assert np.abs(other[:, 150:150 + HISTORY + 1] - base[:, 150:150 + HISTORY + 1]).max() > 0
+    np.testing.assert_allclose(other[:, 150 + HISTORY + 1:], base[:, 150 + HISTORY + 1:])
+    with pytest.raises(ValueError, match="volumes"):
+        fit_ridge_baseline(features, bold[:, :-1], split, tr_s=TR)
+    with pytest.raises(ValueError, match="positive"):
+        fit_ridge_baseline(features, bold, split, tr_s=TR, alphas=[0.0, 1.0])
+    with pytest.raises(ValueError, match="feature"):
+        fit_ridge_baseline(features, bold, split, tr_s=TR, feature="power")
+    with pytest.raises(ValueError, match="fitted on"):
+        fit.predict(features[:3])
+
+
+def test_compare_models_structure():
+    data = simulate(seed=1, n_src=5, n_bold=4, n_volumes=160)
+    features = wavelet_band_features(data["segments"])
+    config = Config(**{**SMALL, "max_epochs": 1})
+    truth = pd.DataFrame({"parcel": list("abcd"), "time_to_peak_s": data["true_peaks"]})
+    details = {}
+    table, predictions = compare_models(
+        features, data["bold"], data["split"], data["src_xyz"], data["bold_xyz"], config,
+        tr_s=2.0, names=list("abcd"), truth_hrf=truth, n_null=50, details=details)
+    assert table["model"].tolist() == list(MODEL_NAMES)
+    assert list(table.columns) == [
+        "model", "median_pearson_r", "median_spearman_rho", "fraction_significant",
+        "pooled_spearman", "median_ttp_abs_error_s", "n_parameters", "best_epoch",
+        "fit_seconds"]
+    assert set(predictions) == set(MODEL_NAMES)
+    assert all(p.shape == data["bold"].shape and np.isfinite(p).all()
+               for p in predictions.values())
+    ridge = table.set_index("model").loc["ridge"]
+    assert np.isfinite(ridge[["median_pearson_r", "median_spearman_rho",
+                              "fraction_significant", "pooled_spearman"]].astype(float)).all()
+    assert np.isnan(ridge["median_ttp_abs_error_s"])
+    samba_rows = table[table["model"] != "ridge"]
+    assert np.isfinite(samba_rows["median_ttp_abs_error_s"]).all()
+    assert table["fraction_significant"].between(0, 1).all()
+    # the ablations are different models: distinct parameter counts
+    assert samba_rows["n_parameters"].nunique() == 4
+    assert set(details["metrics"]) == set(MODEL_NAMES)
+    # subset and without truth
+    table, predictions = compare_models(
+        features, data["bold"], data["split"], data["src_xyz"], data["bold_xyz"], config,
+        tr_s=2.0, names=list("abcd"), models=["ridge"], n_null=0)
+    assert table["model"].tolist() == ["ridge"]
+    assert "median_ttp_abs_error_s" not in table.columns
+    assert np.isnan(table["fraction_significant"].iloc[0])
+    with pytest.raises(ValueError, match="unknown model"):
+        compare_models(features, data["bold"], data["split"], data["src_xyz"],
+                       data["bold_xyz"], config, tr_s=2.0, names=list("abcd"),
+                       models=["lasso"])

@@ -38,6 +38,8 @@ ATLAS = "Schaefer2018"
 SEG = "7n"
 #: The ephys source space: a FreeSurfer template subject in the templates folder.
 EPHYS_SUBJECT = "fsaverage5"
+#: Phase-randomised surrogates per parcel for the metrics' p-values.
+N_NULL = 1000
 
 
 @dataclass
@@ -63,8 +65,10 @@ class Results:
             s = run.summary
             if "median_pearson_r" in s:
                 lines.append(
-                    f"  {run.label}: test median Pearson r {s['median_pearson_r']:.3f} over "
-                    f"{s['n_parcels']} parcels, {s['n_outputs']} files, {s['seconds']:.0f} s"
+                    f"  {run.label}: test median Pearson r {s['median_pearson_r']:.3f} "
+                    f"(ridge baseline {s['ridge_median_pearson_r']:.3f}), "
+                    f"{s['fraction_significant']:.0%} of {s['n_parcels']} parcels significant "
+                    f"(FDR 0.05), {s['n_outputs']} files, {s['seconds']:.0f} s"
                 )
             else:
                 lines.append(f"  {run.label}: {len(run.outputs)} files")
@@ -172,7 +176,8 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
         preprocess_raw,
         read_ephys,
     )
-    from .metrics import parcel_metrics, summarise
+    from .metrics import parcel_metrics, pooled_spearman, summarise
+    from .model.baselines import fit_ridge_baseline
     from .model.wavelet import wavelet_band_features
     from .training import fit_samba, predict_run
 
@@ -228,8 +233,17 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
                     tr_s=tr_s, progress=True)
     predicted = predict_run(fit.model, features, history=split.history,
                             window_trs=fit.window_trs, device=fit.device)
-    metrics = parcel_metrics(predicted, observed, split.test, atlas.names)
+    metrics = parcel_metrics(predicted, observed, split.test, atlas.names, n_null=N_NULL,
+                             seed=config.seed)
     summary = summarise(metrics)
+    summary["pooled_spearman"] = float(pooled_spearman(predicted, observed, split.test))
+
+    # --- baseline on the same split: canonical-HRF band-power ridge regression -------------
+    ridge = fit_ridge_baseline(features, observed, split, tr_s=tr_s)
+    ridge_metrics = parcel_metrics(ridge.predict(features), observed, split.test, atlas.names)
+    metrics["ridge_pearson_r"] = ridge_metrics["pearson_r"].to_numpy()
+    metrics["ridge_spearman_rho"] = ridge_metrics["spearman_rho"].to_numpy()
+    summary["ridge_median_pearson_r"] = float(ridge_metrics["pearson_r"].median())
 
     # --- outputs -------------------------------------------------------------------------
     entities = dict(pair.bold_entities)
@@ -295,6 +309,14 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
         "Description": "Per-parcel agreement of predicted and observed BOLD on the test block.",
         "pearson_r": {"Description": "Pearson correlation over test volumes"},
         "spearman_rho": {"Description": "Spearman rank correlation over test volumes"},
+        "p_value": {"Description": f"Two-sided p of pearson_r against {N_NULL} "
+                                   "phase-randomised surrogates of the prediction"},
+        "p_fdr": {"Description": "p_value after Benjamini-Hochberg FDR over parcels"},
+        "significant": {"Description": "p_fdr < 0.05"},
+        "ridge_pearson_r": {"Description": "Pearson r of the canonical-HRF band-power ridge "
+                                           "baseline (penalty chosen on the validation block)"},
+        "ridge_spearman_rho": {"Description": "Spearman rho of the ridge baseline"},
+        "RidgePenalty": float(ridge.alpha),
         "Summary": summary,
         **split.to_sidecar(),
     }))
@@ -322,6 +344,8 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
     logger.info("%s: done in %.1f s", pair.label, seconds)
     return RunResult(label=pair.label, outputs=written, summary={
         "median_pearson_r": float(np.median(metrics["pearson_r"])),
+        "ridge_median_pearson_r": summary["ridge_median_pearson_r"],
+        "fraction_significant": float(summary.get("fraction_significant", 0.0)),
         "n_parcels": len(atlas.names), "n_outputs": len(written), "seconds": seconds,
     })
 

@@ -33,6 +33,9 @@ def _check_parcel_outputs(func, prefix, n_volumes, names_from):
     metrics = pd.read_csv(func / f"{atlas}_desc-samba_metrics.tsv", sep="\t")
     assert len(metrics) == N_BOLD_PARCELS
     assert metrics[["pearson_r", "spearman_rho"]].abs().le(1).all().all()
+    assert metrics["p_value"].between(1 / 1001, 1).all()
+    assert metrics["p_fdr"].ge(metrics["p_value"]).all()
+    assert metrics[["ridge_pearson_r", "ridge_spearman_rho"]].abs().le(1).all().all()
     sidecar = json.loads((func / f"{atlas}_desc-samba_metrics.json").read_text())
     assert len(sidecar["TestVolumes"]) > 0
     assert set(sidecar["TrainVolumes"]).isdisjoint(sidecar["TestVolumes"])

@@ -116,3 +116,20 @@ def test_participant_level_real_data(tmp_path, real_rest, templates_dir):
     assert all(c.startswith(tuple(names)) for c in predicted.columns)
     _check_sidecars(out)
     assert tree_digest(real_rest) == before
+
+
+@pytest.mark.slow
+def test_demo_scores_against_truth(tmp_path, templates_dir, capsys):
+    """The demo simulates, runs the participant level and prints scores against the truth."""
+    from samba_bids.cli.demo import main as demo_main
+    from samba_bids.cli.demo import truth_scores
+
+    assert demo_main([str(tmp_path / "demo"), "--templates-dir", str(templates_dir),
+                      "--duration", "200", "--channels", "32", "--max-epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "Against the planted truth" in printed
+    bids_dir = tmp_path / "demo" / "bids"
+    scores = truth_scores(bids_dir, bids_dir / "derivatives" / "samba-bids")
+    assert 0.7 < scores["median_noise_ceiling"] < 0.9  # the simulator's default SNR
+    assert 0 <= scores["hrf_median_abs_error_s"] < 3
+    assert -1 <= scores["median_pearson_r"] <= 1

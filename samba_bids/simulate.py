@@ -92,6 +92,8 @@ BAND_AMPLITUDE = {
 ENVELOPE_TIMESCALE_S = (10.0, 30.0)
 #: Standard deviation of the log amplitude of the slow envelopes.
 ENVELOPE_LOG_SD = 0.5
+#: Share of each band's slow log-envelope variance common to a hemisphere's network.
+ENVELOPE_GROUP_COUPLING = 0.8
 #: 1/f exponent range of the background (power ~ 1/f^beta).
 BACKGROUND_EXPONENT = (1.0, 2.0)
 #: Resolution of the band-power / neural-drive grid, s.
@@ -400,9 +402,33 @@ class ParcelActivity:
     envelope_timescale_s: np.ndarray = field(default=None)
 
 
+def network_groups(names) -> np.ndarray:
+    """Group index per Schaefer parcel: its hemisphere and network (``LH_Vis``, ``RH_Default``).
+
+    Parameters
+    ----------
+    names : list of str
+        Schaefer 2018 parcel names, e.g. ``7Networks_LH_Vis_1``.
+
+    Returns
+    -------
+    ndarray of int, shape (n_parcels,)
+        0-based group index, in order of first appearance.
+    """
+    keys = ["_".join(str(n).split("_")[1:3]) for n in names]
+    order = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    return np.array([order[k] for k in keys], dtype=int)
+
+
 def simulate_parcel_activity(n_parcels: int, n_times: int, sfreq_hz: float,
-                             rng: np.random.Generator, *, block: int = 10) -> ParcelActivity:
+                             rng: np.random.Generator, *, block: int = 10, groups=None,
+                             group_coupling: float = 0.0) -> ParcelActivity:
     """1/f background plus band-limited components with slow envelopes, per source parcel.
+
+    With ``groups``, each band's slow log-envelope of a parcel mixes its group's envelope
+    (weight ``sqrt(group_coupling)``) with its own (``sqrt(1 - group_coupling)``): large-scale
+    (network) co-fluctuation of band power, which scalp EEG can resolve, unlike the
+    independent fluctuation of 100 neighbouring parcels.
 
     Parameters
     ----------
@@ -416,6 +442,10 @@ def simulate_parcel_activity(n_parcels: int, n_times: int, sfreq_hz: float,
         Random generator.
     block : int
         Parcels generated at once (bounds the FFT work arrays).
+    groups : ndarray of int, shape (n_parcels,) | None
+        Group of each parcel (:func:`network_groups`); None: every parcel independent.
+    group_coupling : float
+        Share of the slow log-envelope variance common to a group, 0..1.
 
     Returns
     -------
@@ -432,6 +462,17 @@ def simulate_parcel_activity(n_parcels: int, n_times: int, sfreq_hz: float,
     n_coarse = int(np.ceil(n_times / sfreq_hz / step)) + 2
     t_coarse = np.arange(n_coarse) * step
     t = np.arange(n_times) / sfreq_hz
+    group_slow = None
+    if groups is not None and group_coupling > 0:
+        groups = np.asarray(groups, dtype=int)
+        group_rng = rng.spawn(1)[0]  # leaves ``rng``'s own stream unchanged
+        n_groups = int(groups.max()) + 1
+        group_tau = group_rng.uniform(*ENVELOPE_TIMESCALE_S, (n_groups, n_bands, 1))
+        group_slow = np.stack([
+            _shaped_noise(group_rng, n_groups, n_coarse,
+                          lambda f, tau=group_tau[:, k]: np.exp(-0.5 * (f * np.pi * tau / 2) ** 2)
+                          * (f > 0), 1.0 / step)
+            for k in range(n_bands)], axis=1)  # (n_groups, n_bands, n_coarse)
     for start in range(0, n_parcels, block):
         stop = min(start + block, n_parcels)
         rows = stop - start
@@ -452,6 +493,9 @@ def simulate_parcel_activity(n_parcels: int, n_times: int, sfreq_hz: float,
                 lambda f, tau=tau: np.exp(-0.5 * (f * np.pi * tau / 2) ** 2) * (f > 0),
                 1.0 / step,
             )
+            if group_slow is not None:
+                slow = (np.sqrt(1.0 - group_coupling) * slow
+                        + np.sqrt(group_coupling) * group_slow[groups[start:stop], k])
             log_amp = ENVELOPE_LOG_SD * slow - ENVELOPE_LOG_SD**2  # E[exp(2 log_amp)] = 1
             env = np.stack([np.interp(t, t_coarse, row) for row in np.exp(log_amp)])
             signal += amplitude[start:stop, k, None] * env * carrier
@@ -817,7 +861,9 @@ def simulate_dataset(
         t_sub = time.perf_counter()
         # --- neural activity (lead-in + recording) --------------------------------------
         activity = simulate_parcel_activity(len(source_names), n_lead + n_rec, sfreq_hz,
-                                            _subject_rng(seed, index, _STREAM_ACTIVITY))
+                                            _subject_rng(seed, index, _STREAM_ACTIVITY),
+                                            groups=network_groups(source_names),
+                                            group_coupling=ENVELOPE_GROUP_COUPLING)
         # --- sensors ---------------------------------------------------------------------
         sensor_rng = _subject_rng(seed, index, _STREAM_SENSOR)
         probe = gain @ activity.data[:, n_lead: n_lead + min(n_rec, int(60 * sfreq_hz))]
@@ -954,6 +1000,7 @@ def simulate_dataset(
             "BandAmplitudeRange": {k: list(v) for k, v in BAND_AMPLITUDE.items()},
             "EnvelopeTimescaleRange": list(ENVELOPE_TIMESCALE_S),
             "EnvelopeLogSD": ENVELOPE_LOG_SD,
+            "EnvelopeGroupCoupling": ENVELOPE_GROUP_COUPLING,
             "BackgroundExponentRange": list(BACKGROUND_EXPONENT),
             "DriveStep": DRIVE_STEP_S,
             "BandPower": "log mean analytic-signal power per 0.1 s bin, z-scored per parcel "

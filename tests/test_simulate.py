@@ -156,7 +156,9 @@ def test_planted_activity_is_recovered_by_the_source_path(dataset, templates_dir
     n_lead = int(round(sim.LEAD_IN_S * sfreq))
     n_rec = int(round(params["RecordingDuration"] * sfreq))
     planted = sim.simulate_parcel_activity(
-        SCALE, n_lead + n_rec, sfreq, sim._subject_rng(params["Seed"], 1, 0)
+        SCALE, n_lead + n_rec, sfreq, sim._subject_rng(params["Seed"], 1, 0),
+        groups=sim.network_groups(parcels.names),
+        group_coupling=params["EnvelopeGroupCoupling"],
     ).data[:, n_lead:].astype(float)
     planted = mne.filter.resample(planted, down=sfreq / 100.0, verbose=False)
     planted = mne.filter.filter_data(planted, 100.0, 0.5, 45.0, verbose=False)

@@ -57,7 +57,6 @@ Electrophysiology on MEG is not implemented yet (``modality='meg'`` raises
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -67,6 +66,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .bids.derivatives import write_json
 from .errors import NoInputError, SambaBidsError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -637,20 +637,6 @@ def parcel_gain(forward, labels) -> tuple[np.ndarray, np.ndarray]:
 # Writers
 
 
-def _write_json(path: Path, content) -> None:
-    path.write_text(json.dumps(content, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def _gifti(data, structure, tr_s):
     import nibabel as nib
 
@@ -836,14 +822,14 @@ def simulate_dataset(
     if "MNI152NLin6Asym" in spaces:
         volume_atlas_small = _small_volume_atlas(templates_dir, bold_scale)
 
-    _write_json(root / "dataset_description.json", _description(
+    write_json(root / "dataset_description.json", _description(
         "samba-bids simulated EEG-fMRI", "raw",
         Authors=["samba-bids simulator"],
         GeneratedBy=[{"Name": "samba-bids-simulate"}],
     ))
-    _write_json(preproc / "dataset_description.json", _description(
+    write_json(preproc / "dataset_description.json", _description(
         "samba-bids simulated preprocessed BOLD", "derivative"))
-    _write_json(truth / "dataset_description.json", _description(
+    write_json(truth / "dataset_description.json", _description(
         "samba-bids simulation ground truth", "derivative",
         Description="Planted HRFs, mixing weights, noiseless and noisy parcel BOLD.",
     ))
@@ -923,7 +909,7 @@ def simulate_dataset(
                     image_rng.standard_normal((len(lab), n_volumes))
                 nib.save(_gifti(values, structure, tr_s),
                          func / f"{prefix}_hemi-{hemi}_space-fsaverage5_bold.func.gii")
-            _write_json(func / f"{prefix}_space-fsaverage5_bold.json", sidecar)
+            write_json(func / f"{prefix}_space-fsaverage5_bold.json", sidecar)
         if volume_atlas_small is not None:
             lab, affine = volume_atlas_small
             inside = lab > 0
@@ -935,7 +921,7 @@ def simulate_dataset(
             img.header.set_xyzt_units("mm", "sec")
             img.header["pixdim"][4] = tr_s
             nib.save(img, func / f"{prefix}_space-MNI152NLin6Asym_desc-preproc_bold.nii.gz")
-            _write_json(func / f"{prefix}_space-MNI152NLin6Asym_desc-preproc_bold.json", sidecar)
+            write_json(func / f"{prefix}_space-MNI152NLin6Asym_desc-preproc_bold.json", sidecar)
         conf_rng = _subject_rng(seed, index, _STREAM_CONFOUNDS)
         motion = np.cumsum(conf_rng.standard_normal((n_volumes, 6)), axis=0)
         motion -= motion.mean(axis=0)
@@ -971,7 +957,7 @@ def simulate_dataset(
                       "noise_sd": noise_sd, "noiseless_sd": noiseless.std(axis=0)}).to_csv(
             tdir / f"{prefix}_desc-noiseceiling_metrics.tsv", sep="\t", index=False,
             float_format="%.6f")
-        _write_json(tdir / f"{prefix}_desc-truth_parameters.json", {
+        write_json(tdir / f"{prefix}_desc-truth_parameters.json", {
             "Description": "Parameters of the simulation of this subject (samba-bids-simulate).",
             "Seed": int(seed),
             "SubjectIndex": index,

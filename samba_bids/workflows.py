@@ -22,7 +22,6 @@ from .bids.derivatives import (
     derivative_path,
     write_dataset_description,
     write_image,
-    write_json,
     write_tsv,
     write_with_sidecar,
 )

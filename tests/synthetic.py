@@ -52,7 +52,6 @@ def make_dataset(root, templates_dir, *, subjects=("01",), n_volumes=80, tr_s=2.
     BOLD parcel signals are smooth random series; each vertex/voxel carries its Schaefer-200
     parcel's series plus noise.
     """
-    import mne
     import mne_bids
     import nibabel as nib
 

@@ -92,8 +92,8 @@ BAND_AMPLITUDE = {
 ENVELOPE_TIMESCALE_S = (10.0, 30.0)
 #: Standard deviation of the log amplitude of the slow envelopes.
 ENVELOPE_LOG_SD = 0.5
-#: Share of each band's slow log-envelope variance common to a hemisphere's network.
-ENVELOPE_GROUP_COUPLING = 0.8
+#: Share of each band's slow log-envelope variance common to a network (both hemispheres).
+ENVELOPE_GROUP_COUPLING = 0.9
 #: 1/f exponent range of the background (power ~ 1/f^beta).
 BACKGROUND_EXPONENT = (1.0, 2.0)
 #: Resolution of the band-power / neural-drive grid, s.
@@ -402,20 +402,26 @@ class ParcelActivity:
     envelope_timescale_s: np.ndarray = field(default=None)
 
 
-def network_groups(names) -> np.ndarray:
-    """Group index per Schaefer parcel: its hemisphere and network (``LH_Vis``, ``RH_Default``).
+def network_groups(names, *, bilateral: bool = True) -> np.ndarray:
+    """Group index per Schaefer parcel: its network (``Vis``), or hemisphere and network.
+
+    Resting-state band-power fluctuations are shared by a network's regions and, strongly, by
+    homotopic regions of the two hemispheres; the default groups both hemispheres of a network.
 
     Parameters
     ----------
     names : list of str
         Schaefer 2018 parcel names, e.g. ``7Networks_LH_Vis_1``.
+    bilateral : bool
+        True: one group per network (``Vis``); False: per hemisphere and network (``LH_Vis``).
 
     Returns
     -------
     ndarray of int, shape (n_parcels,)
         0-based group index, in order of first appearance.
     """
-    keys = ["_".join(str(n).split("_")[1:3]) for n in names]
+    parts = slice(2, 3) if bilateral else slice(1, 3)
+    keys = ["_".join(str(n).split("_")[parts]) for n in names]
     order = {k: i for i, k in enumerate(dict.fromkeys(keys))}
     return np.array([order[k] for k in keys], dtype=int)
 

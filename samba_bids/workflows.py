@@ -150,13 +150,67 @@ def run_participant_level(config: Config) -> Results:
     return results
 
 
-def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunResult:
-    """Electrophysiology + BOLD of one run -> trained SAMBA -> derivatives.
+@dataclass
+class RunInputs:
+    """One run made ready for the model: features, parcel BOLD and the split, on one clock.
+
+    Attributes
+    ----------
+    features : ndarray, shape (N, V, n_bands, n_features)
+        Wavelet band features of the electrophysiology segment of each volume.
+    observed : ndarray, shape (M, V)
+        Parcel BOLD after confound regression, z-scored with training-block statistics.
+    split : samba_bids.alignment.Split
+        Blocked train / validation / test split.
+    parcels : samba_bids.ephys.SourceParcels
+        Source-parcel time courses and centroids.
+    atlas : samba_bids.bold.ParcelAtlas
+        BOLD atlas (names, centroids).
+    tr_s : float
+        Repetition time, s.
+    modality : str
+        ``'eeg'`` or ``'meg'``.
+    clock : str
+        How the two recordings were put on one clock.
+    bold : object
+        The loaded BOLD image(s), the reference for projecting predictions back.
+    """
+
+    features: np.ndarray
+    observed: np.ndarray
+    split: object
+    parcels: object
+    atlas: object
+    tr_s: float
+    modality: str
+    clock: str
+    bold: object
+
+
+def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
+    """Electrophysiology + BOLD of one run -> features, parcel BOLD and split.
 
     Stages: read and preprocess the recording; template source reconstruction to parcel time
     courses; BOLD parcellation and confound regression; one clock, segments, blocked split;
-    wavelet features; SAMBA training with early stopping; prediction over the whole run;
-    metrics on the test block; outputs.
+    BOLD standardised with training statistics; wavelet features.
+
+    Parameters
+    ----------
+    pair : samba_bids.bids.layout.RunPair
+        The recording and the BOLD run to translate between.
+    config : Config
+        Resolved configuration.
+    templates_dir : pathlib.Path
+        Templates folder.
+
+    Returns
+    -------
+    RunInputs
+
+    Raises
+    ------
+    samba_bids.errors.DataError
+        As the stages it calls (unreadable files, trigger count mismatch, too few volumes).
     """
     from .bold import (
         bold_repetition_time,
@@ -165,7 +219,6 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
         load_surface_bold,
         load_volume_bold,
         parcellate_bold,
-        project_parcels,
         select_confounds,
     )
     from .ephys import (
@@ -175,15 +228,7 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
         preprocess_raw,
         read_ephys,
     )
-    from .metrics import parcel_metrics, pooled_spearman, summarise
-    from .model.baselines import fit_ridge_baseline
     from .model.wavelet import wavelet_band_features
-    from .training import fit_samba, predict_run
-
-    start = time.time()
-    logger.info("%s: %s + %s", pair.label, pair.ephys_file.name,
-                ", ".join(f.name for f in pair.bold_files))
-    sources = [_uri(links, f) for f in [pair.ephys_file, *pair.bold_files]]
 
     # --- electrophysiology -> source-parcel time courses ---------------------------------
     raw = read_ephys(pair.ephys_file, modality=config.modality)
@@ -225,9 +270,32 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
                           window_trs=config.window_trs, source=pair.bold_files[0].name)
     observed, _, _ = standardize(observed_clean, split.train)
     observed = np.nan_to_num(observed)
+    features = wavelet_band_features(segments, wavelet=config.wavelet, level=config.wavelet_level)
+    return RunInputs(features=features, observed=observed, split=split, parcels=parcels,
+                     atlas=atlas, tr_s=tr_s, modality=modality, clock=clock, bold=bold)
+
+
+def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunResult:
+    """Electrophysiology + BOLD of one run -> trained SAMBA -> derivatives.
+
+    :func:`prepare_run`; SAMBA training with early stopping; prediction over the whole run;
+    metrics on the test block; the ridge baseline on the same split; outputs.
+    """
+    from .bold import project_parcels
+    from .metrics import parcel_metrics, pooled_spearman, summarise
+    from .model.baselines import fit_ridge_baseline
+    from .training import fit_samba, predict_run
+
+    start = time.time()
+    logger.info("%s: %s + %s", pair.label, pair.ephys_file.name,
+                ", ".join(f.name for f in pair.bold_files))
+    sources = [_uri(links, f) for f in [pair.ephys_file, *pair.bold_files]]
+    inputs = prepare_run(pair, config, templates_dir)
+    features, observed, split = inputs.features, inputs.observed, inputs.split
+    parcels, atlas, tr_s = inputs.parcels, inputs.atlas, inputs.tr_s
+    modality, clock, bold = inputs.modality, inputs.clock, inputs.bold
 
     # --- SAMBA ---------------------------------------------------------------------------
-    features = wavelet_band_features(segments, wavelet=config.wavelet, level=config.wavelet_level)
     fit = fit_samba(features, observed, split, parcels.centroids_mm, atlas.centroids_mm, config,
                     tr_s=tr_s, progress=True)
     predicted = predict_run(fit.model, features, history=split.history,

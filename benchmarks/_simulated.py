@@ -1,0 +1,69 @@
+"""Shared by the training benchmark and the evaluation: the default simulated participant.
+
+Simulates (once; reused when the folder holds the same parameters) the default dataset of
+``samba-bids-simulate`` and turns sub-01 into model inputs with the participant level's own
+stages (:func:`samba_bids.workflows.prepare_run`). Features are cached in the work folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import pandas as pd
+
+from samba_bids.bids.layout import collect_pairs, index_dataset
+from samba_bids.config import Config
+from samba_bids.simulate import DEFAULT_SNR, simulate_dataset
+from samba_bids.templates import find_templates_dir
+from samba_bids.workflows import prepare_run
+
+#: Settings that change the model inputs (the cache key).
+_INPUT_FIELDS = ("ephys_atlas_scale", "bold_atlas_scale", "l_freq_hz", "h_freq_hz",
+                 "resample_sfreq_hz", "inverse_method", "snr", "confounds", "hrf_support_s",
+                 "window_trs", "train_fraction", "validation_fraction", "wavelet",
+                 "wavelet_level")
+
+
+def simulated_inputs(out_dir, templates_dir=None, *, duration_s=600.0, n_channels=64,
+                     snr=DEFAULT_SNR, seed=0, config=None):
+    """Simulate (or reuse) a dataset under ``out_dir``; return ``(inputs, truth, config)``.
+
+    ``inputs`` is :class:`samba_bids.workflows.RunInputs` of sub-01; ``truth`` a dict with the
+    planted ``hrf`` frame, the ``noise_ceiling`` frame and the ``parameters`` sidecar.
+    """
+    out_dir = Path(out_dir)
+    templates_dir = find_templates_dir(templates_dir)
+    bids_dir = out_dir / f"sim-{duration_s:g}s-{n_channels}ch-seed{seed}"
+    label = "sub-01_task-rest"
+    truth_dir = bids_dir / "derivatives" / "truth" / "sub-01" / "func"
+    if not (truth_dir / f"{label}_desc-truth_parameters.json").exists():
+        simulate_dataset(bids_dir, templates_dir, duration_s=duration_s, n_channels=n_channels,
+                         snr=snr, seed=seed, spaces=("fsaverage5",))
+    config = config or Config()
+    config = dataclasses.replace(config, bids_dir=bids_dir, templates_dir=templates_dir,
+                                 volume_trigger="Volume", bold_space="fsaverage5")
+    key = json.dumps({k: v for k, v in config.to_dict().items() if k in _INPUT_FIELDS},
+                     sort_keys=True)
+    cache = out_dir / "work" / f"{bids_dir.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pkl"
+    if cache.exists():
+        inputs = pickle.loads(cache.read_bytes())
+    else:
+        layout = index_dataset(bids_dir, {"preproc": bids_dir / "derivatives" / "preproc"},
+                               out_dir / "work")
+        pair = collect_pairs(layout, participant_label=["01"], bold_space="fsaverage5")[0]
+        inputs = prepare_run(pair, config, templates_dir)
+        inputs.bold = None  # images are not needed here
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps(inputs))
+    truth = {
+        "hrf": pd.read_csv(truth_dir / f"{label}_desc-truth_hrf.tsv", sep="\t"),
+        "noise_ceiling": pd.read_csv(truth_dir / f"{label}_desc-noiseceiling_metrics.tsv",
+                                     sep="\t"),
+        "parameters": json.loads((truth_dir / f"{label}_desc-truth_parameters.json")
+                                 .read_text()),
+    }
+    return inputs, truth, config

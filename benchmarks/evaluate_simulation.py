@@ -1,0 +1,91 @@
+"""Evaluation on the default simulated dataset: SAMBA, its ablations and the ridge baseline.
+
+Simulates the default dataset of ``samba-bids-simulate`` (10 min of 64-channel EEG, TR 2 s,
+SNR giving a median noise ceiling of 0.8), prepares sub-01 with the participant level's stages,
+fits every model of :func:`samba_bids.evaluation.compare_models` on the same blocked split
+(selection on the validation block, scores on the test block only) and prints the table, the
+noise ceiling, an oracle (the planted mixing and HRFs applied to the pipeline's own source
+estimates: how much of the BOLD the reconstructed EEG carries at all) and the acceptance
+checks of issue 3.
+
+    python benchmarks/evaluate_simulation.py --templates-dir ../shared/data/templates
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _simulated import simulated_inputs  # noqa: E402
+
+from samba_bids.config import Config  # noqa: E402
+from samba_bids.evaluation import MODEL_NAMES, compare_models  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out-dir", type=Path, default=Path("/tmp/samba-bids-eval"))
+    parser.add_argument("--templates-dir", type=Path, default=None)
+    parser.add_argument("--duration", type=float, default=600.0, help="BOLD run, s")
+    parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-epochs", type=int, default=100)
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES),
+                        choices=list(MODEL_NAMES))
+    parser.add_argument("--n-null", type=int, default=1000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    start = time.perf_counter()
+    config = Config(max_epochs=args.max_epochs, seed=args.seed, device="cpu")
+    inputs, truth, config = simulated_inputs(args.out_dir, args.templates_dir,
+                                             duration_s=args.duration,
+                                             n_channels=args.channels, seed=args.seed,
+                                             config=config)
+    split = inputs.split
+    print(f"simulated + prepared in {time.perf_counter() - start:.1f} s: "
+          f"{inputs.features.shape[0]} source parcels, {inputs.observed.shape[0]} BOLD parcels, "
+          f"{inputs.observed.shape[1]} volumes; blocks {len(split.train)}/"
+          f"{len(split.validation)}/{len(split.test)} (train/validation/test)")
+    table, _ = compare_models(
+        inputs.features, inputs.observed, split, inputs.parcels.centroids_mm,
+        inputs.atlas.centroids_mm, config, tr_s=inputs.tr_s, names=inputs.atlas.names,
+        truth_hrf=truth["hrf"], models=args.models, n_null=args.n_null)
+    ceiling = float(truth["noise_ceiling"]["noise_ceiling_r"].median())
+    pd.set_option("display.width", 160)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"median noise ceiling (noiseless vs noisy BOLD, all volumes): {ceiling:.3f}")
+
+    scores = table.set_index("model")["median_pearson_r"]
+    checks = []
+    if "samba" in scores:
+        samba = scores["samba"]
+        checks.append((f"SAMBA median r {samba:.3f} >= 0.8 x ceiling ({0.8 * ceiling:.3f})",
+                       samba >= 0.8 * ceiling))
+        if "ridge" in scores:
+            checks.append((f"SAMBA - ridge = {samba - scores['ridge']:+.3f} >= +0.05",
+                           samba - scores["ridge"] >= 0.05))
+        ttp = table.set_index("model").get("median_ttp_abs_error_s", pd.Series())
+        if "samba" in ttp:
+            checks.append((f"median |time-to-peak error| {ttp['samba']:.2f} s <= 1.0 s",
+                           ttp["samba"] <= 1.0))
+        for name in ("no-wavelet-attention", "no-graph", "fixed-hrf"):
+            if name in scores:
+                checks.append((f"{name} {scores[name]:.3f} < SAMBA {samba:.3f}",
+                               scores[name] < samba))
+    print("acceptance (issue 3):")
+    for text, ok in checks:
+        print(f"  [{'pass' if ok else 'FAIL'}] {text}")
+    print(f"total {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

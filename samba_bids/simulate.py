@@ -713,7 +713,9 @@ def simulate_dataset(
         Dataset folder to create (may exist; files of the same names are overwritten).
     templates_dir : path-like
         Templates folder (``--templates-dir`` layout): ``fsaverage5/`` with surfaces and
-        Schaefer annotations, ``MNI152NLin6Asym/`` with the Schaefer volume atlas.
+        Schaefer annotations, ``MNI152NLin6Asym/`` with the Schaefer volume atlas (or the
+        offline fallback of :func:`samba_bids.templates.build_fallback_templates`, which has
+        no MNI folder).
     n_subjects : int
         Participants ``sub-01`` .. ``sub-<n>``.
     duration_s : float
@@ -735,7 +737,9 @@ def simulate_dataset(
     bold_scale : int
         Schaefer 2018 scale of the BOLD parcels (100, 200 or 400).
     spaces : sequence of {'fsaverage5', 'MNI152NLin6Asym'}
-        BOLD spaces to write.
+        BOLD spaces to write. ``MNI152NLin6Asym`` is skipped, with a logged warning, when the
+        templates folder has no ``MNI152NLin6Asym/`` (the truth parameters list the spaces
+        written).
     seed : int
         Seed of everything: the planted HRFs and mixing (shared by the subjects) and each
         subject's activity and noise.
@@ -750,7 +754,8 @@ def simulate_dataset(
     Raises
     ------
     NoInputError
-        If ``templates_dir`` is None or lacks the template files.
+        If ``templates_dir`` is None or lacks the template files (or the MNI folder when
+        ``spaces`` asks for MNI152NLin6Asym alone).
     UsageError
         If a parameter is out of range.
     NotImplementedError
@@ -762,13 +767,18 @@ def simulate_dataset(
     from scipy.signal import fftconvolve
 
     from .ephys.source import make_template_forward, template_labels
-    from .templates import surface_atlas, surface_parcel_centroids
+    from .templates import (
+        is_fallback_templates,
+        surface_atlas,
+        surface_parcel_centroids,
+    )
 
     t_start = time.perf_counter()
     if templates_dir is None:
         raise NoInputError(
             "simulate_dataset needs a templates folder (fsaverage5 surfaces and Schaefer "
-            "atlases); pass --templates-dir PATH (building one offline is not supported yet)."
+            "atlases); pass --templates-dir PATH, or build an offline one with "
+            "samba_bids.templates.find_templates_dir(fallback=True)."
         )
     templates_dir = Path(templates_dir)
     if not templates_dir.is_dir():
@@ -791,6 +801,17 @@ def simulate_dataset(
     unknown = sorted(set(spaces) - {"fsaverage5", "MNI152NLin6Asym"})
     if unknown or not spaces:
         raise UsageError(f"spaces must be among fsaverage5, MNI152NLin6Asym; got {spaces}.")
+    if "MNI152NLin6Asym" in spaces and not (templates_dir / "MNI152NLin6Asym").is_dir():
+        spaces = tuple(s for s in spaces if s != "MNI152NLin6Asym")
+        if not spaces:
+            raise NoInputError(
+                f"{templates_dir} has no MNI152NLin6Asym folder, the only space asked for; "
+                "pass a templates folder with the MNI atlas or spaces=('fsaverage5',)."
+            )
+        logger.warning("%s has no MNI152NLin6Asym folder%s: the MNI152NLin6Asym space is "
+                       "skipped, only %s is written.", templates_dir,
+                       " (offline fallback templates)" if is_fallback_templates(templates_dir)
+                       else "", ", ".join(spaces))
     n_volumes = int(np.floor(duration_s / tr_s + 1e-9))
     if n_volumes < 10:
         raise UsageError(f"duration_s / tr_s gives {n_volumes} volumes; at least 10 are needed.")
@@ -1040,7 +1061,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("output_dir", type=Path, help="dataset folder to write")
     parser.add_argument("--templates-dir", type=Path, default=None,
-                        help="templates folder (default: $SAMBA_TEMPLATES, then the cache)")
+                        help="templates folder (default: $SAMBA_TEMPLATES, then the cache, "
+                             "else an offline fallback with sphere parcels, fsaverage5 only)")
     parser.add_argument("--subjects", type=int, default=1, help="number of participants")
     parser.add_argument("--duration", type=float, default=600.0, help="BOLD run length, s")
     parser.add_argument("--tr", type=float, default=2.0, help="repetition time, s")
@@ -1078,7 +1100,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     try:
-        templates_dir = find_templates_dir(args.templates_dir)
+        templates_dir = find_templates_dir(args.templates_dir, fallback=True)
         simulate_dataset(
             args.output_dir, templates_dir, n_subjects=args.subjects, duration_s=args.duration,
             tr_s=args.tr, n_channels=args.channels, sfreq_hz=args.sfreq, snr=args.snr,

@@ -256,7 +256,6 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     epoch's weights are restored. Python, NumPy and torch are seeded with ``config.seed``; on
     CPU a rerun gives the same model.
     """
-    from tqdm.auto import tqdm
 
     features = np.asarray(features, dtype=float)
     bold = np.asarray(bold, dtype=float)
@@ -298,62 +297,21 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     val_windows = make_windows(split.validation, history, window, tile=True)
     x_all = torch.as_tensor(features, dtype=torch.float32, device=device)
     y_all = torch.as_tensor(bold, dtype=torch.float32, device=device)
-    optimizer = _make_optimizer(model, config)
     logger.info(
         "SAMBA: %d source -> %d BOLD parcels, %d parameters, %d training / %d validation "
         "windows of %d + %d TRs, device %s", n_src, n_bold, n_parameters, len(train_windows),
         len(val_windows), history, window, device)
 
-    rows = []
-    best_loss, best_epoch, best_state, stale = np.inf, 0, None, 0
-    bar = tqdm(range(1, int(config.max_epochs) + 1), desc="SAMBA", unit="epoch",
-               disable=not progress, leave=False)
-    for epoch in bar:
-        start = time.perf_counter()
-        model.train()
-        order = rng.permutation(len(train_windows))
-        losses = []
-        for first in range(0, len(order), int(config.batch_size)):
-            idx = train_windows[order[first:first + int(config.batch_size)]]
-            x, mask, y = _batch(x_all, y_all, idx, history)
-            optimizer.zero_grad(set_to_none=True)
-            loss = pearson_loss(model(x, mask=mask)[..., history:], y,
-                                mse_weight=config.mse_weight)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        train_loss = float(np.mean(losses))
-        val_loss = evaluate_loss(model, x_all, y_all, val_windows, history,
-                                 mse_weight=config.mse_weight,
-                                 batch_size=int(config.batch_size))
-        if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
-            raise FloatingPointError(
-                f"SAMBA training diverged at epoch {epoch} (train loss {train_loss}, validation "
-                f"loss {val_loss}); lower learning_rate (now {config.learning_rate}).")
-        seconds = time.perf_counter() - start
-        rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                     "seconds": seconds})
-        if val_loss < best_loss:
-            best_loss, best_epoch, stale = val_loss, epoch, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
-                                        model.state_dict().items()})
-        else:
-            stale += 1
-        bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", best=best_epoch)
-        logger.debug("epoch %d: train %.4f, validation %.4f (%.2f s)", epoch, train_loss,
-                     val_loss, seconds)
-        if stale >= int(config.patience):
-            logger.info("early stop at epoch %d: no better validation loss for %d epochs",
-                        epoch, stale)
-            break
-    bar.close()
+    def batch_loss(idx):
+        x, mask, y = _batch(x_all, y_all, idx, history)
+        return pearson_loss(model(x, mask=mask)[..., history:], y, mse_weight=config.mse_weight)
 
-    model.load_state_dict(best_state)
+    history_frame, best_epoch, best_loss = _train_epochs(
+        model, batch_loss, train_windows, val_windows, config, rng, progress=progress,
+        desc="SAMBA")
     model.to("cpu").eval()
-    history_frame = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss", "seconds"])
     logger.info("SAMBA: best validation loss %.4f at epoch %d of %d", best_loss, best_epoch,
-                len(rows))
+                len(history_frame))
     return FitResult(model=model, history=history_frame, best_epoch=best_epoch,
                      device=str(device), n_parameters=n_parameters,
                      graphs={"bipartite": bipartite, "bold": bold_edges}, window_trs=window,
@@ -388,6 +346,79 @@ def ablation_configs(config) -> dict:
     full = {"use_wavelet_attention": True, "use_graph": True, "learn_hrf": True}
     return {name: dataclasses.replace(config, **{**full, **off})
             for name, off in ABLATIONS.items()}
+
+
+def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
+                  progress=False, desc="SAMBA"):
+    """Epochs of AdamW over shuffled training windows, early stopping on the validation loss.
+
+    ``batch_loss(windows) -> scalar Tensor`` computes the loss of a batch of windows with the
+    model in its current mode. The model ends holding the best validation epoch's weights.
+
+    Returns
+    -------
+    history : pandas.DataFrame
+        ``epoch``, ``train_loss``, ``val_loss``, ``seconds`` per epoch.
+    best_epoch : int
+    best_loss : float
+
+    Raises
+    ------
+    FloatingPointError
+        If a loss becomes non-finite.
+    """
+    from tqdm.auto import tqdm
+
+    optimizer = _make_optimizer(model, config)
+    batch_size = int(config.batch_size)
+    rows = []
+    best_loss, best_epoch, best_state, stale = np.inf, 0, None, 0
+    bar = tqdm(range(1, int(config.max_epochs) + 1), desc=desc, unit="epoch",
+               disable=not progress, leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        model.train()
+        order = rng.permutation(len(train_windows))
+        losses = []
+        for first in range(0, len(order), batch_size):
+            optimizer.zero_grad(set_to_none=True)
+            loss = batch_loss(train_windows[order[first:first + batch_size]])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        train_loss = float(np.mean(losses))
+        model.eval()
+        with torch.no_grad():
+            val_loss = sum(float(batch_loss(val_windows[first:first + batch_size]))
+                           * len(val_windows[first:first + batch_size])
+                           for first in range(0, len(val_windows), batch_size))
+        val_loss /= len(val_windows)
+        if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
+            raise FloatingPointError(
+                f"{desc} training diverged at epoch {epoch} (train loss {train_loss}, "
+                f"validation loss {val_loss}); lower learning_rate (now "
+                f"{config.learning_rate}).")
+        seconds = time.perf_counter() - start
+        rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                     "seconds": seconds})
+        if val_loss < best_loss:
+            best_loss, best_epoch, stale = val_loss, epoch, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
+                                        model.state_dict().items()})
+        else:
+            stale += 1
+        bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", best=best_epoch)
+        logger.debug("epoch %d: train %.4f, validation %.4f (%.2f s)", epoch, train_loss,
+                     val_loss, seconds)
+        if stale >= int(config.patience):
+            logger.info("early stop at epoch %d: no better validation loss for %d epochs",
+                        epoch, stale)
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    history = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss", "seconds"])
+    return history, best_epoch, float(best_loss)
 
 
 def _make_optimizer(model, config):

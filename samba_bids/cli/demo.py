@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("out_dir", type=Path, help="folder for the dataset and the outputs")
     parser.add_argument("--templates-dir", type=Path, default=None,
-                        help="offline templates (default $SAMBA_TEMPLATES, then the cache)")
+                        help="offline templates (default $SAMBA_TEMPLATES, then the cache, "
+                             "else a fallback with sphere parcels instead of Schaefer's)")
     parser.add_argument("--duration", type=float, default=300.0, help="BOLD run length, s")
     parser.add_argument("--tr", type=float, default=2.0, help="repetition time, s")
     parser.add_argument("--channels", type=int, default=32, help="EEG channels")
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
         from ..simulate import simulate_dataset
         from ..workflows import run
 
-        templates_dir = find_templates_dir(args.templates_dir)
+        templates_dir = find_templates_dir(args.templates_dir, fallback=True)
         bids_dir = args.out_dir / "bids"
         print(f"Simulating {args.duration:g} s of {args.channels}-channel EEG and BOLD "
               f"(TR {args.tr:g} s) in {bids_dir} ...")

@@ -82,6 +82,7 @@ class Config:
     k_functional: int = 6
     dropout: float = 0.1
     #: Ablations (defaults: the full model; see ``samba_bids.training.ablation_configs``).
+    direction: str = "ephys-to-bold"  # ephys-to-bold | bold-to-ephys | both
     use_wavelet_attention: bool = True  # False: uniform average over wavelet bands
     use_graph: bool = True  # False: dense learned N -> M map instead of the two GAT layers
     learn_hrf: bool = True  # False: HRFs fixed at SPM's canonical
@@ -109,6 +110,7 @@ class Config:
         _check_choice("modality", self.modality, ("auto", "eeg", "meg"))
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
         _check_choice("rnn", self.rnn, ("lstm", "gru"))
+        _check_choice("direction", self.direction, ("ephys-to-bold", "bold-to-ephys", "both"))
         _check_choice("confounds", self.confounds, ("auto", "all", "none"))
         _check_choice("inverse_method", self.inverse_method, ("dSPM", "eLORETA", "MNE", "sLORETA"))
         for scale_name in ("ephys_atlas_scale", "bold_atlas_scale"):

@@ -202,6 +202,42 @@ def _effective_window(split, window_trs):
     return window
 
 
+@dataclass
+class _FitSetup:
+    features: np.ndarray
+    bold: np.ndarray
+    tr_s: float
+    history: int
+    window: int
+    device: torch.device
+    rng: np.random.Generator
+    train: np.ndarray
+    bipartite: np.ndarray
+    bold_edges: np.ndarray
+
+
+def _setup_fit(features, bold, split, src_centroids_mm, bold_centroids_mm, config, tr_s):
+    """Checks, seeds, device, and the graphs from training volumes (shared by both
+    directions)."""
+    features = np.asarray(features, dtype=float)
+    bold = np.asarray(bold, dtype=float)
+    src_centroids_mm = np.asarray(src_centroids_mm, dtype=float)
+    bold_centroids_mm = np.asarray(bold_centroids_mm, dtype=float)
+    _check_inputs(features, bold, split, src_centroids_mm, bold_centroids_mm)
+    tr_s = _resolve_tr(tr_s, split, config)
+    device = resolve_device(config.device)
+    seed_everything(int(config.seed))
+    train = np.asarray(split.train)
+    bipartite, bold_edges = build_graphs(
+        src_centroids_mm, bold_centroids_mm, broadband_log_power(features[:, train]),
+        bold[:, train], config.k_spatial, config.k_functional, tr_s=tr_s,
+        hrf_support_s=config.hrf_support_s)
+    return _FitSetup(features=features, bold=bold, tr_s=tr_s, history=int(split.history),
+                     window=_effective_window(split, config.window_trs), device=device,
+                     rng=np.random.default_rng(int(config.seed)), train=train,
+                     bipartite=bipartite, bold_edges=bold_edges)
+
+
 def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config, *,
               tr_s: float | None = None, progress: bool = False) -> FitResult:
     """Train SAMBA with early stopping on the validation block.
@@ -257,30 +293,13 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     CPU a rerun gives the same model.
     """
 
-    features = np.asarray(features, dtype=float)
-    bold = np.asarray(bold, dtype=float)
-    src_centroids_mm = np.asarray(src_centroids_mm, dtype=float)
-    bold_centroids_mm = np.asarray(bold_centroids_mm, dtype=float)
-    _check_inputs(features, bold, split, src_centroids_mm, bold_centroids_mm)
-    tr_s = _resolve_tr(tr_s, split, config)
-    history = int(split.history)
-    window = _effective_window(split, config.window_trs)
-    device = resolve_device(config.device)
-    seed_everything(int(config.seed))
-    rng = np.random.default_rng(int(config.seed))
-
-    train = np.asarray(split.train)
+    setup = _setup_fit(features, bold, split, src_centroids_mm, bold_centroids_mm, config, tr_s)
+    features, bold, tr_s = setup.features, setup.bold, setup.tr_s
+    history, window, device, rng = setup.history, setup.window, setup.device, setup.rng
+    bipartite, bold_edges, train = setup.bipartite, setup.bold_edges, setup.train
     n_src, _, n_bands, n_features = features.shape
     n_bold = bold.shape[0]
-
-    # --- statistics fitted on training volumes only -------------------------------------
-    train_features = features[:, train]
-    mean = train_features.mean(axis=1)
-    std = train_features.std(axis=1)
-    bipartite, bold_edges = build_graphs(
-        src_centroids_mm, bold_centroids_mm, broadband_log_power(train_features),
-        bold[:, train], config.k_spatial, config.k_functional, tr_s=tr_s,
-        hrf_support_s=config.hrf_support_s)
+    mean, std = features[:, train].mean(axis=1), features[:, train].std(axis=1)
 
     model = SAMBA(n_src, n_bold, n_bands, n_features, bipartite, bold_edges, tr_s=tr_s,
                   history=history, hidden_size=config.hidden_size, rnn=config.rnn,
@@ -346,6 +365,178 @@ def ablation_configs(config) -> dict:
     full = {"use_wavelet_attention": True, "use_graph": True, "learn_hrf": True}
     return {name: dataclasses.replace(config, **{**full, **off})
             for name, off in ABLATIONS.items()}
+
+
+def reverse_windows(split_block, lookahead: int, window_trs: int, n_volumes: int, *,
+                    tile: bool = False) -> np.ndarray:
+    """Windows for the reverse direction: W target volumes inside one block, then K ahead.
+
+    The mirror image of :func:`make_windows`: the K volumes after the last target reach into
+    the gap after the block (K volumes long, so never into another block's targets) or past
+    the end of the run, where indices are -1 (absent: zero BOLD).
+
+    Parameters
+    ----------
+    split_block : array_like of int
+        The block's volume indices (sorted, contiguous).
+    lookahead : int
+        K: volumes after the last target of a window.
+    window_trs : int
+        W: targets per window (the window's first W volumes).
+    n_volumes : int
+        Volumes in the run.
+    tile : bool
+        As :func:`make_windows`.
+
+    Returns
+    -------
+    ndarray of int, shape (n_windows, W + K)
+        Volume indices (-1 past the end of the run); the targets are ``windows[:, :W]``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`make_windows`.
+    """
+    block = np.asarray(split_block, dtype=np.int64).ravel()
+    last = int(n_volumes) - 1
+    mirrored = make_windows(last - block[::-1], lookahead, window_trs, tile=tile)
+    windows = (last - mirrored)[::-1, ::-1]
+    windows[windows > last] = -1
+    return np.ascontiguousarray(windows)
+
+
+def _reverse_batch(bold_all, power_all, windows, window_trs):
+    """BOLD (B, M, L), presence mask (B, L) and band-power targets (B, N, W, bands)."""
+    idx = torch.as_tensor(windows, device=bold_all.device)
+    mask = idx >= 0
+    bold = bold_all[:, idx.clamp(min=0)].permute(1, 0, 2)
+    power = None
+    if power_all is not None:
+        power = power_all[:, idx[:, :window_trs]].permute(1, 0, 2, 3)
+    return bold, mask, power
+
+
+def fit_reverse(features, bold, split, src_centroids_mm, bold_centroids_mm, config, *,
+                tr_s: float | None = None, progress: bool = False) -> FitResult:
+    """Train the reverse translator (BOLD -> source-parcel band power), early stopping on the
+    validation block.
+
+    Parameters
+    ----------
+    features : ndarray, shape (N, V, n_bands, n_features)
+        Wavelet band features (:func:`~samba_bids.model.wavelet.wavelet_band_features`); the
+        targets are ``features[..., 0]``, the log mean power of each band per volume.
+    bold : ndarray, shape (M, V)
+        Parcel BOLD, z-scored with training-block statistics (the input).
+    split, src_centroids_mm, bold_centroids_mm, config, tr_s, progress
+        As :func:`fit_samba` (same graphs, seeds, optimiser and early stopping).
+
+    Returns
+    -------
+    FitResult
+        ``model`` is a :class:`~samba_bids.model.reverse.SAMBAReverse`.
+
+    Raises
+    ------
+    ValueError, FloatingPointError
+        As :func:`fit_samba`.
+
+    Notes
+    -----
+    Loss: mean over windows, source parcels and bands of ``1 - r`` over the target volumes
+    (plus ``config.mse_weight`` times the MSE of the training-standardised band power).
+    """
+    from .model.reverse import SAMBAReverse
+
+    setup = _setup_fit(features, bold, split, src_centroids_mm, bold_centroids_mm, config, tr_s)
+    power = setup.features[..., 0]  # (N, V, bands)
+    n_src, n_volumes, n_bands = power.shape
+    lookahead, window = setup.history, setup.window
+    model = SAMBAReverse(setup.bold.shape[0], n_src, n_bands, setup.bipartite,
+                         setup.bold_edges, lookahead=lookahead, hidden_size=config.hidden_size,
+                         gat_heads=config.gat_heads, dropout=config.dropout)
+    model.set_standardization(power[:, setup.train].mean(axis=1),
+                              power[:, setup.train].std(axis=1))
+    model.to(setup.device)
+    bold_all = torch.as_tensor(setup.bold, dtype=torch.float32, device=setup.device)
+    power_all = model.standardize(torch.as_tensor(power, dtype=torch.float32,
+                                                  device=setup.device))
+    train_windows = reverse_windows(setup.train, lookahead, window, n_volumes)
+    val_windows = reverse_windows(split.validation, lookahead, window, n_volumes, tile=True)
+    logger.info("SAMBA reverse: %d BOLD -> %d source parcels x %d bands, %d parameters, "
+                "%d training / %d validation windows of %d + %d volumes, device %s",
+                setup.bold.shape[0], n_src, n_bands, model.n_parameters(), len(train_windows),
+                len(val_windows), window, lookahead, setup.device)
+
+    def batch_loss(idx):
+        x, mask, y = _reverse_batch(bold_all, power_all, idx, window)
+        pred = model(x, mask=mask)[:, :, :window]  # (B, N, W, bands)
+        return pearson_loss(pred.permute(0, 1, 3, 2).flatten(1, 2),
+                            y.permute(0, 1, 3, 2).flatten(1, 2), mse_weight=config.mse_weight)
+
+    history_frame, best_epoch, best_loss = _train_epochs(
+        model, batch_loss, train_windows, val_windows, config, setup.rng, progress=progress,
+        desc="SAMBA reverse")
+    model.to("cpu").eval()
+    logger.info("SAMBA reverse: best validation loss %.4f at epoch %d of %d", best_loss,
+                best_epoch, len(history_frame))
+    return FitResult(model=model, history=history_frame, best_epoch=best_epoch,
+                     device=str(setup.device), n_parameters=model.n_parameters(),
+                     graphs={"bipartite": setup.bipartite, "bold": setup.bold_edges},
+                     window_trs=window, tr_s=setup.tr_s)
+
+
+@torch.no_grad()
+def predict_reverse(model, bold, *, window_trs: int, device="cpu",
+                    batch_size: int = 16) -> np.ndarray:
+    """Predicted log band power of every source parcel, band and volume of a run.
+
+    Parameters
+    ----------
+    model : samba_bids.model.reverse.SAMBAReverse
+        A fitted reverse model.
+    bold : ndarray, shape (M, V)
+        Parcel BOLD, standardised as in training.
+    window_trs : int
+        W targets per window (shortened to V for short runs).
+    device : str or torch.device
+    batch_size : int
+
+    Returns
+    -------
+    ndarray, shape (N, V, n_bands), float64
+        In the units of ``features[..., 0]`` (natural log of the mean band power).
+
+    Raises
+    ------
+    ValueError
+        If ``bold`` does not have the model's M parcels.
+    """
+    bold = np.asarray(bold, dtype=np.float32)
+    if bold.ndim != 2 or bold.shape[0] != model.n_bold:
+        raise ValueError(f"bold must be ({model.n_bold}, V); got {bold.shape}.")
+    n_volumes = bold.shape[1]
+    window = max(1, min(int(window_trs), n_volumes))
+    device = resolve_device(device)
+    original, was_training = next(model.parameters()).device, model.training
+    model.to(device).eval()
+    bold_all = torch.as_tensor(bold, device=device)
+    windows = reverse_windows(np.arange(n_volumes), model.lookahead, window, n_volumes,
+                              tile=True)
+    out = np.zeros((model.n_src, n_volumes, model.hparams["n_bands"]))
+    try:
+        for first in range(0, len(windows), batch_size):
+            chunk = windows[first:first + batch_size]
+            x, mask, _ = _reverse_batch(bold_all, None, chunk, window)
+            pred = model.unstandardize(model(x, mask=mask)[:, :, :window])  # (B, N, W, bands)
+            out[:, chunk[:, :window].ravel()] = (pred.permute(1, 0, 2, 3)
+                                                 .reshape(model.n_src, -1, pred.shape[-1])
+                                                 .double().cpu().numpy())
+    finally:
+        model.to(original)
+        model.train(was_training)
+    return out
 
 
 def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,

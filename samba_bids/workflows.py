@@ -67,10 +67,17 @@ class Results:
                     f"  {run.label}: test median Pearson r {s['median_pearson_r']:.3f} "
                     f"(ridge baseline {s['ridge_median_pearson_r']:.3f}), "
                     f"{s['fraction_significant']:.0%} of {s['n_parcels']} parcels significant "
-                    f"(FDR 0.05), {s['n_outputs']} files, {s['seconds']:.0f} s"
+                    f"(FDR 0.05)"
                 )
-            else:
-                lines.append(f"  {run.label}: {len(run.outputs)} files")
+            if "reverse_median_pearson_r" in s:
+                lines.append(
+                    f"  {run.label} reverse (BOLD -> band power): test median Pearson r "
+                    f"{s['reverse_median_pearson_r']:.3f}, "
+                    f"{s['reverse_fraction_significant']:.0%} of source parcel x band "
+                    f"significant (FDR 0.05)"
+                )
+            lines.append(f"  {run.label}: {len(run.outputs)} files"
+                         + (f", {s['seconds']:.0f} s" if "seconds" in s else ""))
         return lines
 
 
@@ -278,22 +285,60 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
 def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunResult:
     """Electrophysiology + BOLD of one run -> trained SAMBA -> derivatives.
 
-    :func:`prepare_run`; SAMBA training with early stopping; prediction over the whole run;
-    metrics on the test block; the ridge baseline on the same split; outputs.
+    :func:`prepare_run`; then, per ``config.direction``, :func:`translate_forward` (SAMBA,
+    ridge baseline, predicted BOLD, HRFs, metrics) and :func:`translate_reverse` (BOLD ->
+    source-parcel band power).
+    """
+    start = time.time()
+    logger.info("%s: %s + %s", pair.label, pair.ephys_file.name,
+                ", ".join(f.name for f in pair.bold_files))
+    sources = [_uri(links, f) for f in [pair.ephys_file, *pair.bold_files]]
+    inputs = prepare_run(pair, config, templates_dir)
+    common = {
+        "Sources": sources,
+        "RepetitionTime": inputs.tr_s,
+        "Alignment": inputs.clock,
+        "ElectrophysiologyModality": inputs.modality.upper(),
+        "SourceReconstruction": inputs.parcels.provenance,
+        "Atlas": {"BOLD": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels",
+                  "Electrophysiology": f"Schaefer 2018, 7 networks, "
+                                       f"{config.ephys_atlas_scale} parcels on {EPHYS_SUBJECT}"},
+    }
+    written, summary = [], {"n_parcels": len(inputs.atlas.names)}
+    if config.direction in ("ephys-to-bold", "both"):
+        files, forward = translate_forward(pair, config, inputs, common)
+        written += files
+        summary.update(forward)
+    if config.direction in ("bold-to-ephys", "both"):
+        files, reverse = translate_reverse(pair, config, inputs, common)
+        written += files
+        summary.update(reverse)
+    seconds = time.time() - start
+    logger.info("%s: done in %.1f s", pair.label, seconds)
+    summary.update(n_outputs=len(written), seconds=seconds)
+    return RunResult(label=pair.label, outputs=written, summary=summary)
+
+
+def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
+    """SAMBA (electrophysiology -> BOLD) and the ridge baseline on one run; write the outputs.
+
+    Returns
+    -------
+    written : list of pathlib.Path
+    summary : dict
+        ``median_pearson_r``, ``ridge_median_pearson_r``, ``fraction_significant``.
     """
     from .bold import project_parcels
     from .metrics import parcel_metrics, pooled_spearman, summarise
     from .model.baselines import fit_ridge_baseline
     from .training import fit_samba, predict_run
 
-    start = time.time()
-    logger.info("%s: %s + %s", pair.label, pair.ephys_file.name,
-                ", ".join(f.name for f in pair.bold_files))
-    sources = [_uri(links, f) for f in [pair.ephys_file, *pair.bold_files]]
-    inputs = prepare_run(pair, config, templates_dir)
     features, observed, split = inputs.features, inputs.observed, inputs.split
-    parcels, atlas, tr_s = inputs.parcels, inputs.atlas, inputs.tr_s
-    modality, clock, bold = inputs.modality, inputs.clock, inputs.bold
+    parcels, atlas, tr_s, bold = inputs.parcels, inputs.atlas, inputs.tr_s, inputs.bold
+    sources = common["Sources"]
+    entities = dict(pair.bold_entities)
+    atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.bold_atlas_scale}
+    out = config.output_dir
 
     # --- SAMBA ---------------------------------------------------------------------------
     fit = fit_samba(features, observed, split, parcels.centroids_mm, atlas.centroids_mm, config,
@@ -312,20 +357,6 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
     metrics["ridge_spearman_rho"] = ridge_metrics["spearman_rho"].to_numpy()
     summary["ridge_median_pearson_r"] = float(ridge_metrics["pearson_r"].median())
 
-    # --- outputs -------------------------------------------------------------------------
-    entities = dict(pair.bold_entities)
-    atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.bold_atlas_scale}
-    out = config.output_dir
-    common = {
-        "Sources": sources,
-        "RepetitionTime": tr_s,
-        "Alignment": clock,
-        "ElectrophysiologyModality": modality.upper(),
-        "SourceReconstruction": parcels.provenance,
-        "Atlas": {"BOLD": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels",
-                  "Electrophysiology": f"Schaefer 2018, 7 networks, "
-                                       f"{config.ephys_atlas_scale} parcels on {EPHYS_SUBJECT}"},
-    }
     units = ("z: observed parcel BOLD after confound regression and detrending, standardised "
              "with the training block's mean and SD")
     written = []
@@ -407,14 +438,105 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
         "Description": "Training and validation loss per epoch (1 - Pearson r + MSE term).",
     }))
 
-    seconds = time.time() - start
-    logger.info("%s: done in %.1f s", pair.label, seconds)
-    return RunResult(label=pair.label, outputs=written, summary={
+    return written, {
         "median_pearson_r": float(np.median(metrics["pearson_r"])),
         "ridge_median_pearson_r": summary["ridge_median_pearson_r"],
         "fraction_significant": float(summary.get("fraction_significant", 0.0)),
-        "n_parcels": len(atlas.names), "n_outputs": len(written), "seconds": seconds,
-    })
+    }
+
+
+def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):
+    """SAMBA in reverse (BOLD -> source-parcel band power) on one run; write the outputs.
+
+    Outputs (atlas entities of the electrophysiology parcels): ``desc-sambareverse_timeseries``
+    (predicted log band power, one column per ``<parcel>_<band>``), ``desc-observedpower_
+    timeseries`` (the band power computed from the recording), ``desc-sambareverse_metrics``
+    (one row per source parcel and band: Pearson r, Spearman rho, phase-randomisation p and
+    FDR over all rows, on the test block), the model and its training history.
+
+    Returns
+    -------
+    written : list of pathlib.Path
+    summary : dict
+        ``reverse_median_pearson_r`` (median over source parcels and bands),
+        ``reverse_fraction_significant``.
+    """
+    from .metrics import parcel_metrics, summarise
+    from .model.wavelet import band_names
+    from .training import fit_reverse, predict_reverse
+
+    features, observed, split = inputs.features, inputs.observed, inputs.split
+    parcels = inputs.parcels
+    fit = fit_reverse(features, observed, split, parcels.centroids_mm, inputs.atlas.centroids_mm,
+                      config, tr_s=inputs.tr_s, progress=True)
+    predicted = predict_reverse(fit.model, observed, window_trs=fit.window_trs,
+                                device=fit.device)  # (N, V, bands)
+    power = features[..., 0]
+    bands = band_names(config.wavelet_level)
+    columns = [f"{name}_{band}" for name in parcels.names for band in bands]
+    n_src, n_volumes, n_bands = power.shape
+    flat_pred = predicted.transpose(0, 2, 1).reshape(n_src * n_bands, n_volumes)
+    flat_obs = power.transpose(0, 2, 1).reshape(n_src * n_bands, n_volumes)
+    metrics = parcel_metrics(flat_pred, flat_obs, split.test, columns, n_null=N_NULL,
+                             seed=config.seed)
+    metrics.insert(1, "band", [band for _ in parcels.names for band in bands])
+    metrics.insert(1, "source_parcel", [name for name in parcels.names for _ in bands])
+    summary = summarise(metrics)
+
+    entities = dict(pair.bold_entities)
+    atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.ephys_atlas_scale}
+    out = config.output_dir
+    units = ("natural log of the mean squared wavelet coefficient of the band over the "
+             "volume's segment of source-parcel activity (dSPM units squared)")
+    nyquist = config.resample_sfreq_hz / 2.0
+    edges = [0.0] + [nyquist / 2 ** j for j in range(config.wavelet_level, 0, -1)] + [nyquist]
+    band_doc = {band: f"{config.wavelet} wavelet band {band}, about {lo:g}-{hi:g} Hz"
+                for band, lo, hi in zip(bands, edges[:-1], edges[1:])}
+    written = []
+    for desc, values, what in (("sambareverse", flat_pred, "SAMBA-predicted (from BOLD)"),
+                               ("observedpower", flat_obs, "Observed")):
+        path = derivative_path(out, entities, suffix="timeseries", extension=".tsv",
+                               space=None, desc=desc, **atlas_entities)
+        written.append(write_with_sidecar(path, write_tsv,
+                                          pd.DataFrame(values.T, columns=columns), {
+            **common, "Units": units, "Bands": band_doc,
+            "Description": f"{what} band power per source parcel and volume, one column per "
+                           "<parcel>_<band>, one row per volume.",
+        }))
+    path = derivative_path(out, entities, suffix="metrics", extension=".tsv", space=None,
+                           desc="sambareverse", **atlas_entities)
+    written.append(write_with_sidecar(path, write_tsv, metrics, {
+        **common, "Bands": band_doc,
+        "Description": "Per source parcel and band agreement of the band power predicted from "
+                       "BOLD and the observed band power, on the test block.",
+        "parcel": {"Description": "<source parcel>_<band>"},
+        "pearson_r": {"Description": "Pearson correlation over test volumes"},
+        "spearman_rho": {"Description": "Spearman rank correlation over test volumes"},
+        "p_value": {"Description": f"Two-sided p of pearson_r against {N_NULL} "
+                                   "phase-randomised surrogates of the prediction"},
+        "p_fdr": {"Description": "p_value after Benjamini-Hochberg FDR over all rows"},
+        "significant": {"Description": "p_fdr < 0.05"},
+        "Summary": summary,
+        **split.to_sidecar(),
+    }))
+    model_path = derivative_path(out, entities, suffix="model", extension=".pt", datatype="model",
+                                 space=None, desc="sambareverse")
+    written.append(write_with_sidecar(model_path, _save_model, fit.model, {
+        "Sources": common["Sources"], "Config": config.to_dict(),
+        "ConfigDigest": config.digest(), "Device": fit.device,
+        "TrainableParameters": fit.n_parameters, "BestEpoch": fit.best_epoch,
+        "Split": split.to_sidecar(), "SourceReconstruction": parcels.provenance,
+    }))
+    path = derivative_path(out, entities, suffix="history", extension=".tsv", datatype="model",
+                           space=None, desc="sambareverse")
+    written.append(write_with_sidecar(path, write_tsv, fit.history, {
+        "Sources": common["Sources"],
+        "Description": "Training and validation loss per epoch (1 - Pearson r + MSE term).",
+    }))
+    return written, {
+        "reverse_median_pearson_r": float(metrics["pearson_r"].median()),
+        "reverse_fraction_significant": float(summary.get("fraction_significant", 0.0)),
+    }
 
 
 def _uri(links, path):

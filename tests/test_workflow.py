@@ -96,6 +96,27 @@ def test_participant_level_mni_nifti(tmp_path, templates_dir):
     _check_sidecars(out)
 
 
+def test_participant_level_reverse_direction(tmp_path, templates_dir):
+    """--direction bold-to-ephys: only the reverse outputs, with one metric row per source
+    parcel and band, and predicted band power for every volume."""
+    root = make_dataset(tmp_path / "ds", templates_dir, n_volumes=80, tr_s=2.0)
+    out = tmp_path / "out"
+    assert _run(root, out, tmp_path, templates_dir, "--direction", "bold-to-ephys") == 0
+    func = out / "sub-01" / "func"
+    prefix = "sub-01_task-rest_atlas-Schaefer2018_seg-7n_scale-100"
+    metrics = pd.read_csv(func / f"{prefix}_desc-sambareverse_metrics.tsv", sep="\t")
+    predicted = pd.read_csv(func / f"{prefix}_desc-sambareverse_timeseries.tsv", sep="\t")
+    observed = pd.read_csv(func / f"{prefix}_desc-observedpower_timeseries.tsv", sep="\t")
+    assert len(metrics) == 100 * 4 and set(metrics["band"]) == {"A3", "D3", "D2", "D1"}
+    assert metrics["pearson_r"].between(-1, 1).all()
+    assert predicted.shape == observed.shape == (80, 400)
+    assert list(predicted.columns) == list(metrics["parcel"])
+    assert np.isfinite(predicted.to_numpy()).all()
+    assert (out / "sub-01/model/sub-01_task-rest_desc-sambareverse_model.pt").exists()
+    assert not list(func.glob("*desc-samba_bold*"))  # the forward direction did not run
+    _check_sidecars(out)
+
+
 @pytest.mark.slow
 def test_participant_level_real_data(tmp_path, real_rest, templates_dir):
     """The real EEG + real resting BOLD (unpaired people: scores mean nothing, files must be right)."""

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--inverse-method", "--inverse_method", default=None,
                    choices=["dSPM", "eLORETA", "MNE", "sLORETA"],
                    help="inverse method (default dSPM)")
+    g.add_argument("--direction", default=None,
+                   choices=["ephys-to-bold", "bold-to-ephys", "both"],
+                   help="translate electrophysiology to BOLD (SAMBA, default), BOLD to "
+                        "source-parcel band power (desc-sambareverse outputs), or both")
     g.add_argument("--confounds", default=None, choices=["auto", "all", "none"],
                    help="confound regressors to remove from BOLD (default auto)")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
@@ -88,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 CONFIG_FIELDS = (
     "bids_dir", "output_dir", "analysis_level", "participant_label", "session_label",
     "task_label", "bold_space", "modality", "repetition_time_s", "templates_dir",
-    "ephys_atlas_scale", "bold_atlas_scale", "volume_trigger", "inverse_method", "confounds",
+    "ephys_atlas_scale", "bold_atlas_scale", "volume_trigger", "inverse_method", "confounds", "direction",
     "device", "seed", "max_epochs", "work_dir", "nprocs", "skip_bids_validation", "verbose",
 )
 

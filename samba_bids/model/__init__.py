@@ -15,11 +15,13 @@ from .graph import (
 )
 from .hrf import ParcelHRF, causal_fft_convolve, double_gamma, spm_canonical_hrf
 from .losses import pearson_loss
+from .reverse import SAMBAReverse
 from .samba import SAMBA
 from .wavelet import WaveletAttention, broadband_log_power, wavelet_band_features
 
 __all__ = [
     "SAMBA",
+    "SAMBAReverse",
     "BipartiteGAT",
     "DenseParcelMap",
     "ParcelGAT",

@@ -28,6 +28,17 @@ _INPUT_FIELDS = ("ephys_atlas_scale", "bold_atlas_scale", "l_freq_hz", "h_freq_h
                  "wavelet_level")
 
 
+def add_arguments(parser):
+    """The options both scripts take: where to simulate, templates, duration, channels."""
+    parser.add_argument("--out-dir", type=Path, default=Path("/tmp/samba-bids-eval"),
+                        help="folder for the simulated dataset and cached features")
+    parser.add_argument("--templates-dir", type=Path, default=None)
+    parser.add_argument("--duration", type=float, default=600.0, help="BOLD run, s")
+    parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--max-epochs", type=int, default=100)
+    return parser
+
+
 def simulated_inputs(out_dir, templates_dir=None, *, duration_s=600.0, n_channels=64,
                      snr=DEFAULT_SNR, seed=0, config=None):
     """Simulate (or reuse) a dataset under ``out_dir``; return ``(inputs, truth, config)``.

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _simulated import simulated_inputs  # noqa: E402
+from _simulated import add_arguments, simulated_inputs  # noqa: E402
 
 from samba_bids.config import Config  # noqa: E402
 from samba_bids.model.losses import pearson_loss  # noqa: E402
@@ -98,11 +98,7 @@ def bench_device(inputs, config, device):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", type=Path, default=Path("/tmp/samba-bids-eval"))
-    parser.add_argument("--templates-dir", type=Path, default=None)
-    parser.add_argument("--duration", type=float, default=600.0, help="BOLD run, s")
-    parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--max-epochs", type=int, default=100)
+    add_arguments(parser)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

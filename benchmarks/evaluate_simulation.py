@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _simulated import simulated_inputs  # noqa: E402
+from _simulated import add_arguments, simulated_inputs  # noqa: E402
 
 from samba_bids import simulate  # noqa: E402
 from samba_bids.config import Config  # noqa: E402
@@ -63,12 +63,8 @@ def oracle_r(inputs, truth, truth_dir):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", type=Path, default=Path("/tmp/samba-bids-eval"))
-    parser.add_argument("--templates-dir", type=Path, default=None)
-    parser.add_argument("--duration", type=float, default=600.0, help="BOLD run, s")
-    parser.add_argument("--channels", type=int, default=64)
+    add_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES),
                         choices=list(MODEL_NAMES))
     parser.add_argument("--n-null", type=int, default=1000)

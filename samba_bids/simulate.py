@@ -121,6 +121,23 @@ VERTEX_NOISE_FRACTION = 0.2
 EEG_SIGNAL_RMS_V = 10e-6
 #: Standard deviation of the white EEG sensor noise, V.
 EEG_NOISE_SD_V = 2e-6
+#: Median channel RMS of the brain signal at the MEG magnetometers, T.
+MEG_SIGNAL_RMS_T = 200e-15
+#: Standard deviation of the white MEG sensor noise, T (the magnetometer noise of
+#: :func:`mne.make_ad_hoc_cov`, which the pipeline's inverse assumes without empty-room data).
+MEG_NOISE_SD_T = 20e-15
+#: Per modality: median channel RMS of the brain signal, white noise SD, unit.
+SENSOR_LEVELS = {
+    "eeg": (EEG_SIGNAL_RMS_V, EEG_NOISE_SD_V, "V"),
+    "meg": (MEG_SIGNAL_RMS_T, MEG_NOISE_SD_T, "T"),
+}
+#: Default number of channels per modality (EEG electrodes, MEG magnetometers).
+DEFAULT_CHANNELS = {"eeg": 64, "meg": 102}
+#: Radius of the synthetic MEG helmet (magnetometer centres) around the head sphere's centre, m.
+MEG_HELMET_RADIUS_M = 0.12
+#: Lowest elevation of the helmet's sensors above the head sphere's equator, degrees (-25:
+#: about the level of the ears and the inion, 1 cm below the fiducial plane).
+MEG_HELMET_LOWEST_ELEVATION_DEG = -25.0
 #: Default SNR (variance ratio): expected noise ceiling sqrt(s / (1 + s)) = 0.8.
 DEFAULT_SNR = 16.0 / 9.0
 #: Chunk length for the sensor projection, s.
@@ -597,6 +614,114 @@ def _eeg_info(n_channels: int, sfreq_hz: float):
     return info
 
 
+def head_sphere() -> tuple[np.ndarray, float]:
+    """Sphere fitted to MNE's fsaverage scalp above the fiducial plane, in head coordinates.
+
+    The scalp is ``mne/data/fsaverage/fsaverage-head.fif`` moved into the head frame with
+    MNE's ``fsaverage-trans.fif`` (the transform the template forward uses); points below the
+    fiducial plane (face, neck) are left out, as in the EEG sphere model of
+    :func:`samba_bids.ephys.source.make_template_forward`.
+
+    Returns
+    -------
+    centre : ndarray, shape (3,)
+        Centre in head coordinates, m (about (0, 12, 42) mm).
+    radius : float
+        Radius, m (about 96 mm).
+    """
+    import mne
+    from mne.transforms import apply_trans, invert_transform
+
+    from .ephys.source import FSAVERAGE_HEAD, FSAVERAGE_TRANS
+
+    scalp = mne.read_bem_surfaces(FSAVERAGE_HEAD, verbose=False)[0]["rr"]
+    scalp = apply_trans(invert_transform(mne.read_trans(FSAVERAGE_TRANS, verbose=False)), scalp)
+    points = scalp[scalp[:, 2] > 0]
+    # least squares: |p|^2 = 2 p.c + (r^2 - |c|^2)
+    design = np.column_stack([2.0 * points, np.ones(len(points))])
+    sol = np.linalg.lstsq(design, (points**2).sum(axis=1), rcond=None)[0]
+    centre = sol[:3]
+    return centre, float(np.sqrt(sol[3] + centre @ centre))
+
+
+def meg_helmet(n_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and normals of a synthetic whole-head magnetometer helmet.
+
+    ``n_channels`` points spread evenly (golden-angle spiral, equal area per point) over a
+    spherical cap of radius :data:`MEG_HELMET_RADIUS_M` around the centre of
+    :func:`head_sphere`, from the vertex down to :data:`MEG_HELMET_LOWEST_ELEVATION_DEG`
+    (about the level of the ears and the inion). With the defaults the sensors lie 12 mm or
+    more from the fsaverage scalp (median about 24 mm), 3.4 cm apart for 102 sensors.
+
+    Parameters
+    ----------
+    n_channels : int
+        Number of sensors.
+
+    Returns
+    -------
+    positions : ndarray, shape (n_channels, 3)
+        Sensor centres in head coordinates, m (the helmet's device frame is the head frame).
+    normals : ndarray, shape (n_channels, 3)
+        Unit outward radial normals (the magnetometers' axes).
+    """
+    centre, _ = head_sphere()
+    z_low = np.sin(np.radians(MEG_HELMET_LOWEST_ELEVATION_DEG))
+    step = (np.arange(n_channels) + 0.5) / n_channels
+    z = 1.0 - step * (1.0 - z_low)  # equal-area steps in z over the cap
+    azimuth = (np.arange(n_channels) + 0.5) * np.pi * (3.0 - np.sqrt(5.0))  # golden angle
+    ring = np.sqrt(1.0 - z**2)
+    normals = np.column_stack([ring * np.cos(azimuth), ring * np.sin(azimuth), z])
+    return centre + MEG_HELMET_RADIUS_M * normals, normals
+
+
+def meg_channel_names(n_channels: int) -> list[str]:
+    """``MEG0001`` .. ``MEG<n>``: names of the helmet's magnetometers."""
+    return [f"MEG{i:04d}" for i in range(1, n_channels + 1)]
+
+
+def _meg_info(n_channels: int, sfreq_hz: float):
+    """Measurement info of the helmet: magnetometers, device frame = head frame.
+
+    Each channel's ``loc`` is its centre and the coil's x, y and z (normal) axes; the coil type
+    is :data:`mne.io.constants.FIFF.FIFFV_COIL_VV_MAG_T3` (a Vectorview magnetometer). The
+    fsaverage fiducials (in head coordinates) are stored as digitisation points, so the head
+    frame of the recording is the one of MNE's ``fsaverage-trans.fif``.
+    """
+    import mne
+    from mne.io.constants import FIFF
+    from mne.transforms import Transform, apply_trans, invert_transform
+
+    from .ephys.source import FSAVERAGE_TRANS
+
+    if not 8 <= n_channels <= 400:
+        raise UsageError(f"n_channels must be between 8 and 400 for MEG, got {n_channels}.")
+    positions, normals = meg_helmet(n_channels)
+    info = mne.create_info(meg_channel_names(n_channels), sfreq_hz, "mag")
+    with info._unlock():
+        info["dev_head_t"] = Transform("meg", "head")  # identity
+    for ch, pos, ez in zip(info["chs"], positions, normals):
+        # tangential axes: ex horizontal (along the azimuth), ey = ez x ex
+        ex = np.cross([0.0, 0.0, 1.0], ez)
+        norm = np.linalg.norm(ex)
+        ex = ex / norm if norm > 1e-6 else np.array([1.0, 0.0, 0.0])
+        ey = np.cross(ez, ex)
+        ch["loc"] = np.concatenate([pos, ex, ey, ez])
+        ch["coil_type"] = FIFF.FIFFV_COIL_VV_MAG_T3
+        ch["kind"] = FIFF.FIFFV_MEG_CH
+        ch["unit"] = FIFF.FIFF_UNIT_T
+        ch["coord_frame"] = FIFF.FIFFV_COORD_DEVICE
+    fiducials, _ = mne.io.read_fiducials(FSAVERAGE_TRANS.with_name("fsaverage-fiducials.fif"),
+                                         verbose=False)
+    mri_head = invert_transform(mne.read_trans(FSAVERAGE_TRANS, verbose=False))
+    points = {int(f["ident"]): apply_trans(mri_head, f["r"]) for f in fiducials}
+    montage = mne.channels.make_dig_montage(
+        nasion=points[FIFF.FIFFV_POINT_NASION], lpa=points[FIFF.FIFFV_POINT_LPA],
+        rpa=points[FIFF.FIFFV_POINT_RPA], coord_frame="head")
+    info.set_montage(montage, verbose=False)
+    return info
+
+
 def parcel_gain(forward, labels) -> tuple[np.ndarray, np.ndarray]:
     """Gain of each parcel's signed, uniform vertex activity at the sensors.
 
@@ -694,7 +819,7 @@ def simulate_dataset(
     duration_s: float = 600.0,
     tr_s: float = 2.0,
     modality: str = "eeg",
-    n_channels: int = 64,
+    n_channels: int | None = None,
     sfreq_hz: float = 250.0,
     snr: float = DEFAULT_SNR,
     ephys_scale: int = 100,
@@ -703,7 +828,7 @@ def simulate_dataset(
     seed: int = 0,
     progress: bool = False,
 ) -> Path:
-    """Write a BIDS EEG-fMRI dataset with a known ground truth.
+    """Write a BIDS EEG-fMRI (or MEG-fMRI) dataset with a known ground truth.
 
     See the module docstring for the generative model.
 
@@ -723,10 +848,13 @@ def simulate_dataset(
         ``FIRST_VOLUME_S + n_volumes * tr_s + TAIL_S`` long.
     tr_s : float
         Repetition time, s.
-    modality : {'eeg'}
-        Electrophysiology modality; ``'meg'`` is not implemented yet.
-    n_channels : int
-        EEG channels (10-05 positions, spread out; see :func:`eeg_channel_names`).
+    modality : {'eeg', 'meg'}
+        Electrophysiology modality: EEG (BrainVision, 10-05 electrodes, sphere model or
+        three-layer BEM) or MEG (FIF, magnetometers of the synthetic helmet of
+        :func:`meg_helmet`, single-layer inner-skull BEM).
+    n_channels : int | None
+        EEG electrodes (10-05 positions, spread out; see :func:`eeg_channel_names`) or MEG
+        magnetometers (8-400); None: :data:`DEFAULT_CHANNELS` (64 EEG, 102 MEG).
     sfreq_hz : float
         Sampling rate of the recording, Hz (>= 100, and ``sfreq_hz * 0.1`` an integer).
     snr : float
@@ -758,8 +886,6 @@ def simulate_dataset(
         ``spaces`` asks for MNI152NLin6Asym alone).
     UsageError
         If a parameter is out of range.
-    NotImplementedError
-        If ``modality='meg'``.
     """
     import mne
     import mne_bids
@@ -783,10 +909,10 @@ def simulate_dataset(
     templates_dir = Path(templates_dir)
     if not templates_dir.is_dir():
         raise NoInputError(f"{templates_dir} does not exist; pass the templates folder.")
-    if modality == "meg":
-        raise NotImplementedError("MEG simulation is not implemented yet; use modality='eeg'.")
-    if modality != "eeg":
-        raise UsageError(f"modality must be 'eeg' (or 'meg', not yet), got {modality!r}.")
+    if modality not in SENSOR_LEVELS:
+        raise UsageError(f"modality must be 'eeg' or 'meg', got {modality!r}.")
+    if n_channels is None:
+        n_channels = DEFAULT_CHANNELS[modality]
     for name, value in (("duration_s", duration_s), ("tr_s", tr_s), ("snr", snr),
                         ("sfreq_hz", sfreq_hz)):
         _check_positive(name, value)
@@ -837,7 +963,23 @@ def simulate_dataset(
     weights = mixing_matrix(mixing, source_names, bold_names)  # (M, N, bands)
     kernels = hrf_kernels(hrf.iloc[:, 1:7].to_numpy(), DRIVE_STEP_S)
 
-    info = _eeg_info(n_channels, sfreq_hz)
+    info = (_eeg_info if modality == "eeg" else _meg_info)(n_channels, sfreq_hz)
+    signal_rms, noise_sd_sensor, sensor_unit = SENSOR_LEVELS[modality]
+    if modality == "eeg":
+        sensors = {"Sensors": f"{n_channels} EEG electrodes at fsaverage_1005 10-05 positions "
+                              "(spread by farthest-point sampling from Cz)"}
+    else:
+        centre, _ = head_sphere()
+        sensors = {
+            "Sensors": f"{n_channels} synthetic magnetometers (coil type FIFFV_COIL_VV_MAG_T3, "
+                       "radial axes), spread by a golden-angle spiral with equal area per "
+                       f"sensor over a spherical cap of radius {MEG_HELMET_RADIUS_M * 1000:g} "
+                       "mm around the centre of a sphere fitted to the fsaverage scalp "
+                       f"(({', '.join(f'{v * 1000:.1f}' for v in centre)}) mm in head "
+                       "coordinates), from the vertex down to "
+                       f"{MEG_HELMET_LOWEST_ELEVATION_DEG:g} degrees elevation",
+            "DeviceToHeadTransform": "identity (device frame = fsaverage head frame)",
+        }
     forward, fwd_prov = make_template_forward(info, templates_dir, subject=EPHYS_SUBJECT,
                                               modality=modality)
     forward = mne.convert_forward_solution(forward, surf_ori=True, force_fixed=True,
@@ -850,7 +992,7 @@ def simulate_dataset(
         volume_atlas_small = _small_volume_atlas(templates_dir, bold_scale)
 
     write_json(root / "dataset_description.json", _description(
-        "samba-bids simulated EEG-fMRI", "raw",
+        f"samba-bids simulated {modality.upper()}-fMRI", "raw",
         Authors=["samba-bids simulator"],
         GeneratedBy=[{"Name": "samba-bids-simulate"}],
     ))
@@ -880,21 +1022,23 @@ def simulate_dataset(
         # --- sensors ---------------------------------------------------------------------
         sensor_rng = _subject_rng(seed, index, _STREAM_SENSOR)
         probe = gain @ activity.data[:, n_lead: n_lead + min(n_rec, int(60 * sfreq_hz))]
-        moment_am = EEG_SIGNAL_RMS_V / np.median(np.sqrt(np.mean(probe**2, axis=1)))
+        moment_am = signal_rms / np.median(np.sqrt(np.mean(probe**2, axis=1)))
         data = np.empty((len(info["ch_names"]), n_rec))
         step = int(CHUNK_S * sfreq_hz)
         for start in range(0, n_rec, step):
             stop = min(start + step, n_rec)
             data[:, start:stop] = moment_am * (gain @ activity.data[:, n_lead + start:
                                                                     n_lead + stop])
-            data[:, start:stop] += EEG_NOISE_SD_V * sensor_rng.standard_normal(
+            data[:, start:stop] += noise_sd_sensor * sensor_rng.standard_normal(
                 (data.shape[0], stop - start))
         raw = mne.io.RawArray(data, info.copy(), verbose=False)
         raw.set_meas_date(None)
         raw.set_annotations(mne.Annotations(onsets_s, 0.0, TRIGGER))
-        bids_path = mne_bids.BIDSPath(subject=subject, task=TASK, root=root, datatype="eeg")
-        mne_bids.write_raw_bids(raw, bids_path, format="BrainVision", allow_preload=True,
-                                overwrite=True, verbose=False)
+        bids_path = mne_bids.BIDSPath(subject=subject, task=TASK, root=root,
+                                      datatype=modality)
+        mne_bids.write_raw_bids(raw, bids_path, allow_preload=True, overwrite=True,
+                                format="BrainVision" if modality == "eeg" else "FIF",
+                                verbose=False)
         del raw, data
 
         # --- band power and BOLD ----------------------------------------------------------
@@ -1027,8 +1171,13 @@ def simulate_dataset(
             "VertexNoiseFraction": VERTEX_NOISE_FRACTION,
             "DipoleMomentPerVertex": float(moment_am),
             "DipoleMomentUnits": "A m per unit of parcel activity",
-            "SensorNoiseSD": EEG_NOISE_SD_V,
-            "SensorSignalRMS": EEG_SIGNAL_RMS_V,
+            "SensorNoiseSD": noise_sd_sensor,
+            "SensorSignalRMS": signal_rms,
+            "SensorUnits": sensor_unit,
+            "SensorSignalRMSDefinition": "median over channels of the RMS of the noiseless "
+                                         "brain signal over the first 60 s (EEG: before "
+                                         "referencing)",
+            **sensors,
             "LabelVertices": dict(zip(source_names, n_label_vertices.tolist())),
             "ForwardModel": fwd_prov,
             "Confounds": "random motion (not added to the BOLD), csf/white_matter noise, "
@@ -1039,8 +1188,9 @@ def simulate_dataset(
                    "sub-%s simulated in %.1f s (median noise ceiling %.3f)", subject,
                    time.perf_counter() - t_sub, float(np.median(ceiling)))
     (root / "README").write_text(
-        "Simulated EEG-fMRI dataset written by samba-bids-simulate. The ground truth (planted "
-        "HRFs, mixing weights, noiseless BOLD, noise ceilings) is in derivatives/truth.\n"
+        f"Simulated {modality.upper()}-fMRI dataset written by samba-bids-simulate. The "
+        "ground truth (planted HRFs, mixing weights, noiseless BOLD, noise ceilings) is in "
+        "derivatives/truth.\n"
     )
     logger.info("Simulated %d subject(s) in %.1f s into %s (median noise ceiling %.3f)",
                 n_subjects, time.perf_counter() - t_start, root,
@@ -1056,8 +1206,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``samba-bids-simulate``."""
     parser = argparse.ArgumentParser(
         prog="samba-bids-simulate",
-        description="Write a simulated BIDS EEG-fMRI dataset with a known ground truth "
-                    "(planted HRFs and mixing) for testing samba-bids.",
+        description="Write a simulated BIDS EEG-fMRI (or MEG-fMRI) dataset with a known "
+                    "ground truth (planted HRFs and mixing) for testing samba-bids.",
     )
     parser.add_argument("output_dir", type=Path, help="dataset folder to write")
     parser.add_argument("--templates-dir", type=Path, default=None,
@@ -1066,11 +1216,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--subjects", type=int, default=1, help="number of participants")
     parser.add_argument("--duration", type=float, default=600.0, help="BOLD run length, s")
     parser.add_argument("--tr", type=float, default=2.0, help="repetition time, s")
-    parser.add_argument("--channels", type=int, default=64, help="EEG channels")
+    parser.add_argument("--modality", choices=tuple(SENSOR_LEVELS), default="eeg",
+                        help="electrophysiology: EEG (BrainVision) or MEG (FIF, synthetic "
+                             "magnetometer helmet)")
+    parser.add_argument("--channels", type=int, default=None,
+                        help="EEG electrodes or MEG magnetometers (default: 64 EEG, 102 MEG)")
     parser.add_argument("--snr", type=float, default=DEFAULT_SNR,
                         help="BOLD SNR as variance ratio (default 16/9: noise ceiling 0.8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--sfreq", type=float, default=250.0, help="EEG sampling rate, Hz")
+    parser.add_argument("--sfreq", type=float, default=250.0, help="EEG/MEG sampling rate, Hz")
     parser.add_argument("--ephys-scale", type=int, default=100, choices=(100, 200, 400))
     parser.add_argument("--bold-scale", type=int, default=200, choices=(100, 200, 400))
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -1103,7 +1257,7 @@ def main(argv=None) -> int:
         templates_dir = find_templates_dir(args.templates_dir, fallback=True)
         simulate_dataset(
             args.output_dir, templates_dir, n_subjects=args.subjects, duration_s=args.duration,
-            tr_s=args.tr, n_channels=args.channels, sfreq_hz=args.sfreq, snr=args.snr,
+            tr_s=args.tr, modality=args.modality, n_channels=args.channels, sfreq_hz=args.sfreq, snr=args.snr,
             ephys_scale=args.ephys_scale, bold_scale=args.bold_scale, seed=args.seed,
             progress=args.verbose,
         )

@@ -405,12 +405,7 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
     written.append(write_with_sidecar(path, write_tsv, metrics, {
         **common,
         "Description": "Per-parcel agreement of predicted and observed BOLD on the test block.",
-        "pearson_r": {"Description": "Pearson correlation over test volumes"},
-        "spearman_rho": {"Description": "Spearman rank correlation over test volumes"},
-        "p_value": {"Description": f"Two-sided p of pearson_r against {N_NULL} "
-                                   "phase-randomised surrogates of the prediction"},
-        "p_fdr": {"Description": "p_value after Benjamini-Hochberg FDR over parcels"},
-        "significant": {"Description": "p_fdr < 0.05"},
+        **_metric_column_docs("parcels"),
         "ridge_pearson_r": {"Description": "Pearson r of the canonical-HRF band-power ridge "
                                            "baseline (penalty chosen on the validation block)"},
         "ridge_spearman_rho": {"Description": "Spearman rho of the ridge baseline"},
@@ -419,25 +414,8 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
         **split.to_sidecar(),
     }))
 
-    model_path = derivative_path(out, entities, suffix="model", extension=".pt", datatype="model",
-                                 space=None, desc="samba")
-    written.append(write_with_sidecar(model_path, _save_model, fit.model, {
-        "Sources": sources,
-        "Config": config.to_dict(),
-        "ConfigDigest": config.digest(),
-        "Device": fit.device,
-        "TrainableParameters": fit.n_parameters,
-        "BestEpoch": fit.best_epoch,
-        "Split": split.to_sidecar(),
-        "SourceReconstruction": parcels.provenance,
-    }))
-    history_path = derivative_path(out, entities, suffix="history", extension=".tsv",
-                                   datatype="model", space=None, desc="samba")
-    written.append(write_with_sidecar(history_path, write_tsv, fit.history, {
-        "Sources": sources,
-        "Description": "Training and validation loss per epoch (1 - Pearson r + MSE term).",
-    }))
-
+    written += _write_model(out, entities, "samba", fit, config, sources, split,
+                            parcels.provenance)
     return written, {
         "median_pearson_r": float(np.median(metrics["pearson_r"])),
         "ridge_median_pearson_r": summary["ridge_median_pearson_r"],
@@ -510,29 +488,12 @@ def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):
         "Description": "Per source parcel and band agreement of the band power predicted from "
                        "BOLD and the observed band power, on the test block.",
         "parcel": {"Description": "<source parcel>_<band>"},
-        "pearson_r": {"Description": "Pearson correlation over test volumes"},
-        "spearman_rho": {"Description": "Spearman rank correlation over test volumes"},
-        "p_value": {"Description": f"Two-sided p of pearson_r against {N_NULL} "
-                                   "phase-randomised surrogates of the prediction"},
-        "p_fdr": {"Description": "p_value after Benjamini-Hochberg FDR over all rows"},
-        "significant": {"Description": "p_fdr < 0.05"},
+        **_metric_column_docs("all rows"),
         "Summary": summary,
         **split.to_sidecar(),
     }))
-    model_path = derivative_path(out, entities, suffix="model", extension=".pt", datatype="model",
-                                 space=None, desc="sambareverse")
-    written.append(write_with_sidecar(model_path, _save_model, fit.model, {
-        "Sources": common["Sources"], "Config": config.to_dict(),
-        "ConfigDigest": config.digest(), "Device": fit.device,
-        "TrainableParameters": fit.n_parameters, "BestEpoch": fit.best_epoch,
-        "Split": split.to_sidecar(), "SourceReconstruction": parcels.provenance,
-    }))
-    path = derivative_path(out, entities, suffix="history", extension=".tsv", datatype="model",
-                           space=None, desc="sambareverse")
-    written.append(write_with_sidecar(path, write_tsv, fit.history, {
-        "Sources": common["Sources"],
-        "Description": "Training and validation loss per epoch (1 - Pearson r + MSE term).",
-    }))
+    written += _write_model(out, entities, "sambareverse", fit, config, common["Sources"],
+                            split, parcels.provenance)
     return written, {
         "reverse_median_pearson_r": float(metrics["pearson_r"].median()),
         "reverse_fraction_significant": float(summary.get("fraction_significant", 0.0)),
@@ -548,6 +509,38 @@ def _uri(links, path):
         if root in path.parents:
             return bids_uri(name, root, path)
     return path.as_uri()
+
+
+def _metric_column_docs(fdr_over: str) -> dict:
+    """Sidecar entries of the metric columns that :func:`~.metrics.parcel_metrics` writes."""
+    return {
+        "pearson_r": {"Description": "Pearson correlation over test volumes"},
+        "spearman_rho": {"Description": "Spearman rank correlation over test volumes"},
+        "p_value": {"Description": f"Two-sided p of pearson_r against {N_NULL} "
+                                   "phase-randomised surrogates of the prediction"},
+        "p_fdr": {"Description": f"p_value after Benjamini-Hochberg FDR over {fdr_over}"},
+        "significant": {"Description": "p_fdr < 0.05"},
+    }
+
+
+def _write_model(out, entities, desc, fit, config, sources, split, provenance) -> list:
+    """The trained model (``.pt`` + JSON with the resolved config) and its loss history."""
+    model_path = derivative_path(out, entities, suffix="model", extension=".pt", datatype="model",
+                                 space=None, desc=desc)
+    history_path = derivative_path(out, entities, suffix="history", extension=".tsv",
+                                   datatype="model", space=None, desc=desc)
+    return [
+        write_with_sidecar(model_path, _save_model, fit.model, {
+            "Sources": sources, "Config": config.to_dict(), "ConfigDigest": config.digest(),
+            "Device": fit.device, "TrainableParameters": fit.n_parameters,
+            "BestEpoch": fit.best_epoch, "Split": split.to_sidecar(),
+            "SourceReconstruction": provenance,
+        }),
+        write_with_sidecar(history_path, write_tsv, fit.history, {
+            "Sources": sources,
+            "Description": "Training and validation loss per epoch (1 - Pearson r + MSE term).",
+        }),
+    ]
 
 
 def _save_model(path, model):

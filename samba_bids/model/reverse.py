@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .graph import BipartiteGAT, ParcelGAT
-from .samba import default_head_channels
+from .samba import default_head_channels, store_standardization
 
 
 class SAMBAReverse(nn.Module):
@@ -91,16 +91,10 @@ class SAMBAReverse(nn.Module):
         self.readout = nn.Parameter(torch.randn(n_src, n_bands, hidden_size) / hidden_size**0.5)
         self.bias = nn.Parameter(torch.zeros(n_src, n_bands))
 
-    @torch.no_grad()
     def set_standardization(self, mean, std) -> None:
         """Store the band-power mean and SD (shape (N, n_bands)) of the training volumes;
         SDs below 1e-6 are set to 1."""
-        mean = torch.as_tensor(mean, dtype=self.target_mean.dtype)
-        std = torch.as_tensor(std, dtype=self.target_std.dtype)
-        if mean.shape != self.target_mean.shape or std.shape != self.target_std.shape:
-            raise ValueError(f"standardisation must have shape {tuple(self.target_mean.shape)}.")
-        self.target_mean.copy_(mean)
-        self.target_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+        store_standardization(self.target_mean, self.target_std, mean, std)
 
     def standardize(self, power: torch.Tensor) -> torch.Tensor:
         """(..., N, L, n_bands) log band power -> training z-scores."""

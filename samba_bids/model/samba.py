@@ -54,6 +54,23 @@ def default_head_channels(hidden_size: int, heads: int) -> int:
     return max(2, int(hidden_size) // (4 * int(heads)))
 
 
+@torch.no_grad()
+def store_standardization(mean_buffer, std_buffer, mean, std) -> None:
+    """Copy a mean and SD into a model's buffers (same shapes); SDs below 1e-6 become 1.
+
+    Raises
+    ------
+    ValueError
+        If a shape differs from the buffers'.
+    """
+    mean = torch.as_tensor(mean, dtype=mean_buffer.dtype)
+    std = torch.as_tensor(std, dtype=std_buffer.dtype)
+    if mean.shape != mean_buffer.shape or std.shape != std_buffer.shape:
+        raise ValueError(f"standardisation must have shape {tuple(mean_buffer.shape)}.")
+    mean_buffer.copy_(mean)
+    std_buffer.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+
 class SAMBA(nn.Module):
     """Electrophysiology-to-BOLD translator.
 
@@ -156,16 +173,10 @@ class SAMBA(nn.Module):
         self.offset = nn.Parameter(torch.zeros(n_bold))
 
     # ------------------------------------------------------------------------------------
-    @torch.no_grad()
     def set_standardization(self, mean, std) -> None:
         """Store the feature mean and SD (shape (N, n_bands, n_features)) fitted on training
         volumes; SDs below 1e-6 are set to 1."""
-        mean = torch.as_tensor(mean, dtype=self.feature_mean.dtype)
-        std = torch.as_tensor(std, dtype=self.feature_std.dtype)
-        if mean.shape != self.feature_mean.shape or std.shape != self.feature_std.shape:
-            raise ValueError(f"standardisation must have shape {tuple(self.feature_mean.shape)}.")
-        self.feature_mean.copy_(mean)
-        self.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+        store_standardization(self.feature_mean, self.feature_std, mean, std)
 
     def neural_drive(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Neural drive per BOLD parcel and TR segment, before the HRF.

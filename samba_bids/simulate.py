@@ -1,8 +1,9 @@
-"""Simulated EEG-fMRI datasets with a known ground truth (planted HRFs and mixing).
+"""Simulated EEG-fMRI and MEG-fMRI datasets with a known ground truth (planted HRFs and mixing).
 
 :func:`simulate_dataset` writes a complete BIDS dataset that the pipeline reads like real data:
 
-* raw EEG (BrainVision, written by MNE-BIDS) with a ``Volume`` event at each volume onset;
+* raw EEG (BrainVision) or MEG (FIF), written by MNE-BIDS, with a ``Volume`` event at each
+  volume onset;
 * ``derivatives/preproc``: fMRIPrep-named preprocessed BOLD on fsaverage5 (GIFTI pair) and in
   MNI152NLin6Asym (NIfTI on a 4 mm grid), sidecars with the TR, and a confounds table;
 * ``derivatives/truth``: the planted HRFs, the mixing weights, the noiseless and noisy parcel
@@ -22,8 +23,16 @@ Generative model (one subject):
    per-vertex dipole moment, and projected through the template forward model of
    :func:`samba_bids.ephys.source.make_template_forward` in fixed (normal) orientation. The
    vertex sums are precomputed into a parcel gain matrix (n_channels x n_parcels), so nothing of
-   size n_sources x n_times exists; sensor data are made in chunks of 60 s. White sensor noise
-   is added. The recording starts :data:`FIRST_VOLUME_S` s before the first volume.
+   size n_sources x n_times exists; sensor data are made in chunks of 60 s. The dipole moment
+   is set so that the median channel RMS of the brain signal is :data:`EEG_SIGNAL_RMS_V`
+   (EEG) or :data:`MEG_SIGNAL_RMS_T` (MEG), and white sensor noise (:data:`EEG_NOISE_SD_V`,
+   :data:`MEG_NOISE_SD_T`) is added. The recording starts :data:`FIRST_VOLUME_S` s before the
+   first volume. EEG: 10-05 electrodes of the ``fsaverage_1005`` montage, sphere model fitted
+   to the template head (or a three-layer BEM in the templates folder). MEG: no MEG recording
+   ships with MNE offline, so the sensors are a synthetic whole-head helmet of radial
+   magnetometers (:func:`meg_helmet`; device frame = fsaverage head frame) and the head model
+   is MNE's single-layer fsaverage inner-skull BEM. Either way the forward is the pipeline's
+   own, so simulation and reconstruction share the head model.
 3. *Band power*: per source parcel and band, the analytic-signal power of the parcel signal in
    the band (FFT Hilbert transform), averaged in 0.1 s bins, log-transformed and z-scored
    over the run.
@@ -49,9 +58,6 @@ Generative model (one subject):
 The planted HRFs and mixing weights come from ``seed`` alone and are shared by all subjects
 (a group-level "true" HRF map); activity and noise differ per subject. Both are written per
 subject under ``derivatives/truth``.
-
-Electrophysiology on MEG is not implemented yet (``modality='meg'`` raises
-``NotImplementedError``).
 """
 
 from __future__ import annotations
@@ -1039,6 +1045,13 @@ def simulate_dataset(
         mne_bids.write_raw_bids(raw, bids_path, allow_preload=True, overwrite=True,
                                 format="BrainVision" if modality == "eeg" else "FIF",
                                 verbose=False)
+        if modality == "meg":  # MNE-BIDS guesses the maker from the .fif extension
+            mne_bids.update_sidecar_json(
+                bids_path.copy().update(suffix="meg", extension=".json"),
+                {"Manufacturer": "n/a",
+                 "ManufacturersModelName": "synthetic magnetometer helmet (samba-bids-simulate)"},
+                verbose=False,
+            )
         del raw, data
 
         # --- band power and BOLD ----------------------------------------------------------
@@ -1175,8 +1188,9 @@ def simulate_dataset(
             "SensorSignalRMS": signal_rms,
             "SensorUnits": sensor_unit,
             "SensorSignalRMSDefinition": "median over channels of the RMS of the noiseless "
-                                         "brain signal over the first 60 s (EEG: before "
-                                         "referencing)",
+                                         "brain signal over the first 60 s"
+                                         + (" (before referencing)" if modality == "eeg"
+                                            else ""),
             **sensors,
             "LabelVertices": dict(zip(source_names, n_label_vertices.tolist())),
             "ForwardModel": fwd_prov,

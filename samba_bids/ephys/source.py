@@ -26,6 +26,7 @@ from pathlib import Path
 
 import mne
 import numpy as np
+from threadpoolctl import threadpool_limits
 from mne.minimum_norm import InverseOperator, apply_inverse_raw, make_inverse_operator
 from mne.transforms import Transform, apply_trans, invert_transform
 
@@ -340,16 +341,20 @@ def make_template_forward(
                 "so every source lies inside the brain shell)"
             )
             logger.info("No three-layer BEM in %s; EEG uses a sphere model.", templates_dir)
-    fwd = mne.make_forward_solution(
-        fwd_info,
-        fwd_trans,
-        src,
-        bem,
-        meg=modality == "meg",
-        eeg=modality == "eeg",
-        n_jobs=n_jobs,
-        verbose=False,
-    )
+    # MNE's inside-the-skull check (scipy Delaunay.find_simplex) makes one tiny LAPACK call
+    # per simplex: with threaded OpenBLAS on busy cores the MEG forward took 64-117 s instead
+    # of about 25 s. One BLAS thread for this call only.
+    with threadpool_limits(limits=1, user_api="blas"):
+        fwd = mne.make_forward_solution(
+            fwd_info,
+            fwd_trans,
+            src,
+            bem,
+            meg=modality == "meg",
+            eeg=modality == "eeg",
+            n_jobs=n_jobs,
+            verbose=False,
+        )
     fwd = mne.convert_forward_solution(fwd, surf_ori=True, verbose=False)
     provenance["NSources"] = int(fwd["nsource"])
     if fwd["nsource"] < n_vertices:

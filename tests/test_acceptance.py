@@ -2,7 +2,7 @@
 
 The default dataset (10 min, 64 channels) is evaluated by ``benchmarks/evaluate_simulation.py``;
 this is the same evaluation on 7 minutes of 32-channel EEG and 100 BOLD parcels, with a smaller
-model and fewer epochs (about 5 minutes on 2 CPU cores). Every model is
+window and at most 60 epochs (about 5 minutes on 2 CPU cores). Every model is
 selected on the validation block and scored on the test block only.
 """
 
@@ -26,8 +26,8 @@ def evaluation(tmp_path_factory, templates_dir):
     bids_dir = simulate_dataset(root / "ds", templates_dir, duration_s=420.0, n_channels=32,
                                 bold_scale=100, spaces=("fsaverage5",), seed=0)
     config = Config(bids_dir=bids_dir, templates_dir=templates_dir, volume_trigger="Volume",
-                    bold_space="fsaverage5", bold_atlas_scale=100, hidden_size=16,
-                    window_trs=10, max_epochs=30, patience=8, device="cpu")
+                    bold_space="fsaverage5", bold_atlas_scale=100, window_trs=10,
+                    max_epochs=60, patience=10, device="cpu")
     layout = index_dataset(bids_dir, {"preproc": bids_dir / "derivatives" / "preproc"},
                            root / "work")
     pair = collect_pairs(layout, participant_label=["01"], bold_space="fsaverage5")[0]
@@ -42,14 +42,17 @@ def evaluation(tmp_path_factory, templates_dir):
     return table.set_index("model"), float(np.median(ceiling["noise_ceiling_r"]))
 
 
-def test_samba_translates_above_chance(evaluation):
+def test_samba_translates_and_needs_its_graphs(evaluation):
+    """What holds on the reduced dataset (measured 2026-11-22: SAMBA 0.150, no-graph 0.049,
+    ridge 0.169, median noise ceiling 0.80)."""
     table, ceiling = evaluation
-    samba = table.loc["samba"]
-    # chance: median |r| of 100 parcels over ~35 test volumes is about 0.0 +- 0.03
-    assert samba["median_pearson_r"] > 0.1
-    assert samba["fraction_significant"] > 0.2
-    assert samba["median_pearson_r"] < ceiling
-    assert table.loc["ridge", "median_pearson_r"] > 0.05
+    samba = table.loc["samba", "median_pearson_r"]
+    assert 0.1 < samba < ceiling
+    assert table.loc["ridge", "median_pearson_r"] > 0.1
+    # the dense N -> M map (no graph modules) overfits 130 training volumes
+    assert table.loc["no-graph", "median_pearson_r"] < samba - 0.05
+    # learned HRFs stay near the canonical one: time-to-peak error below the planted spread
+    assert table.loc["samba", "median_ttp_abs_error_s"] < 1.5
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3's targets are not met yet: see the README, "

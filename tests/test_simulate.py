@@ -141,21 +141,16 @@ def test_volume_triggers_read_back(dataset):
                                           abs=0.01)
 
 
-def test_planted_activity_is_recovered_by_the_source_path(dataset, templates_dir):
-    """Read, preprocess and source-reconstruct the written EEG; compare with the planted."""
+def _planted_vs_reconstructed(root, parcels):
+    """The truth parameters, and the Pearson r per source parcel of the planted activity
+    (regenerated from the seed, resampled to 100 Hz and band-passed like the pipeline) with
+    the reconstructed parcel time courses."""
     import mne
 
-    from samba_bids.ephys.preprocessing import preprocess_raw, read_ephys
-    from samba_bids.ephys.source import compute_source_parcels
-
-    raw = read_ephys(dataset / "sub-01" / "eeg" / f"{PREFIX}_eeg.vhdr")
-    pre = preprocess_raw(raw, modality="eeg", sfreq_hz=100.0)
-    parcels = compute_source_parcels(pre, templates_dir, modality="eeg", n_parcels=SCALE)
-
-    params = json.loads((_truth(dataset) / f"{PREFIX}_desc-truth_parameters.json").read_text())
+    params = json.loads((_truth(root) / f"{PREFIX}_desc-truth_parameters.json").read_text())
     sfreq = params["SamplingFrequency"]
-    n_lead = int(round(sim.LEAD_IN_S * sfreq))
-    n_rec = int(round(params["RecordingDuration"] * sfreq))
+    n_lead = round(sim.LEAD_IN_S * sfreq)
+    n_rec = round(params["RecordingDuration"] * sfreq)
     planted = sim.simulate_parcel_activity(
         SCALE, n_lead + n_rec, sfreq, sim._subject_rng(params["Seed"], 1, 0),
         groups=sim.network_groups(parcels.names),
@@ -166,6 +161,20 @@ def test_planted_activity_is_recovered_by_the_source_path(dataset, templates_dir
     n = min(planted.shape[1], parcels.data.shape[1])
     r = np.array([np.corrcoef(planted[p, :n], parcels.data[p, :n])[0, 1]
                   for p in range(SCALE)])
+    return params, r
+
+
+def test_planted_activity_is_recovered_by_the_source_path(dataset, templates_dir):
+    """Read, preprocess and source-reconstruct the written EEG; compare with the planted."""
+
+    from samba_bids.ephys.preprocessing import preprocess_raw, read_ephys
+    from samba_bids.ephys.source import compute_source_parcels
+
+    raw = read_ephys(dataset / "sub-01" / "eeg" / f"{PREFIX}_eeg.vhdr")
+    pre = preprocess_raw(raw, modality="eeg", sfreq_hz=100.0)
+    parcels = compute_source_parcels(pre, templates_dir, modality="eeg", n_parcels=SCALE)
+
+    params, r = _planted_vs_reconstructed(dataset, parcels)
     # measured (dSPM, 32 channels, 100 parcels): median 0.35, all positive, 85% above 0.2.
     # With every vertex at sign +1 instead of MNE's label flips: median 0.27, 60% above 0.2.
     assert (r > 0).mean() > 0.9
@@ -294,7 +303,6 @@ def test_meg_recording_is_read_as_meg(meg_dataset):
 
 def test_meg_planted_activity_is_recovered_by_the_source_path(meg_dataset, templates_dir):
     """Read, preprocess and source-reconstruct the written MEG; compare with the planted."""
-    import mne
 
     from samba_bids.ephys.preprocessing import preprocess_raw, read_ephys
     from samba_bids.ephys.source import compute_source_parcels
@@ -304,21 +312,7 @@ def test_meg_planted_activity_is_recovered_by_the_source_path(meg_dataset, templ
     parcels = compute_source_parcels(pre, templates_dir, modality="meg", n_parcels=SCALE)
     assert "inner-skull BEM" in parcels.provenance["HeadModel"]
 
-    params = json.loads((_truth(meg_dataset) / f"{PREFIX}_desc-truth_parameters.json")
-                        .read_text())
-    sfreq = params["SamplingFrequency"]
-    n_lead = round(sim.LEAD_IN_S * sfreq)
-    n_rec = round(params["RecordingDuration"] * sfreq)
-    planted = sim.simulate_parcel_activity(
-        SCALE, n_lead + n_rec, sfreq, sim._subject_rng(params["Seed"], 1, 0),
-        groups=sim.network_groups(parcels.names),
-        group_coupling=params["EnvelopeGroupCoupling"],
-    ).data[:, n_lead:].astype(float)
-    planted = mne.filter.resample(planted, down=sfreq / 100.0, verbose=False)
-    planted = mne.filter.filter_data(planted, 100.0, 0.5, 45.0, verbose=False)
-    n = min(planted.shape[1], parcels.data.shape[1])
-    r = np.array([np.corrcoef(planted[p, :n], parcels.data[p, :n])[0, 1]
-                  for p in range(SCALE)])
+    _, r = _planted_vs_reconstructed(meg_dataset, parcels)
     # measured (dSPM, 102 radial magnetometers, 100 parcels, 67 s): median 0.42, all positive,
     # 88% above 0.2, lowest 0.03 (radial sources, which magnetometers barely see)
     assert (r > 0).mean() > 0.95

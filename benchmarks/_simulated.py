@@ -44,7 +44,8 @@ def simulated_inputs(out_dir, templates_dir=None, *, duration_s=600.0, n_channel
     """Simulate (or reuse) a dataset under ``out_dir``; return ``(inputs, truth, config)``.
 
     ``inputs`` is :class:`samba_bids.workflows.RunInputs` of sub-01; ``truth`` a dict with the
-    planted ``hrf`` frame, the ``noise_ceiling`` frame and the ``parameters`` sidecar.
+    planted ``hrf`` frame, the ``noise_ceiling`` frame, the ``parameters`` sidecar and the truth
+    folder (``dir``).
     """
     out_dir = Path(out_dir)
     templates_dir = find_templates_dir(templates_dir)
@@ -71,6 +72,7 @@ def simulated_inputs(out_dir, templates_dir=None, *, duration_s=600.0, n_channel
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps(inputs))
     truth = {
+        "dir": truth_dir,
         "hrf": pd.read_csv(truth_dir / f"{label}_desc-truth_hrf.tsv", sep="\t"),
         "noise_ceiling": pd.read_csv(truth_dir / f"{label}_desc-noiseceiling_metrics.tsv",
                                      sep="\t"),

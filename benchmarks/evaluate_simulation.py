@@ -30,7 +30,7 @@ from samba_bids.config import Config  # noqa: E402
 from samba_bids.evaluation import MODEL_NAMES, compare_models  # noqa: E402
 
 
-def oracle_r(inputs, truth, truth_dir):
+def oracle_r(inputs, truth):
     """Median test r of the planted model applied to the pipeline's own source estimates.
 
     The planted mixing weights and HRFs act on the log band power of the reconstructed
@@ -44,7 +44,7 @@ def oracle_r(inputs, truth, truth_dir):
     power = simulate.band_log_power(inputs.parcels.data, inputs.parcels.sfreq_hz, step)
     power = (power - power.mean(-1, keepdims=True)) / power.std(-1, keepdims=True)
     label = "sub-01_task-rest"
-    mixing = pd.read_csv(truth_dir / f"{label}_desc-mixing_weights.tsv", sep="\t")
+    mixing = pd.read_csv(truth["dir"] / f"{label}_desc-mixing_weights.tsv", sep="\t")
     hrf = truth["hrf"]
     weights = simulate.mixing_matrix(mixing, list(inputs.parcels.names), list(hrf["parcel"]))
     kernels = simulate.hrf_kernels(hrf.iloc[:, 1:7].to_numpy(), step)
@@ -90,10 +90,8 @@ def main(argv=None) -> int:
     pd.set_option("display.width", 160)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"median noise ceiling (noiseless vs noisy BOLD, all volumes): {ceiling:.3f}")
-    truth_dir = args.out_dir / f"sim-{args.duration:g}s-{args.channels}ch-seed{args.seed}" / \
-        "derivatives" / "truth" / "sub-01" / "func"
     print(f"oracle (planted mixing and HRFs on the reconstructed sources), median test r: "
-          f"{oracle_r(inputs, truth, truth_dir):.3f}")
+          f"{oracle_r(inputs, truth):.3f}")
 
     scores = table.set_index("model")["median_pearson_r"]
     checks = []

@@ -344,3 +344,60 @@ def summarise(df: pd.DataFrame) -> dict:
         out["fraction_significant"] = (float(significant.sum() / tested.sum()) if tested.any()
                                        else float("nan"))
     return out
+
+
+def group_parcel_summary(frames, column: str, *, participants=None) -> pd.DataFrame:
+    """Mean and spread of a per-parcel value across participants.
+
+    Runs of one participant are averaged first, so a participant with several runs counts
+    once; then the mean, the SD (``ddof=1``; NaN with one participant) and the number of
+    participants with a finite value are taken per parcel.
+
+    Parameters
+    ----------
+    frames : sequence of pandas.DataFrame
+        One per run, each with a ``parcel`` column and ``column`` (e.g. the participant
+        level's ``desc-samba_metrics.tsv`` with ``pearson_r``, or ``desc-samba_hrf.tsv`` with
+        ``time_to_peak_s``).
+    column : str
+        The value to summarise.
+    participants : sequence of str, optional
+        Participant of each frame (default: each frame is its own participant).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per parcel, in the first frame's order (parcels missing from it appended):
+        ``parcel``, ``mean_<column>``, ``sd_<column>``, ``n_<column>``.
+
+    Raises
+    ------
+    ValueError
+        If no frame is given, a frame lacks ``parcel`` or ``column``, or ``participants`` has
+        another length.
+    """
+    frames = list(frames)
+    if not frames:
+        raise ValueError("group_parcel_summary needs at least one frame.")
+    participants = (list(range(len(frames))) if participants is None else list(participants))
+    if len(participants) != len(frames):
+        raise ValueError(f"{len(participants)} participants given for {len(frames)} frames.")
+    long = []
+    for who, frame in zip(participants, frames):
+        missing = {"parcel", column} - set(frame.columns)
+        if missing:
+            raise ValueError(f"a frame lacks the column(s) {sorted(missing)}.")
+        long.append(pd.DataFrame({"participant": str(who), "parcel": frame["parcel"].astype(str),
+                                  "value": pd.to_numeric(frame[column], errors="coerce")}))
+    data = pd.concat(long, ignore_index=True)
+    per_participant = data.groupby(["parcel", "participant"], sort=False)["value"].mean()
+    grouped = per_participant.groupby(level="parcel", sort=False)
+    out = pd.DataFrame({
+        f"mean_{column}": grouped.mean(),
+        f"sd_{column}": grouped.std(ddof=1),
+        f"n_{column}": grouped.count(),
+    })
+    order = list(dict.fromkeys(list(frames[0]["parcel"].astype(str)) + list(out.index)))
+    out = out.reindex(order)
+    out.index.name = "parcel"
+    return out.reset_index()

@@ -27,7 +27,7 @@ from .bids.derivatives import (
 )
 from .bids.layout import collect_pairs, default_derivatives, index_dataset, validate_dataset
 from .config import Config
-from .errors import CantCreateError, UsageError
+from .errors import CantCreateError, DataError, UsageError
 from .templates import SURFACE_SPACES, find_templates_dir
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,11 @@ class Results:
                     f"{s['fraction_significant']:.0%} of {s['n_parcels']} parcels significant "
                     f"(FDR 0.05)"
                 )
+            if "group_median_pearson_r" in s:
+                lines.append(
+                    f"  group: {s['n_participants']} participants, {s['n_runs']} runs; median "
+                    f"over runs of the test median Pearson r {s['group_median_pearson_r']:.3f}"
+                )
             if "reverse_median_pearson_r" in s:
                 lines.append(
                     f"  {run.label} reverse (BOLD -> band power): test median Pearson r "
@@ -97,7 +102,7 @@ def run(config: Config) -> Results:
         os.environ.setdefault("OMP_NUM_THREADS", str(config.nprocs))
     if config.analysis_level == "participant":
         return run_participant_level(config)
-    raise UsageError("The group level is not implemented yet; run the participant level.")
+    return run_group_level(config)
 
 
 def check_locations(config: Config) -> None:
@@ -155,6 +160,260 @@ def run_participant_level(config: Config) -> Results:
     for pair in pairs:
         results.runs.append(process_run(pair, config, templates_dir, links))
     return results
+
+
+#: Entities of the atlas a parcel-wise output was computed with.
+_ATLAS_KEYS = ("atlas", "seg", "scale")
+#: Per-parcel maps written by the participant level: desc -> (value column, description).
+MAP_DESCS = {"testr": ("pearson_r", "test-block Pearson r of SAMBA's prediction"),
+             "hrfttp": ("time_to_peak_s", "learned HRF time to peak, s")}
+
+
+def collect_participant_outputs(output_dir, participant_label=()) -> list[dict]:
+    """The participant level's runs found in OUTPUT_DIR, for the group level.
+
+    A run is a ``desc-samba_metrics.tsv`` (with its JSON sidecar); its HRF table and model
+    sidecar are found by name (:func:`~.bids.derivatives.derivative_path`).
+
+    Parameters
+    ----------
+    output_dir : path-like
+        The derivatives folder the participant level wrote.
+    participant_label : sequence of str
+        Participants to include (without ``sub-``); empty: all.
+
+    Returns
+    -------
+    list of dict
+        One per run, sorted by file name: ``entities`` (of the metrics file), ``metrics``,
+        ``hrf`` (DataFrames), ``sidecar`` (the metrics JSON), ``model`` (the model JSON, or
+        {} when absent), ``metrics_file``.
+
+    Raises
+    ------
+    NoInputError
+        If OUTPUT_DIR holds no participant run (for the selected participants).
+    DataError
+        If a run's HRF table is missing or a table cannot be read.
+    """
+    import json
+
+    from .bids.derivatives import parse_derivative_name, sidecar_path
+    from .errors import DataError, NoInputError
+
+    output_dir = Path(output_dir)
+    wanted = {str(p) for p in participant_label}
+    runs = []
+    for path in sorted(output_dir.glob("sub-*/**/func/*_desc-samba_metrics.tsv")):
+        entities, _, _ = parse_derivative_name(path)
+        if wanted and entities.get("subject") not in wanted:
+            continue
+        hrf_path = path.with_name(path.name.replace("_desc-samba_metrics.tsv",
+                                                    "_desc-samba_hrf.tsv"))
+        run_entities = {k: v for k, v in entities.items() if k not in _ATLAS_KEYS}
+        model_json = sidecar_path(derivative_path(output_dir, run_entities, suffix="model",
+                                                  extension=".pt", datatype="model",
+                                                  desc="samba"))
+        try:
+            metrics = pd.read_csv(path, sep="\t", na_values="n/a")
+            hrf = pd.read_csv(hrf_path, sep="\t", na_values="n/a")
+            sidecar = json.loads(sidecar_path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise DataError(
+                f"{path.name}: cannot read this run's metrics, sidecar or HRF table ({err}); "
+                f"rerun the participant level for sub-{entities.get('subject')}."
+            ) from err
+        model = json.loads(model_json.read_text()) if model_json.is_file() else {}
+        runs.append({"entities": entities, "metrics": metrics, "hrf": hrf, "sidecar": sidecar,
+                     "model": model, "metrics_file": path})
+    if not runs:
+        selection = f" for sub-{', sub-'.join(sorted(wanted))}" if wanted else ""
+        raise NoInputError(
+            f"{output_dir} holds no participant-level outputs (*_desc-samba_metrics.tsv)"
+            f"{selection}; run 'samba-bids BIDS_DIR OUTPUT_DIR participant' first."
+        )
+    return runs
+
+
+def group_table(runs) -> pd.DataFrame:
+    """One row per participant and run: the headline scores of :func:`collect_participant_outputs`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``participant_id``, ``session``, ``task``, ``run``, ``space``, ``n_parcels``,
+        ``median_pearson_r``, ``median_spearman_rho``, ``pooled_spearman``,
+        ``ridge_median_pearson_r``, ``fraction_significant``, ``median_time_to_peak_s``,
+        ``n_test_volumes``, ``best_epoch`` (NaN/None where the participant output lacks it).
+    """
+    rows = []
+    for item in runs:
+        e, metrics, sidecar = item["entities"], item["metrics"], item["sidecar"]
+        summary = sidecar.get("Summary", {})
+        rows.append({
+            "participant_id": f"sub-{e['subject']}",
+            "session": e.get("session"),
+            "task": e.get("task"),
+            "run": e.get("run"),
+            "space": sidecar.get("Space"),
+            "n_parcels": int(len(metrics)),
+            "median_pearson_r": float(metrics["pearson_r"].median()),
+            "median_spearman_rho": float(metrics["spearman_rho"].median()),
+            "pooled_spearman": summary.get("pooled_spearman", np.nan),
+            "ridge_median_pearson_r": (float(metrics["ridge_pearson_r"].median())
+                                       if "ridge_pearson_r" in metrics else np.nan),
+            "fraction_significant": summary.get("fraction_significant", np.nan),
+            "median_time_to_peak_s": float(item["hrf"]["time_to_peak_s"].median()),
+            "n_test_volumes": len(sidecar.get("TestVolumes", [])),
+            "best_epoch": item["model"].get("BestEpoch"),
+        })
+    return pd.DataFrame(rows)
+
+
+def run_group_level(config: Config) -> Results:
+    """Summarise the participant level's outputs across participants.
+
+    Reads every run's ``desc-samba_metrics.tsv`` / ``desc-samba_hrf.tsv`` in OUTPUT_DIR
+    (:func:`collect_participant_outputs`) and writes, under ``OUTPUT_DIR/group/``, per task and
+    atlas: ``desc-participants_metrics.tsv`` (one row per participant and run,
+    :func:`group_table`) and ``desc-parcels_metrics.tsv`` (per parcel: mean, SD and count
+    across participants of the test Pearson r, the ridge baseline's r and the HRF time to
+    peak; :func:`~.metrics.group_parcel_summary`); per task and BOLD space, the mean and SD
+    across participants of the participant maps (``desc-testr``/``desc-hrfttp`` ``_boldmap``)
+    as ``desc-<map>mean``/``desc-<map>sd`` maps in the same format; and ``group.html``.
+
+    Raises
+    ------
+    NoInputError
+        If OUTPUT_DIR holds no participant outputs.
+    """
+    from .bids.derivatives import group_derivative_path
+    from .metrics import group_parcel_summary
+
+    start = time.time()
+    out = config.output_dir
+    runs = collect_participant_outputs(out, config.participant_label)
+    written = []
+    table = group_table(runs)
+    keys = sorted({(r["entities"].get("task"), r["entities"].get("scale")) for r in runs},
+                  key=str)
+    parcel_frames = {}
+    for task, scale in keys:
+        chosen = [r for r in runs if (r["entities"].get("task"), r["entities"].get("scale"))
+                  == (task, scale)]
+        entities = {"task": task, "atlas": chosen[0]["entities"].get("atlas"),
+                    "seg": chosen[0]["entities"].get("seg"), "scale": scale}
+        who = [r["entities"]["subject"] for r in chosen]
+        sources = [bids_uri("", out, r["metrics_file"]) for r in chosen]
+        rows = table[[r in chosen for r in runs]]
+        path = group_derivative_path(out, entities, suffix="metrics", extension=".tsv",
+                                     desc="participants")
+        written.append(write_with_sidecar(path, write_tsv, rows, {
+            "Sources": sources,
+            "Description": "Headline test-block scores, one row per participant and run.",
+        }))
+        parcels = group_parcel_summary([r["metrics"] for r in chosen], "pearson_r",
+                                       participants=who)
+        if all("ridge_pearson_r" in r["metrics"] for r in chosen):
+            ridge = group_parcel_summary([r["metrics"] for r in chosen], "ridge_pearson_r",
+                                         participants=who)
+            parcels = parcels.merge(ridge, on="parcel", how="left")
+        ttp = group_parcel_summary([r["hrf"] for r in chosen], "time_to_peak_s",
+                                   participants=who)
+        parcels = parcels.merge(ttp, on="parcel", how="left")
+        parcel_frames[(task, scale)] = parcels
+        path = group_derivative_path(out, entities, suffix="metrics", extension=".tsv",
+                                     desc="parcels")
+        written.append(write_with_sidecar(path, write_tsv, parcels, {
+            "Sources": sources,
+            "Description": "Per parcel across participants (runs of a participant averaged "
+                           "first): mean, SD (ddof 1) and number of participants.",
+        }))
+    written += _group_maps(out)
+    seconds = time.time() - start
+    logger.info("group level: %d runs of %d participants, %d files in %.1f s", len(runs),
+                table["participant_id"].nunique(), len(written), seconds)
+    summary = {"n_runs": len(runs), "n_participants": int(table["participant_id"].nunique()),
+               "group_median_pearson_r": float(table["median_pearson_r"].median()),
+               "n_outputs": len(written), "seconds": seconds}
+    results = Results(output_dir=out)
+    results.runs.append(RunResult(label="group", outputs=written, summary=summary))
+    return results
+
+
+def _group_maps(out) -> list:
+    """Mean and SD across participants of the participant maps, per task, space and file."""
+    from .bids.derivatives import group_derivative_path, parse_derivative_name
+
+    written = []
+    for desc, (_, what) in MAP_DESCS.items():
+        found = {}
+        for path in sorted(Path(out).glob(f"sub-*/**/func/*_desc-{desc}_boldmap.*")):
+            if path.name.endswith(".json"):
+                continue
+            entities, _, extension = parse_derivative_name(path)
+            key = tuple(sorted((k, v) for k, v in entities.items()
+                               if k not in ("subject", "session", "run", "desc"))) + (extension,)
+            found.setdefault(key, []).append(path)
+        for key, paths in found.items():
+            entities, extension = dict(key[:-1]), key[-1]
+            try:
+                mean_img, sd_img = _mean_sd_images(paths)
+            except DataError as err:
+                logger.warning("Group map of %s skipped: %s", paths[0].name, err)
+                continue
+            sources = [bids_uri("", out, p) for p in paths]
+            for stat, img in (("mean", mean_img), ("sd", sd_img)):
+                path = group_derivative_path(out, entities, suffix="boldmap",
+                                             extension=extension, desc=f"{desc}{stat}")
+                written.append(write_with_sidecar(path, write_image, img, {
+                    "Sources": sources,
+                    "Description": f"{'Mean' if stat == 'mean' else 'SD (ddof 1)'} across "
+                                   f"{len(paths)} participant runs of the {what} map.",
+                }))
+    return written
+
+
+def _mean_sd_images(paths):
+    """Element-wise mean and SD of maps of one format and shape (NIfTI, GIFTI, CIFTI).
+
+    Raises
+    ------
+    DataError
+        If the maps differ in shape.
+    """
+    import nibabel as nib
+
+    imgs = [nib.load(str(p)) for p in paths]
+
+    def data(img):
+        if isinstance(img, nib.GiftiImage):
+            return np.stack([np.asarray(d.data, dtype=np.float64) for d in img.darrays])
+        return np.asanyarray(img.dataobj, dtype=np.float64)
+
+    stack = [data(img) for img in imgs]
+    if len({a.shape for a in stack}) != 1:
+        raise DataError(f"the participant maps differ in shape ({sorted({a.shape for a in stack})}).")
+    stack = np.stack(stack)
+    mean = np.nanmean(stack, axis=0).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        sd = (np.nanstd(stack, axis=0, ddof=1) if len(stack) > 1
+              else np.full_like(mean, np.nan)).astype(np.float32)
+    ref = imgs[0]
+
+    def like(values):
+        if isinstance(ref, nib.GiftiImage):
+            arrays = [nib.gifti.GiftiDataArray(np.ascontiguousarray(row), intent=d.intent,
+                                               datatype="NIFTI_TYPE_FLOAT32", meta=d.meta)
+                      for row, d in zip(values, ref.darrays)]
+            return nib.GiftiImage(meta=ref.meta, darrays=arrays)
+        if isinstance(ref, nib.Cifti2Image):
+            return nib.Cifti2Image(values, header=ref.header, nifti_header=ref.nifti_header)
+        header = ref.header.copy()
+        header.set_data_dtype(np.float32)
+        return nib.Nifti1Image(values, ref.affine, header)
+
+    return like(mean), like(sd)
 
 
 @dataclass
@@ -299,6 +558,7 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
         "RepetitionTime": inputs.tr_s,
         "Alignment": inputs.clock,
         "ElectrophysiologyModality": inputs.modality.upper(),
+        "Space": pair.space,
         "SourceReconstruction": inputs.parcels.provenance,
         "Atlas": {"BOLD": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels",
                   "Electrophysiology": f"Schaefer 2018, 7 networks, "

@@ -9,6 +9,7 @@ import pytest
 
 from samba_bids.cli.run import main
 
+from .bids_checks import check_derivatives
 from .synthetic import make_dataset, tree_digest
 
 N_BOLD_PARCELS = 200
@@ -43,18 +44,7 @@ def _check_parcel_outputs(func, prefix, n_volumes, names_from):
 
 
 def _check_sidecars(out):
-    data_files = [p for p in out.rglob("sub-*/**/*") if p.is_file() and p.suffix != ".json"]
-    assert data_files
-    for path in data_files:
-        name = path.name
-        for ext in (".func.gii", ".nii.gz", ".tsv", ".pt"):
-            if name.endswith(ext):
-                stem = name[: -len(ext)]
-        sidecar = path.with_name(stem + ".json")
-        assert sidecar.is_file(), f"{path.name} has no sidecar"
-        content = json.loads(sidecar.read_text())
-        assert content["Sources"] and all(s.startswith("bids:") for s in content["Sources"])
-    assert not list(out.rglob(".tmp-*")), "temporary files left behind"
+    check_derivatives(out)
 
 
 @pytest.mark.slow
@@ -154,3 +144,39 @@ def test_demo_scores_against_truth(tmp_path, templates_dir, capsys):
     assert 0.7 < scores["median_noise_ceiling"] < 0.9  # the simulator's default SNR
     assert 0 <= scores["hrf_median_abs_error_s"] < 3
     assert -1 <= scores["median_pearson_r"] <= 1
+
+
+@pytest.mark.slow
+def test_group_level(tmp_path, templates_dir):
+    """Two participants through the participant level, then the group level summarises them:
+    one row per participant run with each participant's own median r, per-parcel mean/SD that
+    equal those computed here from the participant tables, and group maps."""
+    root = make_dataset(tmp_path / "ds", templates_dir, subjects=("01", "02"), n_volumes=80,
+                        tr_s=2.0)
+    out = tmp_path / "out"
+    assert _run(root, out, tmp_path, templates_dir) == 0
+    group_argv = [str(root), str(out), "group", "--templates-dir", str(templates_dir),
+                  "-w", str(tmp_path / "work")]
+    assert main(group_argv) == 0
+    prefix = "task-rest_atlas-Schaefer2018_seg-7n_scale-200"
+    table = pd.read_csv(out / "group" / f"{prefix}_desc-participants_metrics.tsv", sep="\t")
+    assert list(table["participant_id"]) == ["sub-01", "sub-02"]
+    per_subject = {
+        sub: pd.read_csv(out / f"sub-{sub}/func/sub-{sub}_{prefix}_desc-samba_metrics.tsv",
+                         sep="\t")
+        for sub in ("01", "02")
+    }
+    for sub, frame in per_subject.items():
+        row = table[table["participant_id"] == f"sub-{sub}"].iloc[0]
+        assert row["median_pearson_r"] == pytest.approx(frame["pearson_r"].median())
+        assert row["n_test_volumes"] > 0 and row["best_epoch"] in (1, 2)
+    parcels = pd.read_csv(out / "group" / f"{prefix}_desc-parcels_metrics.tsv", sep="\t")
+    both = np.stack([per_subject[s]["pearson_r"].to_numpy() for s in ("01", "02")])
+    np.testing.assert_allclose(parcels["mean_pearson_r"], both.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(parcels["sd_pearson_r"], both.std(axis=0, ddof=1), atol=1e-5)
+    assert (parcels["n_pearson_r"] == 2).all()
+    assert parcels["mean_time_to_peak_s"].between(2, 12).all()
+    check_derivatives(out)
+    # the group level refuses an output folder without participant outputs (exit 66)
+    empty = tmp_path / "empty"
+    assert main([str(root), str(empty), "group", "-w", str(tmp_path / "work")]) == 66

@@ -30,7 +30,10 @@ ENTITY_ORDER = (
 _KEYS = dict(ENTITY_ORDER)
 #: Suffixes samba-bids writes that BIDS does not define (listed in .bidsignore).
 NONSTANDARD = ("*_hrf.tsv", "*_hrf.json", "*_metrics.tsv", "*_metrics.json", "*_model.pt",
-               "*_model.json", "*_history.tsv", "*_history.json", "*.html", "logs/")
+               "*_model.json", "*_history.tsv", "*_history.json", "*_boldmap.*",
+               "*_boldmap.json", "*.html", "logs/", "group/")
+#: Folder of the group level's outputs (names without the subject entity).
+GROUP_FOLDER = "group"
 
 
 def derivative_path(output_dir, entities, *, suffix, extension, datatype="func", **overrides):
@@ -75,6 +78,73 @@ def derivative_path(output_dir, entities, *, suffix, extension, datatype="func",
     if merged.get("session") is not None:
         folder = folder / f"ses-{merged['session']}"
     return folder / datatype / ("_".join(parts) + f"_{suffix}{extension}")
+
+
+def group_derivative_path(output_dir, entities, *, suffix, extension, **overrides) -> Path:
+    """Path of a group-level output: ``OUTPUT_DIR/group/<entities>_<suffix><extension>``.
+
+    As :func:`derivative_path`, in BIDS entity order, but without the subject (and session)
+    entities, which a summary over participants does not have (MNE-BIDS-Pipeline's
+    ``sub-average`` would make pybids index a participant that does not exist).
+
+    Examples
+    --------
+    >>> group_derivative_path("/out", {"subject": "01", "task": "rest"}, suffix="metrics",
+    ...                       extension=".tsv", desc="samba")
+    PosixPath('/out/group/task-rest_desc-samba_metrics.tsv')
+    """
+    merged = {k: v for k, v in entities.items() if k in _KEYS}
+    merged.update(overrides)
+    unknown = set(overrides) - set(_KEYS)
+    if unknown:
+        raise ValueError(f"Unknown entities {sorted(unknown)}; use one of {list(_KEYS)}.")
+    merged["subject"] = merged["session"] = None
+    parts = [f"{key}-{merged[name]}" for name, key in ENTITY_ORDER if merged.get(name) is not None]
+    if not parts:
+        raise ValueError("A group-level name needs at least one entity (e.g. task).")
+    return Path(output_dir) / GROUP_FOLDER / ("_".join(parts) + f"_{suffix}{extension}")
+
+
+def parse_derivative_name(path) -> tuple[dict, str, str]:
+    """Entities, suffix and extension of a file named by :func:`derivative_path`.
+
+    The inverse of :func:`derivative_path` for the entities in :data:`ENTITY_ORDER`.
+
+    Parameters
+    ----------
+    path : path-like
+        e.g. ``sub-01_task-rest_hemi-L_space-fsaverage5_desc-samba_bold.func.gii``.
+
+    Returns
+    -------
+    entities : dict
+        Long entity names to values, e.g. ``{"subject": "01", "task": "rest", "hemi": "L"}``.
+    suffix : str
+        e.g. ``bold``.
+    extension : str
+        With the dot, every part after the first dot, e.g. ``.func.gii``.
+
+    Raises
+    ------
+    ValueError
+        If a part of the name is not ``key-value`` or uses an unknown key.
+
+    Examples
+    --------
+    >>> parse_derivative_name("sub-01_task-rest_desc-samba_hrf.tsv")
+    ({'subject': '01', 'task': 'rest', 'desc': 'samba'}, 'hrf', '.tsv')
+    """
+    name = Path(path).name
+    stem, dot, rest = name.partition(".")
+    *pairs, suffix = stem.split("_")
+    long_names = {key: long for long, key in ENTITY_ORDER}
+    entities = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("-")
+        if not sep or key not in long_names or not value:
+            raise ValueError(f"{name}: {pair!r} is not a known BIDS entity (key-value).")
+        entities[long_names[key]] = value
+    return entities, suffix, dot + rest
 
 
 def sidecar_path(path) -> Path:

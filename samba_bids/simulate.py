@@ -5,7 +5,8 @@
 * raw EEG (BrainVision) or MEG (FIF), written by MNE-BIDS, with a ``Volume`` event at each
   volume onset;
 * ``derivatives/preproc``: fMRIPrep-named preprocessed BOLD on fsaverage5 (GIFTI pair) and in
-  MNI152NLin6Asym (NIfTI on a 4 mm grid), sidecars with the TR, and a confounds table;
+  MNI152NLin6Asym (NIfTI on a 4 mm grid), optionally on fsLR 91k grayordinates (CIFTI
+  ``.dtseries.nii``, ``spaces`` with ``"fsLR"``), sidecars with the TR, and a confounds table;
 * ``derivatives/truth``: the planted HRFs, the mixing weights, the noiseless and noisy parcel
   BOLD, the source-parcel band power per volume, the noise ceiling and every parameter.
 
@@ -813,6 +814,39 @@ def _small_volume_atlas(templates_dir, n_parcels):
     return np.rint(np.asarray(small.dataobj)).astype(int), affine
 
 
+def _grayordinate_parcels(templates_dir, n_parcels, bold_names):
+    """fsLR 91k dlabel as indices into ``bold_names`` (1-based, 0 = none), its grayordinates.
+
+    The dlabel's parcels are matched to the simulated BOLD parcels by Schaefer name.
+    """
+    from .templates import cifti_atlas, read_cifti_labels
+
+    path, _ = cifti_atlas(templates_dir, n_parcels)
+    labels, names, brain_models = read_cifti_labels(path)
+    index = {name: k for k, name in enumerate(bold_names)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise NoInputError(
+            f"{path.name} has parcels not among the fsaverage5 BOLD parcels ({missing[:3]}); "
+            "use a templates folder whose fsLR and fsaverage5 atlases are both Schaefer 2018."
+        )
+    lut = np.zeros(len(names) + 1, dtype=int)
+    lut[1:] = [index[n] + 1 for n in names]
+    return lut[labels], brain_models
+
+
+def _dtseries(data, brain_models, tr_s):
+    """(n_grayordinates, n_volumes) data as a CIFTI-2 dense time series, float32."""
+    import nibabel as nib
+    from nibabel.cifti2.cifti2_axes import SeriesAxis
+
+    series = SeriesAxis(start=0.0, step=float(tr_s), size=data.shape[1], unit="SECOND")
+    img = nib.Cifti2Image(np.ascontiguousarray(data.T, dtype=np.float32),
+                          header=(series, brain_models))
+    img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES")
+    return img
+
+
 # --------------------------------------------------------------------------------------------
 # The dataset
 
@@ -870,10 +904,14 @@ def simulate_dataset(
         Schaefer 2018 scale of the source parcels (100, 200 or 400).
     bold_scale : int
         Schaefer 2018 scale of the BOLD parcels (100, 200 or 400).
-    spaces : sequence of {'fsaverage5', 'MNI152NLin6Asym'}
+    spaces : sequence of {'fsaverage5', 'MNI152NLin6Asym', 'fsLR'}
         BOLD spaces to write. ``MNI152NLin6Asym`` is skipped, with a logged warning, when the
-        templates folder has no ``MNI152NLin6Asym/`` (the truth parameters list the spaces
-        written).
+        templates folder has no ``MNI152NLin6Asym/``, and ``fsLR`` when it has no fsLR 91k
+        Schaefer dlabel at ``bold_scale`` (the truth parameters list the spaces written).
+        ``fsLR`` writes ``_space-fsLR_den-91k_bold.dtseries.nii`` (fMRIPrep's CIFTI name):
+        each grayordinate of a dlabel parcel carries the simulated BOLD of the parcel of the
+        same Schaefer name plus noise, like a fsaverage5 vertex; the other grayordinates
+        (medial wall, subcortex) carry the baseline plus noise.
     seed : int
         Seed of everything: the planted HRFs and mixing (shared by the subjects) and each
         subject's activity and noise.
@@ -889,7 +927,7 @@ def simulate_dataset(
     ------
     NoInputError
         If ``templates_dir`` is None or lacks the template files (or the MNI folder when
-        ``spaces`` asks for MNI152NLin6Asym alone).
+        ``spaces`` asks for MNI152NLin6Asym or fsLR alone).
     UsageError
         If a parameter is out of range.
     """
@@ -930,9 +968,23 @@ def simulate_dataset(
         if value not in (100, 200, 400):
             raise UsageError(f"{name} must be 100, 200 or 400, got {value!r}.")
     spaces = tuple(spaces)
-    unknown = sorted(set(spaces) - {"fsaverage5", "MNI152NLin6Asym"})
+    unknown = sorted(set(spaces) - {"fsaverage5", "MNI152NLin6Asym", "fsLR"})
     if unknown or not spaces:
-        raise UsageError(f"spaces must be among fsaverage5, MNI152NLin6Asym; got {spaces}.")
+        raise UsageError(
+            f"spaces must be among fsaverage5, MNI152NLin6Asym, fsLR; got {spaces}."
+        )
+    fslr_dlabel = Path(templates_dir) / "fsLR" / (
+        f"tpl-fsLR_den-91k_atlas-Schaefer2018_desc-{bold_scale}Parcels7Networks_dseg.dlabel.nii"
+    )
+    if "fsLR" in spaces and not fslr_dlabel.is_file():
+        spaces = tuple(s for s in spaces if s != "fsLR")
+        if not spaces:
+            raise NoInputError(
+                f"{fslr_dlabel} is missing, and fsLR is the only space asked for; pass a "
+                "templates folder with the fsLR 91k Schaefer dlabel or another space."
+            )
+        logger.warning("%s is missing: the fsLR space is skipped, only %s is written.",
+                       fslr_dlabel, ", ".join(spaces))
     if "MNI152NLin6Asym" in spaces and not (templates_dir / "MNI152NLin6Asym").is_dir():
         spaces = tuple(s for s in spaces if s != "MNI152NLin6Asym")
         if not spaces:
@@ -996,6 +1048,9 @@ def simulate_dataset(
     volume_atlas_small = None
     if "MNI152NLin6Asym" in spaces:
         volume_atlas_small = _small_volume_atlas(templates_dir, bold_scale)
+    grayordinates = None
+    if "fsLR" in spaces:
+        grayordinates = _grayordinate_parcels(templates_dir, bold_scale, bold_names)
 
     write_json(root / "dataset_description.json", _description(
         f"samba-bids simulated {modality.upper()}-fMRI", "raw",
@@ -1106,6 +1161,13 @@ def simulate_dataset(
             img.header["pixdim"][4] = tr_s
             nib.save(img, func / f"{prefix}_space-MNI152NLin6Asym_desc-preproc_bold.nii.gz")
             write_json(func / f"{prefix}_space-MNI152NLin6Asym_desc-preproc_bold.json", sidecar)
+        if grayordinates is not None:
+            lab, brain_models = grayordinates
+            values = BOLD_BASELINE + padded[lab] + vertex_sd[lab, None] * \
+                image_rng.standard_normal((len(lab), n_volumes))
+            nib.save(_dtseries(values, brain_models, tr_s),
+                     func / f"{prefix}_space-fsLR_den-91k_bold.dtseries.nii")
+            write_json(func / f"{prefix}_space-fsLR_den-91k_bold.json", sidecar)
         conf_rng = _subject_rng(seed, index, _STREAM_CONFOUNDS)
         motion = np.cumsum(conf_rng.standard_normal((n_volumes, 6)), axis=0)
         motion -= motion.mean(axis=0)

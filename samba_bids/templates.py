@@ -4,7 +4,8 @@ Layout (the same as ``../shared/data/templates`` and what ``--templates-dir`` ex
 
     fsaverage5/ (and/or fsaverage/)   FreeSurfer subject: surf/, label/{lh,rh}.Schaefer2018_*.annot
     MNI152NLin6Asym/                  tpl-MNI152NLin6Asym_res-02_atlas-Schaefer2018_desc-{N}Parcels7Networks_dseg.nii.gz + .tsv
-    fsLR/                             91k dlabel files
+    fsLR/                             tpl-fsLR_den-91k_atlas-Schaefer2018_desc-{N}Parcels7Networks_dseg.dlabel.nii + .tsv
+                                      (optional: tpl-fsLR_den-32k_hemi-{L,R}_midthickness.surf.gii)
 
 Parcels are numbered 1..N in the Schaefer 2018 order (left hemisphere 1..N/2, right N/2+1..N);
 0 is background or the medial wall. Nothing is downloaded here.
@@ -28,13 +29,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import CantCreateError, NoInputError, UsageError
+from .errors import CantCreateError, DataError, NoInputError, UsageError
 
 logger = logging.getLogger(__name__)
 
 #: Surface spaces read from a FreeSurfer subject folder of the same name.
 SURFACE_SPACES = ("fsaverage5", "fsaverage6", "fsaverage")
 VOLUME_SPACES = ("MNI152NLin6Asym",)
+#: Grayordinate (CIFTI) spaces: fsLR 91k (32k vertices per hemisphere + 2 mm subcortex).
+CIFTI_SPACES = ("fsLR",)
+#: fsLR 32k midthickness meshes (TemplateFlow names) in ``fsLR/``, used for parcel centroids
+#: when present; ``{hemi}`` is ``L`` or ``R``.
+FSLR_MIDTHICKNESS = "tpl-fsLR_den-32k_hemi-{hemi}_midthickness.surf.gii"
 _MEDIAL_WALL = "Background+FreeSurfer_Defined_Medial_Wall"
 
 #: File at the root of a fallback templates folder that describes it (written last).
@@ -281,6 +287,306 @@ def surface_parcel_centroids(templates_dir, subject, labels, surface="white"):
         np.add.at(sums, labels[hemi], coords)
         counts += np.bincount(labels[hemi], minlength=n_parcels + 1)
     return sums[1:] / np.maximum(counts[1:], 1)[:, None]
+
+
+# --------------------------------------------------------------------------------------------
+# fsLR 91k grayordinates (CIFTI)
+
+
+def _cifti_dlabel_name(n_parcels: int) -> str:
+    return f"tpl-fsLR_den-91k_atlas-Schaefer2018_desc-{n_parcels}Parcels7Networks_dseg.dlabel.nii"
+
+
+def _refetch(path: Path) -> str:
+    return (f"re-fetch {path.name} into the fsLR/ folder of --templates-dir (or re-generate it "
+            "with wb_command -cifti-label-import)")
+
+
+def _load_cifti_header(path: Path):
+    """``nib.load`` of a CIFTI file (header only; the data block is not read)."""
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+    except Exception as err:  # nibabel raises many types for unreadable headers
+        raise DataError(
+            f"{path.name} is not a readable CIFTI-2 file ({type(err).__name__}: {err}); "
+            f"{_refetch(path)}."
+        ) from err
+    if not isinstance(img, nib.Cifti2Image):
+        raise DataError(f"{path.name} is not a CIFTI-2 image; {_refetch(path)}.")
+    return img
+
+
+def _dlabel_axes(img, path: Path):
+    """(LabelAxis, BrainModelAxis) of a dlabel image, checked."""
+    from nibabel.cifti2.cifti2_axes import BrainModelAxis, LabelAxis
+
+    try:
+        axes = [img.header.get_axis(i) for i in range(img.ndim)]
+    except Exception as err:
+        raise DataError(
+            f"{path.name}: its CIFTI-2 header has no valid index maps ({err}); {_refetch(path)}."
+        ) from err
+    if len(axes) != 2 or not isinstance(axes[0], LabelAxis) or not isinstance(
+        axes[1], BrainModelAxis
+    ):
+        kinds = " x ".join(type(a).__name__ for a in axes)
+        raise DataError(
+            f"{path.name} is a {kinds} CIFTI file, not a dense label file (LabelAxis x "
+            f"BrainModelAxis, .dlabel.nii); {_refetch(path)}."
+        )
+    return axes[0], axes[1]
+
+
+def _dlabel_names(label_axis, path: Path) -> list[str]:
+    """Names of keys 1..N of the first map's label table (key 0 is 'no parcel')."""
+    table = label_axis.label[0]
+    keys = sorted(int(k) for k in table if int(k) != 0)
+    if keys and keys != list(range(1, len(keys) + 1)):
+        raise DataError(
+            f"{path.name}: label keys are {keys[:3]}...{keys[-1]}, not 1..{len(keys)}; "
+            f"{_refetch(path)}."
+        )
+    return [str(table[k][0]) for k in keys]
+
+
+def cifti_atlas(templates_dir, n_parcels: int = 200):
+    """Schaefer 2018 (7 networks) as an fsLR 91k grayordinate dlabel.
+
+    Only the header is read (the names); :func:`read_cifti_labels` reads the labels.
+
+    Parameters
+    ----------
+    templates_dir : path-like
+        Templates folder.
+    n_parcels : int
+        100, 200 or 400.
+
+    Returns
+    -------
+    dlabel_path : Path
+        ``fsLR/tpl-fsLR_den-91k_atlas-Schaefer2018_desc-{N}Parcels7Networks_dseg.dlabel.nii``;
+        labels 1..n_parcels in Schaefer order on cortical grayordinates, 0 elsewhere.
+    names : list of str, length n_parcels
+        Parcel names in index order (e.g. ``7Networks_LH_Vis_1``), from the dlabel's label
+        table; from the ``tpl-fsLR_atlas-Schaefer2018_desc-{N}Parcels7Networks_dseg.tsv``
+        beside it when the table holds key 0 only.
+
+    Raises
+    ------
+    NoInputError
+        If the dlabel is missing from the templates folder.
+    DataError
+        If its header is unreadable, it is not a dense label file, or it does not name
+        ``n_parcels`` parcels.
+    """
+    folder = Path(templates_dir) / "fsLR"
+    path = folder / _cifti_dlabel_name(n_parcels)
+    if not path.is_file():
+        raise NoInputError(
+            f"{path} is missing from the templates folder; fetch the Schaefer 2018 "
+            f"{n_parcels}-parcel fsLR 91k dlabel into --templates-dir (or choose another "
+            "--bold-atlas-scale)."
+        )
+    label_axis, _ = _dlabel_axes(_load_cifti_header(path), path)
+    names = _dlabel_names(label_axis, path)
+    table = folder / f"tpl-fsLR_atlas-Schaefer2018_desc-{n_parcels}Parcels7Networks_dseg.tsv"
+    if not names and table.is_file():
+        df = pd.read_csv(table, sep="\t").sort_values("index")
+        names = [str(n) for n in df["name"]]
+    if len(names) != n_parcels:
+        raise DataError(
+            f"{path.name} names {len(names)} parcels, expected {n_parcels}; {_refetch(path)}."
+        )
+    return path, names
+
+
+def read_cifti_labels(path):
+    """Read the labels of a dense label file (``.dlabel.nii``), first map only.
+
+    Parameters
+    ----------
+    path : path-like
+        The dlabel file.
+
+    Returns
+    -------
+    labels : ndarray of int64, shape (n_grayordinates,)
+        Label key per grayordinate (0 = no label).
+    names : list of str
+        Names of keys 1..N of the label table, in key order.
+    brain_models : nibabel.cifti2.cifti2_axes.BrainModelAxis
+        The grayordinates (structures, vertex and voxel indices, the volume affine in mm).
+
+    Raises
+    ------
+    NoInputError
+        If the file does not exist.
+    DataError
+        If the file is unreadable, truncated (header present, data block short or absent),
+        not a dense label file, or holds values that are not keys of its label table.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NoInputError(f"{path} does not exist; fetch the atlas into --templates-dir.")
+    img = _load_cifti_header(path)
+    label_axis, brain_models = _dlabel_axes(img, path)
+    names = _dlabel_names(label_axis, path)
+    try:
+        raw = np.asanyarray(img.dataobj)[0]
+    except (OSError, EOFError, ValueError) as err:
+        raise DataError(
+            f"{path.name} is truncated or corrupt: its header reads but its data block does not "
+            f"({type(err).__name__}: {str(err).splitlines()[0]}); {_refetch(path)}."
+        ) from err
+    labels = np.rint(raw).astype(np.int64)
+    if not np.array_equal(labels, raw) or labels.min() < 0 or labels.max() > len(names):
+        raise DataError(
+            f"{path.name} holds values outside the keys 0..{len(names)} of its label table; "
+            f"{_refetch(path)}."
+        )
+    return labels, names, brain_models
+
+
+def _grayordinate_voxel_mm(brain_models) -> np.ndarray:
+    """(n_grayordinates, 3) mm position of voxel grayordinates (NaN for vertices)."""
+    import nibabel as nib
+
+    coords = np.full((len(brain_models), 3), np.nan)
+    voxels = brain_models.volume_mask
+    if voxels.any():
+        coords[voxels] = nib.affines.apply_affine(brain_models.affine,
+                                                  brain_models.voxel[voxels])
+    return coords
+
+
+def _fslr_mesh_coords(folder: Path, brain_models):
+    """Grayordinate mm positions from the fsLR 32k midthickness meshes; None if absent."""
+    import nibabel as nib
+
+    meshes = {h: folder / FSLR_MIDTHICKNESS.format(hemi=h) for h in ("L", "R")}
+    if not all(p.is_file() for p in meshes.values()):
+        return None, ()
+    coords = _grayordinate_voxel_mm(brain_models)
+    for hemi, structure in (("L", "CIFTI_STRUCTURE_CORTEX_LEFT"),
+                            ("R", "CIFTI_STRUCTURE_CORTEX_RIGHT")):
+        points = nib.load(str(meshes[hemi])).agg_data("NIFTI_INTENT_POINTSET")
+        expected = brain_models.nvertices.get(structure)
+        if points is None or expected is None or len(points) != expected:
+            raise DataError(
+                f"{meshes[hemi].name} has {0 if points is None else len(points)} vertices but "
+                f"the dlabel's {structure} has {expected}; fetch the 32k (den-32k) meshes."
+            )
+        rows = brain_models.name == structure
+        coords[rows] = points[brain_models.vertex[rows]]
+    return coords, tuple(meshes.values())
+
+
+def cifti_parcel_centroids(templates_dir, labels, brain_models, names):
+    """Centroid of each parcel of an fsLR 91k label array, in mm.
+
+    Voxel grayordinates are placed through the volume affine of ``brain_models`` (MNI152,
+    mm). Cortical grayordinates carry only fsLR 32k vertex indices, so their positions come
+    from, in order:
+
+    1. the fsLR 32k midthickness meshes ``fsLR/tpl-fsLR_den-32k_hemi-{L,R}_midthickness.surf.gii``
+       (TemplateFlow names; HCP S1200 average, MNI152 mm) when both are in the templates
+       folder: each parcel's centroid is the mean position of its grayordinates;
+    2. otherwise (neither nilearn nor MNE ships an fsLR mesh), the centroid of the parcel of
+       the **same name** in the Schaefer annotation of the first FreeSurfer template subject
+       present (:data:`SURFACE_SPACES`: fsaverage5 first) at the same scale: the mean white-
+       surface vertex position on fsaverage (MNI305 mm, :func:`surface_parcel_centroids`).
+       fsaverage white and fsLR midthickness positions of a Schaefer parcel differ by a few
+       mm, which does not change nearest-neighbour graphs of 100-400 parcels. A parcel that
+       also has voxel grayordinates gets the count-weighted mean of both.
+
+    Parameters
+    ----------
+    templates_dir : path-like
+        Templates folder.
+    labels : ndarray of int, shape (n_grayordinates,)
+        Parcel index per grayordinate, 1..len(names), 0 = none (:func:`read_cifti_labels`).
+    brain_models : nibabel.cifti2.cifti2_axes.BrainModelAxis
+        The grayordinates of ``labels``.
+    names : list of str
+        Parcel names in index order (Schaefer names for the fallback).
+
+    Returns
+    -------
+    centroids : ndarray of float64, shape (n_parcels, 3)
+        Parcel centroids in mm.
+    files : tuple of Path
+        The meshes or annotations read (for the ``Sources`` of sidecars).
+
+    Raises
+    ------
+    NoInputError
+        If cortical parcels need the fallback and no template subject has annotations whose
+        parcel names cover them.
+    DataError
+        If the fsLR meshes do not have the dlabel's vertex counts.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n_parcels = len(names)
+    folder = Path(templates_dir) / "fsLR"
+    coords, files = _fslr_mesh_coords(folder, brain_models)
+    if coords is not None:
+        keep = labels > 0
+        counts = np.bincount(labels[keep], minlength=n_parcels + 1)[1:]
+        sums = np.stack([np.bincount(labels[keep], weights=coords[keep, a],
+                                     minlength=n_parcels + 1)[1:] for a in range(3)], axis=1)
+        logger.info("fsLR parcel centroids from %s.", ", ".join(p.name for p in files))
+        return sums / np.maximum(counts, 1)[:, None], files
+
+    voxel_mm = _grayordinate_voxel_mm(brain_models)
+    is_voxel = brain_models.volume_mask
+    vox = is_voxel & (labels > 0)
+    vox_counts = np.bincount(labels[vox], minlength=n_parcels + 1)[1:]
+    vox_sums = np.stack([np.bincount(labels[vox], weights=voxel_mm[vox, a],
+                                     minlength=n_parcels + 1)[1:] for a in range(3)], axis=1)
+    srf = ~is_voxel & (labels > 0)
+    srf_counts = np.bincount(labels[srf], minlength=n_parcels + 1)[1:].astype(np.float64)
+    srf_centroids = np.zeros((n_parcels, 3))
+    cortical = np.flatnonzero(srf_counts > 0)
+    if cortical.size:
+        surface_centroids, files = _named_surface_centroids(templates_dir, names, cortical)
+        srf_centroids[cortical] = surface_centroids
+    total = vox_counts + srf_counts
+    centroids = (vox_sums + srf_centroids * srf_counts[:, None]) / np.maximum(total, 1)[:, None]
+    return centroids, files
+
+
+def _named_surface_centroids(templates_dir, names, wanted):
+    """Centroids of parcels ``wanted`` (0-based) from the same-named parcels of a surface atlas."""
+    n_parcels = len(names)
+    tried = []
+    for subject in SURFACE_SPACES:
+        label_dir = Path(templates_dir) / subject / "label"
+        annot = schaefer_annot_name(n_parcels)
+        annots = tuple(label_dir / f"{h}.{annot}.annot" for h in ("lh", "rh"))
+        if not all(p.is_file() for p in annots):
+            tried.append(str(label_dir / f"{{lh,rh}}.{annot}.annot"))
+            continue
+        surf_labels, surf_names = surface_atlas(templates_dir, subject, n_parcels)
+        index = {name: k for k, name in enumerate(surf_names)}
+        missing = [names[k] for k in wanted if names[k] not in index]
+        if missing:
+            tried.append(f"{label_dir} (lacks {missing[:3]})")
+            continue
+        all_centroids = surface_parcel_centroids(templates_dir, subject, surf_labels)
+        logger.info(
+            "No fsLR 32k meshes in %s; fsLR cortical parcel centroids are those of the "
+            "same-named Schaefer parcels on %s (white surface, mm).",
+            Path(templates_dir) / "fsLR", subject,
+        )
+        return all_centroids[[index[names[k]] for k in wanted]], annots
+    raise NoInputError(
+        "Cannot place the fsLR parcels in mm: no fsLR 32k meshes ("
+        f"{Path(templates_dir) / 'fsLR' / FSLR_MIDTHICKNESS.format(hemi='{L,R}')}) and no "
+        f"Schaefer {n_parcels}-parcel annotation with the same parcel names "
+        f"(tried {'; '.join(tried)}); add either to --templates-dir."
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -673,7 +673,7 @@ def evaluate_loss(model, x_all, y_all, windows, history, *, mse_weight=0.0,
 
 @torch.no_grad()
 def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device="cpu",
-                batch_size: int = 16) -> np.ndarray:
+                batch_size: int = 16, return_attention: bool = False):
     """Predicted BOLD for every volume of a run.
 
     Windows of ``history + W`` segments tile the run (:func:`make_windows` with ``tile=True``);
@@ -695,9 +695,15 @@ def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device
     batch_size : int
         Windows per forward pass.
 
+    return_attention : bool
+        Also return the wavelet attention (:class:`~.model.wavelet.WaveletAttention`) averaged
+        over every predicted volume's segment, per source parcel and band.
+
     Returns
     -------
-    ndarray, shape (M, V), float64
+    predicted : ndarray, shape (M, V), float64
+    attention : ndarray, shape (N, n_bands), float64
+        Only with ``return_attention``; rows sum to 1.
 
     Raises
     ------
@@ -721,6 +727,7 @@ def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device
     x_all = torch.as_tensor(features, device=device)
     windows = make_windows(np.arange(n_volumes), history, window, tile=True)
     out = np.zeros((model.n_bold, n_volumes))
+    attention_sum, n_attended = 0.0, 0
     try:
         for first in range(0, len(windows), batch_size):
             chunk = windows[first:first + batch_size]
@@ -729,7 +736,13 @@ def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device
             out[:, chunk[:, history:].ravel()] = (pred.permute(1, 0, 2)
                                                   .reshape(model.n_bold, -1)
                                                   .double().cpu().numpy())
+            if return_attention:  # (B, N, L, n_bands): the target segments only
+                weights = model.wavelet_attention.last_attention[:, :, history:]
+                attention_sum = attention_sum + weights.double().sum(dim=(0, 2)).cpu().numpy()
+                n_attended += weights.shape[0] * weights.shape[2]
     finally:
         model.to(original)
         model.train(was_training)
+    if return_attention:
+        return out, attention_sum / max(n_attended, 1)
     return out

@@ -6,6 +6,7 @@ this module only wires them together, names the outputs and writes the sidecars.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -28,7 +29,7 @@ from .bids.derivatives import (
 from .bids.layout import collect_pairs, default_derivatives, index_dataset, validate_dataset
 from .config import Config
 from .errors import CantCreateError, DataError, UsageError
-from .templates import SURFACE_SPACES, find_templates_dir
+from .templates import CIFTI_SPACES, SURFACE_SPACES, find_templates_dir
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ ATLAS = "Schaefer2018"
 SEG = "7n"
 #: The ephys source space: a FreeSurfer template subject in the templates folder.
 EPHYS_SUBJECT = "fsaverage5"
+#: Entities removed from the names of parcel-wise outputs (no longer in the BOLD's grid).
+NO_SPACE = {"space": None, "resolution": None, "density": None}
 #: Phase-randomised surrogates per parcel for the metrics' p-values.
 N_NULL = 1000
 
@@ -48,6 +51,10 @@ class RunResult:
     label: str
     outputs: list = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    #: :class:`~.reports.participant.ParticipantReport` of the run (forward direction only).
+    report: object = None
+    #: :class:`~.reports.boilerplate.MethodsContext` of the run.
+    methods: object = None
 
 
 @dataclass
@@ -158,8 +165,60 @@ def run_participant_level(config: Config) -> Results:
     write_dataset_description(config.output_dir, links)
     results = Results(output_dir=config.output_dir)
     for pair in pairs:
-        results.runs.append(process_run(pair, config, templates_dir, links))
+        with collect_warnings() as warned:
+            result = process_run(pair, config, templates_dir, links)
+        if result.report is not None:
+            result.report.warnings = list(warned)
+        results.runs.append(result)
+    _write_reports(config, pairs, results.runs)
     return results
+
+
+@contextlib.contextmanager
+def collect_warnings():
+    """Collect the WARNING (and worse) log messages of samba-bids and MNE inside the block.
+
+    Yields
+    ------
+    list of str
+        Filled with ``"<logger>: <message>"`` as records arrive (for the report).
+    """
+    messages = []
+
+    class _Collector(logging.Handler):
+        def emit(self, record):
+            messages.append(f"{record.name}: {record.getMessage()}")
+
+    handler = _Collector(level=logging.WARNING)
+    loggers = [logging.getLogger("samba_bids"), logging.getLogger("mne")]
+    for log in loggers:
+        log.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        for log in loggers:
+            log.removeHandler(handler)
+
+
+def _write_reports(config: Config, pairs, runs) -> None:
+    """``sub-<label>.html`` per participant (all its runs) and ``logs/CITATION.*``."""
+    from .reports.boilerplate import render_boilerplate
+    from .reports.participant import render_participant_report
+
+    out = config.output_dir
+    by_subject = {}
+    for pair, run_result in zip(pairs, runs):
+        by_subject.setdefault(pair.entities["subject"], []).append(run_result)
+    for subject, subject_runs in by_subject.items():
+        reports = [r.report for r in subject_runs if r.report is not None]
+        if reports:
+            path = render_participant_report(reports, out / f"sub-{subject}.html",
+                                             subject=subject)
+            subject_runs[0].outputs.append(path)
+    methods = [r.methods for r in runs if r.methods is not None]
+    if methods:
+        files = render_boilerplate(methods[0], out / "logs")
+        runs[0].outputs.extend(files)
 
 
 #: Entities of the atlas a parcel-wise output was computed with.
@@ -329,6 +388,8 @@ def run_group_level(config: Config) -> Results:
             "Description": "Per parcel across participants (runs of a participant averaged "
                            "first): mean, SD (ddof 1) and number of participants.",
         }))
+        name = "group.html" if len(keys) == 1 else f"group_task-{task}_scale-{scale}.html"
+        written.append(_group_report(config, chosen, rows, parcels, out / name))
     written += _group_maps(out)
     seconds = time.time() - start
     logger.info("group level: %d runs of %d participants, %d files in %.1f s", len(runs),
@@ -339,6 +400,26 @@ def run_group_level(config: Config) -> Results:
     results = Results(output_dir=out)
     results.runs.append(RunResult(label="group", outputs=written, summary=summary))
     return results
+
+
+def _group_report(config, runs, table, parcels, path) -> Path:
+    """Render the group report of one task and atlas (:mod:`~.reports.group`)."""
+    from .bold import load_bold_atlas
+    from .reports.group import GroupReport, render_group_report
+
+    space = runs[0]["sidecar"].get("Space", "fsaverage5")
+    scale = int(runs[0]["entities"].get("scale", config.bold_atlas_scale))
+    atlas = load_bold_atlas(find_templates_dir(config.templates_dir), space, scale)
+    table = table.rename(columns={"participant_id": "participant"})
+    parcels = parcels.assign(n=parcels["n_pearson_r"])
+    report = GroupReport(
+        table=table, parcels=parcels, centroids_mm=atlas.centroids_mm,
+        parcel_names=list(atlas.names), parameters=config.to_dict(),
+        provenance={"Participant outputs": str(config.output_dir), "BOLD space": space,
+                    "Atlas": f"Schaefer 2018, 7 networks, {scale} parcels"},
+        title=f"samba-bids group report: task {runs[0]['entities'].get('task')}",
+    )
+    return render_group_report(report, path)
 
 
 def _group_maps(out) -> list:
@@ -440,6 +521,12 @@ class RunInputs:
         How the two recordings were put on one clock.
     bold : object
         The loaded BOLD image(s), the reference for projecting predictions back.
+    n_channels : int
+        Data channels used after preprocessing.
+    sfreq_hz : float
+        Sampling rate of the recording as read, Hz.
+    confound_columns : list of str
+        Confound regressors removed from the parcel BOLD.
     """
 
     features: np.ndarray
@@ -451,6 +538,9 @@ class RunInputs:
     modality: str
     clock: str
     bold: object
+    n_channels: int = 0
+    sfreq_hz: float = 0.0
+    confound_columns: list = field(default_factory=list)
 
 
 def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
@@ -482,6 +572,7 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
         bold_repetition_time,
         clean_parcel_bold,
         load_bold_atlas,
+        load_cifti_bold,
         load_surface_bold,
         load_volume_bold,
         parcellate_bold,
@@ -498,6 +589,7 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
 
     # --- electrophysiology -> source-parcel time courses ---------------------------------
     raw = read_ephys(pair.ephys_file, modality=config.modality)
+    sfreq_hz = float(raw.info["sfreq"])
     modality = detect_modality(raw, config.modality)
     raw = preprocess_raw(raw, modality=modality, l_freq_hz=config.l_freq_hz,
                          h_freq_hz=config.h_freq_hz, sfreq_hz=config.resample_sfreq_hz,
@@ -514,6 +606,8 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
     atlas = load_bold_atlas(templates_dir, pair.space, config.bold_atlas_scale)
     if pair.space in SURFACE_SPACES:
         bold, _ = load_surface_bold(pair.bold_files)
+    elif pair.space in CIFTI_SPACES:
+        bold, _, _ = load_cifti_bold(pair.bold_files[0], atlas=atlas)
     else:
         bold = load_volume_bold(pair.bold_files[0])
     observed_raw = parcellate_bold(bold, atlas, name=pair.bold_files[0].name)
@@ -538,7 +632,9 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
     observed = np.nan_to_num(observed)
     features = wavelet_band_features(segments, wavelet=config.wavelet, level=config.wavelet_level)
     return RunInputs(features=features, observed=observed, split=split, parcels=parcels,
-                     atlas=atlas, tr_s=tr_s, modality=modality, clock=clock, bold=bold)
+                     atlas=atlas, tr_s=tr_s, modality=modality, clock=clock, bold=bold,
+                     n_channels=len(raw.ch_names), sfreq_hz=sfreq_hz,
+                     confound_columns=[] if confounds is None else list(confounds.columns))
 
 
 def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunResult:
@@ -565,18 +661,33 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
                                        f"{config.ephys_atlas_scale} parcels on {EPHYS_SUBJECT}"},
     }
     written, summary = [], {"n_parcels": len(inputs.atlas.names)}
+    report = reverse_metrics = forward_fit = reverse_fit = None
     if config.direction in ("ephys-to-bold", "both"):
-        files, forward = translate_forward(pair, config, inputs, common)
+        files, forward, report, forward_fit = translate_forward(pair, config, inputs, common)
         written += files
         summary.update(forward)
     if config.direction in ("bold-to-ephys", "both"):
-        files, reverse = translate_reverse(pair, config, inputs, common)
+        files, reverse, reverse_metrics, reverse_fit = translate_reverse(pair, config, inputs,
+                                                                         common)
         written += files
         summary.update(reverse)
+    if report is not None and reverse_metrics is not None:
+        report.reverse = reverse_metrics
     seconds = time.time() - start
     logger.info("%s: done in %.1f s", pair.label, seconds)
     summary.update(n_outputs=len(written), seconds=seconds)
-    return RunResult(label=pair.label, outputs=written, summary=summary)
+    from .reports.boilerplate import methods_context
+
+    methods = methods_context(
+        config, provenance=inputs.parcels.provenance, split=inputs.split, tr_s=inputs.tr_s,
+        modality=inputs.modality, bold_space=pair.space, forward_fit=forward_fit,
+        reverse_fit=reverse_fit, templates_dir=templates_dir, n_channels=inputs.n_channels,
+        sfreq_hz=inputs.sfreq_hz, alignment=inputs.clock,
+        confound_columns=inputs.confound_columns, n_bold_parcels=len(inputs.atlas.names),
+        n_source_parcels=len(inputs.parcels.names), ridge_alpha=summary.get("ridge_alpha"),
+        run_label=pair.label)
+    return RunResult(label=pair.label, outputs=written, summary=summary, report=report,
+                     methods=methods)
 
 
 def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
@@ -588,7 +699,7 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
     summary : dict
         ``median_pearson_r``, ``ridge_median_pearson_r``, ``fraction_significant``.
     """
-    from .bold import project_parcels
+    from .bold import parcel_series_cifti, project_parcels
     from .metrics import parcel_metrics, pooled_spearman, summarise
     from .model.baselines import fit_ridge_baseline
     from .training import fit_samba, predict_run
@@ -603,8 +714,9 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
     # --- SAMBA ---------------------------------------------------------------------------
     fit = fit_samba(features, observed, split, parcels.centroids_mm, atlas.centroids_mm, config,
                     tr_s=tr_s, progress=True)
-    predicted = predict_run(fit.model, features, history=split.history,
-                            window_trs=fit.window_trs, device=fit.device)
+    predicted, attention = predict_run(fit.model, features, history=split.history,
+                                       window_trs=fit.window_trs, device=fit.device,
+                                       return_attention=True)
     metrics = parcel_metrics(predicted, observed, split.test, atlas.names, n_null=N_NULL,
                              seed=config.seed)
     summary = summarise(metrics)
@@ -612,7 +724,8 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
 
     # --- baseline on the same split: canonical-HRF band-power ridge regression -------------
     ridge = fit_ridge_baseline(features, observed, split, tr_s=tr_s)
-    ridge_metrics = parcel_metrics(ridge.predict(features), observed, split.test, atlas.names)
+    ridge_predicted = ridge.predict(features)
+    ridge_metrics = parcel_metrics(ridge_predicted, observed, split.test, atlas.names)
     metrics["ridge_pearson_r"] = ridge_metrics["pearson_r"].to_numpy()
     metrics["ridge_spearman_rho"] = ridge_metrics["spearman_rho"].to_numpy()
     summary["ridge_median_pearson_r"] = float(ridge_metrics["pearson_r"].median())
@@ -621,9 +734,33 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
              "with the training block's mean and SD")
     written = []
 
-    reference = pair.bold_files if pair.space in SURFACE_SPACES else bold
-    images = project_parcels(predicted.astype(np.float32), atlas, reference, tr_s=tr_s)
     if pair.space in SURFACE_SPACES:
+        reference = pair.bold_files
+    elif pair.space in CIFTI_SPACES:
+        reference = pair.bold_files[0]
+    else:
+        reference = bold
+    images = project_parcels(predicted.astype(np.float32), atlas, reference, tr_s=tr_s)
+    if pair.space in CIFTI_SPACES:
+        path = derivative_path(out, entities, suffix="bold", extension=".dtseries.nii",
+                               desc="samba")
+        written.append(write_with_sidecar(path, write_image, images[0], {
+            **common, "Units": units,
+            "Description": "SAMBA-predicted BOLD as a dense time series; each parcel's "
+                           "predicted value is REPEATED over all of its grayordinates (0 outside "
+                           "every parcel, including the subcortical grayordinates), so this "
+                           "file has no more spatial detail than the parcel-level .ptseries.nii "
+                           "beside it.",
+        }))
+        path = derivative_path(out, entities, suffix="bold", extension=".ptseries.nii",
+                               density=None, desc="samba", **atlas_entities)
+        written.append(write_with_sidecar(
+            path, write_image, parcel_series_cifti(predicted.astype(np.float32), atlas, tr_s), {
+                **common, "Units": units,
+                "Description": "SAMBA-predicted BOLD, one row per parcel (CIFTI parcellated "
+                               "time series; parcels from the fsLR 91k dlabel).",
+            }))
+    elif pair.space in SURFACE_SPACES:
         for hemi, img in zip(("L", "R"), images):
             path = derivative_path(out, entities, suffix="bold", extension=".func.gii",
                                    hemi=hemi, desc="samba")
@@ -643,7 +780,7 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
     for desc, values, what in (("samba", predicted, "SAMBA-predicted"),
                                ("observed", observed, "Observed")):
         path = derivative_path(out, entities, suffix="timeseries", extension=".tsv",
-                               space=None, desc=desc, **atlas_entities)
+                               **NO_SPACE, desc=desc, **atlas_entities)
         frame = pd.DataFrame(values.T, columns=atlas.names)
         written.append(write_with_sidecar(path, write_tsv, frame, {
             **common, "Units": units,
@@ -651,7 +788,7 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
         }))
 
     hrf = fit.model.hrf.parameters_frame(atlas.names)
-    path = derivative_path(out, entities, suffix="hrf", extension=".tsv", space=None,
+    path = derivative_path(out, entities, suffix="hrf", extension=".tsv", **NO_SPACE,
                            desc="samba", **atlas_entities)
     written.append(write_with_sidecar(path, write_tsv, hrf, {
         "Sources": sources,
@@ -660,7 +797,7 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
         **{col: _hrf_column_doc(col) for col in hrf.columns if col != "parcel"},
     }))
 
-    path = derivative_path(out, entities, suffix="metrics", extension=".tsv", space=None,
+    path = derivative_path(out, entities, suffix="metrics", extension=".tsv", **NO_SPACE,
                            desc="samba", **atlas_entities)
     written.append(write_with_sidecar(path, write_tsv, metrics, {
         **common,
@@ -676,11 +813,19 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
 
     written += _write_model(out, entities, "samba", fit, config, sources, split,
                             parcels.provenance)
+    written += _write_maps(out, entities, atlas, pair, metrics, hrf, common, atlas_entities)
+
+    report = _participant_report(pair, config, inputs, fit, predicted, attention, metrics, hrf,
+                                 summary, ridge_metrics, ridge_predicted)
     return written, {
         "median_pearson_r": float(np.median(metrics["pearson_r"])),
         "ridge_median_pearson_r": summary["ridge_median_pearson_r"],
         "fraction_significant": float(summary.get("fraction_significant", 0.0)),
-    }
+        "best_epoch": int(fit.best_epoch),
+        "n_parameters": int(fit.n_parameters),
+        "device": str(fit.device),
+        "ridge_alpha": float(ridge.alpha),
+    }, report, fit
 
 
 def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):
@@ -726,22 +871,20 @@ def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):
     out = config.output_dir
     units = ("natural log of the mean squared wavelet coefficient of the band over the "
              "volume's segment of source-parcel activity (dSPM units squared)")
-    nyquist = config.resample_sfreq_hz / 2.0
-    edges = [0.0] + [nyquist / 2 ** j for j in range(config.wavelet_level, 0, -1)] + [nyquist]
     band_doc = {band: f"{config.wavelet} wavelet band {band}, about {lo:g}-{hi:g} Hz"
-                for band, lo, hi in zip(bands, edges[:-1], edges[1:])}
+                for band, (lo, hi) in zip(bands, _band_ranges(config))}
     written = []
     for desc, values, what in (("sambareverse", flat_pred, "SAMBA-predicted (from BOLD)"),
                                ("observedpower", flat_obs, "Observed")):
         path = derivative_path(out, entities, suffix="timeseries", extension=".tsv",
-                               space=None, desc=desc, **atlas_entities)
+                               **NO_SPACE, desc=desc, **atlas_entities)
         written.append(write_with_sidecar(path, write_tsv,
                                           pd.DataFrame(values.T, columns=columns), {
             **common, "Units": units, "Bands": band_doc,
             "Description": f"{what} band power per source parcel and volume, one column per "
                            "<parcel>_<band>, one row per volume.",
         }))
-    path = derivative_path(out, entities, suffix="metrics", extension=".tsv", space=None,
+    path = derivative_path(out, entities, suffix="metrics", extension=".tsv", **NO_SPACE,
                            desc="sambareverse", **atlas_entities)
     written.append(write_with_sidecar(path, write_tsv, metrics, {
         **common, "Bands": band_doc,
@@ -757,7 +900,96 @@ def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):
     return written, {
         "reverse_median_pearson_r": float(metrics["pearson_r"].median()),
         "reverse_fraction_significant": float(summary.get("fraction_significant", 0.0)),
-    }
+    }, metrics, fit
+
+
+def _band_ranges(config: Config) -> list:
+    """Approximate frequency range (Hz) of each wavelet band, coarse (A) to fine (D1)."""
+    nyquist = config.resample_sfreq_hz / 2.0
+    edges = [0.0] + [nyquist / 2 ** j for j in range(config.wavelet_level, 0, -1)] + [nyquist]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _write_maps(out, entities, atlas, pair, metrics, hrf, common, atlas_entities) -> list:
+    """Test Pearson r and HRF time to peak per parcel as maps in the input's space.
+
+    ``desc-testr`` / ``desc-hrfttp`` ``_boldmap``: ``.pscalar.nii`` (fsLR CIFTI input),
+    ``.func.gii`` per hemisphere (fsaverage input), ``.nii.gz`` (MNI input); each parcel's
+    value over its grayordinates, vertices or voxels (:func:`~.bold.parcel_map_images`).
+    """
+    from .bold import parcel_map_images
+
+    columns = {"pearson_r": metrics.set_index("parcel")["pearson_r"],
+               "time_to_peak_s": hrf.set_index("parcel")["time_to_peak_s"]}
+    reference = pair.bold_files if pair.space in SURFACE_SPACES else pair.bold_files[0]
+    written = []
+    for desc, (column, what) in MAP_DESCS.items():
+        values = columns[column].reindex(atlas.names).to_numpy(dtype=np.float32)
+        images = parcel_map_images({desc: values}, atlas, reference)
+        sidecar = {"Sources": common["Sources"], "Space": pair.space,
+                   "Description": f"Per-parcel {what}, repeated over each parcel's "
+                                  f"{_ELEMENTS.get(atlas.kind, 'elements')} (0 outside "
+                                  "every parcel)."}
+        if atlas.kind == "surface":
+            for hemi, img in zip(("L", "R"), images):
+                path = derivative_path(out, entities, suffix="boldmap", extension=".func.gii",
+                                       hemi=hemi, desc=desc)
+                written.append(write_with_sidecar(path, write_image, img, sidecar))
+        elif atlas.kind == "cifti":  # parcel-level file: named like the .ptseries.nii
+            path = derivative_path(out, entities, suffix="boldmap", extension=".pscalar.nii",
+                                   density=None, desc=desc, **atlas_entities)
+            written.append(write_with_sidecar(path, write_image, images[0], sidecar))
+        else:
+            path = derivative_path(out, entities, suffix="boldmap", extension=".nii.gz",
+                                   desc=desc)
+            written.append(write_with_sidecar(path, write_image, images[0], sidecar))
+    return written
+
+
+_ELEMENTS = {"surface": "vertices", "volume": "voxels", "cifti": "grayordinates"}
+
+
+def _participant_report(pair, config, inputs, fit, predicted, attention, metrics, hrf,
+                        summary, ridge_metrics, ridge_predicted):
+    """The :class:`~.reports.participant.ParticipantReport` of one run's forward direction."""
+    from .metrics import pooled_spearman
+    from .model.hrf import spm_canonical_hrf
+    from .model.wavelet import band_names
+    from .reports.participant import ParticipantReport
+
+    split, observed = inputs.split, inputs.observed
+    comparison = pd.DataFrame([
+        {"model": "SAMBA", "median_pearson_r": float(metrics["pearson_r"].median()),
+         "median_spearman_rho": float(metrics["spearman_rho"].median()),
+         "pooled_spearman": summary["pooled_spearman"],
+         "fraction_significant": summary.get("fraction_significant", np.nan),
+         "trainable_parameters": int(fit.n_parameters)},
+        {"model": "ridge (canonical HRF, band power)",
+         "median_pearson_r": float(ridge_metrics["pearson_r"].median()),
+         "median_spearman_rho": float(ridge_metrics["spearman_rho"].median()),
+         "pooled_spearman": float(pooled_spearman(ridge_predicted, observed, split.test)),
+         "fraction_significant": np.nan, "trainable_parameters": np.nan},
+    ])
+    hrf_time_s = np.arange(0.0, config.hrf_support_s, 0.1)
+    canonical = spm_canonical_hrf(hrf_time_s)
+    provenance = {"Alignment": inputs.clock, "Modality": inputs.modality.upper(),
+                  "BOLD space": pair.space, "Sources": [str(pair.ephys_file.name)]
+                  + [f.name for f in pair.bold_files],
+                  "Source reconstruction": inputs.parcels.provenance,
+                  "Device": str(fit.device), "Best epoch": int(fit.best_epoch),
+                  "Trainable parameters": int(fit.n_parameters)}
+    return ParticipantReport(
+        label=pair.label, tr_s=inputs.tr_s, parcel_names=list(inputs.atlas.names),
+        centroids_mm=inputs.atlas.centroids_mm, observed=observed, predicted=predicted,
+        test_volumes=split.test, train_volumes=split.train,
+        validation_volumes=split.validation, metrics=metrics, hrf=hrf,
+        hrf_time_s=hrf_time_s, hrf_curves=fit.model.hrf.curves(hrf_time_s),
+        canonical_hrf=canonical / canonical.max(), attention=attention,
+        band_names=band_names(config.wavelet_level), band_ranges_hz=_band_ranges(config),
+        history=fit.history, best_epoch=int(fit.best_epoch), comparison=comparison,
+        parameters=config.to_dict(), provenance=provenance,
+        source_names=list(inputs.parcels.names),
+    )
 
 
 def _uri(links, path):
@@ -786,9 +1018,9 @@ def _metric_column_docs(fdr_over: str) -> dict:
 def _write_model(out, entities, desc, fit, config, sources, split, provenance) -> list:
     """The trained model (``.pt`` + JSON with the resolved config) and its loss history."""
     model_path = derivative_path(out, entities, suffix="model", extension=".pt", datatype="model",
-                                 space=None, desc=desc)
+                                 **NO_SPACE, desc=desc)
     history_path = derivative_path(out, entities, suffix="history", extension=".tsv",
-                                   datatype="model", space=None, desc=desc)
+                                   datatype="model", **NO_SPACE, desc=desc)
     return [
         write_with_sidecar(model_path, _save_model, fit.model, {
             "Sources": sources, "Config": config.to_dict(), "ConfigDigest": config.digest(),

@@ -115,6 +115,21 @@ def make_dataset(root, templates_dir, *, subjects=("01",), n_volumes=80, tr_s=2.
                 nib.save(img, f"{prefix}_space-MNI152NLin6Asym_desc-preproc_bold.nii.gz")
                 (func / f"sub-{subject}_task-rest_space-MNI152NLin6Asym_desc-preproc_bold.json"
                  ).write_text(json.dumps({"RepetitionTime": tr_s, "TaskName": "rest"}))
+            elif space == "fsLR":
+                from nibabel.cifti2.cifti2_axes import SeriesAxis
+
+                from samba_bids.templates import cifti_atlas, read_cifti_labels
+
+                dlabel, _ = cifti_atlas(templates_dir, 200)
+                lab, _, brain_models = read_cifti_labels(dlabel)
+                data = np.where(lab[:, None] > 0, signals[np.maximum(lab, 1) - 1], 0.0)
+                data = (100 + data + 0.1 * rng.standard_normal(data.shape)).astype(np.float32)
+                series = SeriesAxis(start=0.0, step=tr_s, size=n_volumes, unit="SECOND")
+                header = nib.cifti2.Cifti2Header.from_axes((series, brain_models))
+                nib.save(nib.Cifti2Image(data.T, header),
+                         f"{prefix}_space-fsLR_den-91k_bold.dtseries.nii")
+                (func / f"sub-{subject}_task-rest_space-fsLR_den-91k_bold.json").write_text(
+                    json.dumps({"RepetitionTime": tr_s, "TaskName": "rest"}))
         confounds = {f"{n}": rng.standard_normal(n_volumes) * 0.1
                      for n in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z",
                                "csf", "white_matter", "global_signal")}

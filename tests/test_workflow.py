@@ -180,3 +180,50 @@ def test_group_level(tmp_path, templates_dir):
     # the group level refuses an output folder without participant outputs (exit 66)
     empty = tmp_path / "empty"
     assert main([str(root), str(empty), "group", "-w", str(tmp_path / "work")]) == 66
+
+
+@pytest.mark.slow
+def test_participant_level_cifti(tmp_path, templates_dir):
+    """fsLR 91k dtseries in: dtseries (parcel values repeated over grayordinates), the honest
+    ptseries and pscalar maps out, with the right CIFTI axes, reloaded with nibabel."""
+    from nibabel.cifti2.cifti2_axes import BrainModelAxis, ParcelsAxis, ScalarAxis, SeriesAxis
+
+    if not (templates_dir / "fsLR").is_dir():
+        pytest.skip("no fsLR templates")
+    root = make_dataset(tmp_path / "ds", templates_dir, n_volumes=80, tr_s=2.0, spaces=("fsLR",))
+    out = tmp_path / "out"
+    assert _run(root, out, tmp_path, templates_dir) == 0
+    func = out / "sub-01" / "func"
+    atlas = "atlas-Schaefer2018_seg-7n_scale-200"
+    dense = nib.load(func / "sub-01_task-rest_space-fsLR_den-91k_desc-samba_bold.dtseries.nii")
+    series, models = (dense.header.get_axis(i) for i in range(2))
+    assert isinstance(series, SeriesAxis) and isinstance(models, BrainModelAxis)
+    assert (series.size, series.step, len(models)) == (80, 2.0, 91282)
+    parcel_file = func / f"sub-01_task-rest_space-fsLR_{atlas}_desc-samba_bold.ptseries.nii"
+    parcellated = nib.load(parcel_file)
+    pseries, parcels = (parcellated.header.get_axis(i) for i in range(2))
+    assert isinstance(pseries, SeriesAxis) and isinstance(parcels, ParcelsAxis)
+    assert pseries.size == 80 and len(parcels) == 200
+    table = pd.read_csv(func / f"sub-01_task-rest_{atlas}_desc-samba_timeseries.tsv", sep="\t")
+    assert list(parcels.name) == list(table.columns)
+    values = np.asanyarray(parcellated.dataobj)  # (volumes, parcels)
+    np.testing.assert_allclose(values, table.to_numpy(), rtol=1e-4, atol=1e-4)
+    # the dense file repeats each parcel's value over that parcel's grayordinates
+    dense_values = np.asanyarray(dense.dataobj)
+    from samba_bids.templates import cifti_atlas, read_cifti_labels
+
+    labels, _, _ = read_cifti_labels(cifti_atlas(templates_dir, 200)[0])
+    for k in (0, 57, 199):
+        members = dense_values[:, labels == k + 1]
+        np.testing.assert_allclose(members, values[:, [k]].repeat(members.shape[1], 1), atol=1e-6)
+    assert not dense_values[:, labels == 0].any()
+    sidecar = json.loads(
+        (func / "sub-01_task-rest_space-fsLR_den-91k_desc-samba_bold.json").read_text())
+    assert "REPEATED" in sidecar["Description"]
+    metrics = pd.read_csv(func / f"sub-01_task-rest_{atlas}_desc-samba_metrics.tsv", sep="\t")
+    testr = nib.load(func / f"sub-01_task-rest_space-fsLR_{atlas}_desc-testr_boldmap.pscalar.nii")
+    scalars, map_parcels = (testr.header.get_axis(i) for i in range(2))
+    assert isinstance(scalars, ScalarAxis) and isinstance(map_parcels, ParcelsAxis)
+    np.testing.assert_allclose(np.asanyarray(testr.dataobj)[0], metrics["pearson_r"], atol=1e-5)
+    assert (out / "sub-01.html").is_file() and (out / "logs" / "CITATION.md").is_file()
+    check_derivatives(out)

@@ -13,13 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError, EmptySelectionError, NoInputError, UsageError, ValidationError
-from ..templates import SURFACE_SPACES, VOLUME_SPACES
+from ..templates import CIFTI_SPACES, SURFACE_SPACES, VOLUME_SPACES
 
 logger = logging.getLogger(__name__)
 
 #: Extensions of electrophysiology recordings that MNE-BIDS reads.
 EPHYS_EXTENSIONS = (".vhdr", ".edf", ".bdf", ".set", ".fif", ".con", ".sqd", ".ds")
-BOLD_EXTENSIONS = (".func.gii", ".nii.gz", ".nii")
+#: pybids parses ``_bold.dtseries.nii`` with extension ``.dtseries.nii`` (and ``den`` entity).
+BOLD_EXTENSIONS = (".func.gii", ".nii.gz", ".nii", ".dtseries.nii")
+#: Spaces a BOLD run may be in.
+BOLD_SPACES = SURFACE_SPACES + VOLUME_SPACES + CIFTI_SPACES
+#: pybids entity names of the derivatives config -> the long names of derivative_path.
+_BOLD_ENTITY_NAMES = {"subject": "subject", "session": "session", "task": "task",
+                      "acquisition": "acquisition", "run": "run", "space": "space",
+                      "res": "resolution", "resolution": "resolution", "den": "density",
+                      "density": "density"}
 #: Entities that identify a run on both sides of a pair.
 PAIR_ENTITIES = ("subject", "session", "task", "run")
 
@@ -35,15 +43,18 @@ class RunPair:
     ephys_file : Path
         The EEG/MEG recording (e.g. ``_eeg.vhdr``, ``_meg.fif``).
     bold_files : list of Path
-        One NIfTI, or the ``hemi-L`` and ``hemi-R`` GIFTI files (in that order).
+        One NIfTI, the ``hemi-L`` and ``hemi-R`` GIFTI files (in that order), or one CIFTI
+        ``_bold.dtseries.nii`` (space ``fsLR``).
     space : str
-        The BOLD run's ``space`` entity, e.g. ``fsaverage5`` or ``MNI152NLin6Asym``.
+        The BOLD run's ``space`` entity, e.g. ``fsaverage5``, ``MNI152NLin6Asym`` or ``fsLR``.
     tr_s : float | None
         ``RepetitionTime`` from the sidecar, in s (None when the sidecar lacks it).
     confounds_file : Path | None
         The run's ``desc-confounds_timeseries.tsv`` when present.
     bold_entities : dict
-        Entities of the BOLD file (used to name the outputs).
+        Entities of the BOLD file (used to name the outputs), with the long names of
+        :func:`~samba_bids.bids.derivatives.derivative_path` (pybids' ``res``/``den`` become
+        ``resolution``/``density``).
     """
 
     entities: dict
@@ -296,10 +307,10 @@ def _pair_bold(layout, efile, entities, bold, bold_space):
                 f"No BOLD run in space {space} for {ephys_name} (present: {', '.join(spaces)}); "
                 "choose one of those with --bold-space."
             )
-    if space not in SURFACE_SPACES + VOLUME_SPACES:
+    if space not in BOLD_SPACES:
         raise UsageError(
             f"BOLD space {space} ({ephys_name}'s run) is not supported; supported spaces: "
-            f"{', '.join(SURFACE_SPACES + VOLUME_SPACES)}."
+            f"{', '.join(BOLD_SPACES)}."
         )
     in_space = [f for f in candidates if f.entities["space"] == space]
     # prefer desc-preproc (fMRIPrep volumes) or no desc (fMRIPrep surfaces)
@@ -313,8 +324,17 @@ def _pair_bold(layout, efile, entities, bold, bold_space):
                 "GIFTI file; both _hemi-L_ and _hemi-R_ ..._bold.func.gii are needed."
             )
         files = [hemis["L"], hemis["R"]]
+    elif space in CIFTI_SPACES:
+        dense = [f for f in in_space if f.path.endswith(".dtseries.nii")]
+        if len(dense) != 1:
+            found = ", ".join(Path(f.path).name for f in dense) or "none"
+            raise DataError(
+                f"Expected one {space} ..._bold.dtseries.nii (fMRIPrep --cifti-output) for "
+                f"{ephys_name}, found {len(dense)}: {found}; narrow it with the entity filters."
+            )
+        files = dense
     else:
-        volumes = [f for f in in_space if not f.path.endswith(".func.gii")]
+        volumes = [f for f in in_space if not f.path.endswith((".func.gii", ".dtseries.nii"))]
         if len(volumes) != 1:
             raise DataError(
                 f"Expected one {space} BOLD NIfTI for {ephys_name}, found {len(volumes)}: "
@@ -327,9 +347,8 @@ def _pair_bold(layout, efile, entities, bold, bold_space):
         suffix="timeseries", desc="confounds", extension=".tsv", scope="derivatives",
         **_entity_filters(entities),
     )
-    bold_entities = {k: v for k, v in files[0].entities.items()
-                     if k in ("subject", "session", "task", "acquisition", "run", "space",
-                              "resolution", "density")}
+    bold_entities = {_BOLD_ENTITY_NAMES[k]: v for k, v in files[0].entities.items()
+                     if k in _BOLD_ENTITY_NAMES}
     return RunPair(
         entities=entities,
         ephys_file=Path(efile.path),

@@ -1,9 +1,10 @@
-"""BOLD stage: loading per space, confounds, parcellation, projection back to the space."""
+"""BOLD stage: loading per space (GIFTI, NIfTI, CIFTI), confounds, parcellation, projection."""
 
 from .loading import (
     CONFOUND_STRATEGIES,
     FMRIPREP_AUTO_CONFOUNDS,
     bold_repetition_time,
+    load_cifti_bold,
     load_surface_bold,
     load_volume_bold,
     select_confounds,
@@ -16,7 +17,13 @@ from .parcellation import (
     load_bold_atlas,
     parcellate_bold,
 )
-from .projection import project_parcels, save_image
+from .projection import (
+    parcel_map_images,
+    parcel_series_cifti,
+    parcels_axis,
+    project_parcels,
+    save_image,
+)
 
 __all__ = [
     "CONFOUND_STRATEGIES",
@@ -27,9 +34,13 @@ __all__ = [
     "clean_parcel_bold",
     "labels_on_grid",
     "load_bold_atlas",
+    "load_cifti_bold",
     "load_surface_bold",
     "load_volume_bold",
+    "parcel_map_images",
+    "parcel_series_cifti",
     "parcellate_bold",
+    "parcels_axis",
     "project_parcels",
     "save_image",
     "select_confounds",

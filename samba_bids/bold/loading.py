@@ -1,8 +1,10 @@
-"""Read preprocessed BOLD runs (GIFTI pairs or 4-D NIfTI), their TR and their confounds.
+"""Read preprocessed BOLD runs (GIFTI pairs, 4-D NIfTI or CIFTI), their TR and their confounds.
 
 Surface runs follow fMRIPrep's naming: one ``_hemi-L_..._bold.func.gii`` and one
 ``_hemi-R_..._bold.func.gii`` per run, one data array per volume. Volume runs are one 4-D
-``_bold.nii(.gz)``. Every error raised for bad input names the offending file and the fix.
+``_bold.nii(.gz)``. Grayordinate runs are one ``_space-fsLR_den-91k_bold.dtseries.nii``
+(fMRIPrep ``--cifti-output``). Every error raised for bad input names the offending file and
+the fix.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ _HEMI_RE = re.compile(r"(?:^|_)hemi-(L|R)(?=[_.])")
 _STRUCTURE_HEMI = {"CortexLeft": "L", "CortexRight": "R"}
 _TR_FIX = "add RepetitionTime (s) to its JSON sidecar or pass --repetition-time"
 _NIFTI_TIME_TO_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+_CIFTI_FIX = "re-export the BOLD run (fMRIPrep --cifti-output 91k, or wb_command)"
 
 
 def _as_path_list(files) -> list[Path]:
@@ -100,13 +103,15 @@ def bold_repetition_time(files, tr_s: float | None = None) -> float:
     Sources, in order: ``tr_s`` (``RepetitionTime`` of the JSON sidecar via pybids, or
     ``--repetition-time``), then the NIfTI header (``pixdim[4]`` converted with its
     ``xyzt_units``; ms and us are converted to s, unknown units are read as s), then the
-    GIFTI file meta ``TimeStep`` (in ms, as written by fMRIPrep and Connectome Workbench).
+    GIFTI file meta ``TimeStep`` (in ms, as written by fMRIPrep and Connectome Workbench),
+    then the ``step`` of a CIFTI dtseries' series axis (unit ``SECOND``; nibabel applies the
+    series exponent, so the value is in s).
 
     Parameters
     ----------
     files : path-like | sequence of path-like
-        The run's ``_bold.nii(.gz)``, or its two ``_bold.func.gii`` files (``TimeStep`` of
-        both is read and must agree).
+        The run's ``_bold.nii(.gz)``, its two ``_bold.func.gii`` files (``TimeStep`` of
+        both is read and must agree), or its ``_bold.dtseries.nii``.
     tr_s : float | None
         Repetition time given by the caller, in s; used as is when not None.
 
@@ -149,11 +154,21 @@ def bold_repetition_time(files, tr_s: float | None = None) -> float:
                 ) from None
         else:
             try:
-                header = nib.load(str(path)).header
+                img = nib.load(str(path))
             except Exception as err:  # nibabel raises many types for unreadable headers
                 raise DataError(
                     f"{path.name} is not a readable NIfTI file ({err}); re-export the BOLD run."
                 ) from err
+            if isinstance(img, nib.Cifti2Image):
+                _, series = _cifti_axes(img, path.name)
+                if series.unit != "SECOND":
+                    raise DataError(
+                        f"{path.name}: its series axis is in {series.unit}, not SECOND; "
+                        f"{_TR_FIX}."
+                    )
+                values.append((path, float(series.step)))
+                continue
+            header = img.header
             if len(header.get_data_shape()) < 4:
                 continue
             unit = header.get_xyzt_units()[1]
@@ -333,6 +348,117 @@ def load_volume_bold(file):
     out.header.set_slope_inter(1.0, 0.0)
     logger.info("Loaded volume BOLD %s: shape %s.", path.name, img.shape)
     return out
+
+
+def _cifti_axes(img, name: str):
+    """(BrainModelAxis, SeriesAxis) of a dtseries image; DataError for any other CIFTI."""
+    from nibabel.cifti2.cifti2_axes import BrainModelAxis, SeriesAxis
+
+    try:
+        axes = [img.header.get_axis(i) for i in range(img.ndim)]
+    except Exception as err:
+        raise DataError(
+            f"{name}: its CIFTI-2 header has no valid index maps ({err}); {_CIFTI_FIX}."
+        ) from err
+    kinds = {type(a) for a in axes}
+    if len(axes) != 2 or kinds != {BrainModelAxis, SeriesAxis}:
+        found = " x ".join(type(a).__name__ for a in axes)
+        raise DataError(
+            f"{name} is a {found} CIFTI file, not a dense time series (SeriesAxis x "
+            f"BrainModelAxis, .dtseries.nii); pass the run's _bold.dtseries.nii."
+        )
+    brain_models = next(a for a in axes if isinstance(a, BrainModelAxis))
+    series = next(a for a in axes if isinstance(a, SeriesAxis))
+    return brain_models, series
+
+
+def _cifti_series(img, name: str):
+    """Data of a dtseries image as (n_grayordinates, n_volumes) float32, its axes' facts.
+
+    Returns (data, brain_models, tr_s); tr_s is None when the series axis is not in seconds
+    or its step is not > 0.
+    """
+    from nibabel.cifti2.cifti2_axes import BrainModelAxis
+
+    brain_models, series = _cifti_axes(img, name)
+    try:
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+    except (OSError, EOFError, ValueError, zlib.error) as err:
+        raise DataError(
+            f"{name} is truncated or corrupt: its header reads but its data block does not "
+            f"({type(err).__name__}: {str(err).splitlines()[0]}); re-copy the file or "
+            f"{_CIFTI_FIX}."
+        ) from err
+    if not isinstance(img.header.get_axis(0), BrainModelAxis):
+        data = data.T  # the usual (volumes, grayordinates) -> grayordinates x volumes
+    data = np.ascontiguousarray(data)
+    tr_s = float(series.step)
+    if series.unit != "SECOND" or not math.isfinite(tr_s) or tr_s <= 0:
+        logger.warning("%s: series axis step %g %s is not a repetition time in s.",
+                       name, series.step, series.unit)
+        tr_s = None
+    return data, brain_models, tr_s
+
+
+def load_cifti_bold(file, *, atlas=None):
+    """Load a grayordinate BOLD run (CIFTI-2 dense time series) into memory.
+
+    The data are read once (as float32) so that a truncated file fails here with a clear
+    message rather than deep inside parcellation.
+
+    Parameters
+    ----------
+    file : path-like
+        The run's ``_bold.dtseries.nii`` (e.g. fMRIPrep's
+        ``sub-01_task-rest_space-fsLR_den-91k_bold.dtseries.nii``).
+    atlas : samba_bids.bold.ParcelAtlas | None
+        A CIFTI atlas (:func:`~samba_bids.bold.load_bold_atlas` with ``space="fsLR"``); when
+        given, the run's grayordinates must be the atlas's.
+
+    Returns
+    -------
+    data : ndarray of float32, shape (n_grayordinates, n_volumes)
+        BOLD per grayordinate (fsLR 91k: 91,282) and volume, in the units of the input, in
+        the order of ``brain_models``.
+    brain_models : nibabel.cifti2.cifti2_axes.BrainModelAxis
+        The run's grayordinates (structures, vertex and voxel indices, volume affine).
+    tr_s : float | None
+        Repetition time in s: the series axis ``step`` (nibabel applies the series exponent);
+        None (with a warning) when the series unit is not ``SECOND`` or the step is not > 0.
+
+    Raises
+    ------
+    NoInputError
+        If the file does not exist.
+    DataError
+        If the file is unreadable or truncated, not a dense time series (SeriesAxis x
+        BrainModelAxis), holds only NaN, or (``atlas`` given) its grayordinates are not the
+        atlas's.
+    """
+    import nibabel as nib
+
+    path = Path(file)
+    _check_exists(path)
+    try:
+        img = nib.load(str(path))
+    except Exception as err:
+        raise DataError(
+            f"{path.name} is not a readable CIFTI-2 file ({type(err).__name__}: {err}); "
+            f"{_CIFTI_FIX}."
+        ) from err
+    if not isinstance(img, nib.Cifti2Image):
+        raise DataError(
+            f"{path.name} is not a CIFTI-2 image; pass the run's _bold.dtseries.nii."
+        )
+    data, brain_models, tr_s = _cifti_series(img, path.name)
+    if atlas is not None:
+        from .parcellation import _check_brain_models
+
+        _check_brain_models(brain_models, atlas, path.name)
+    if np.isnan(data).all():
+        raise DataError(f"{path.name} holds only NaN; {_CIFTI_FIX}.")
+    logger.info("Loaded CIFTI BOLD %s: %d grayordinates, %d volumes.", path.name, *data.shape)
+    return data, brain_models, tr_s
 
 
 def select_confounds(confounds_tsv, strategy: str = "auto") -> pd.DataFrame | None:

@@ -18,7 +18,9 @@ from ..errors import DataError, UsageError
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SPACES = tuple(templates.SURFACE_SPACES) + tuple(templates.VOLUME_SPACES)
+SUPPORTED_SPACES = (
+    tuple(templates.SURFACE_SPACES) + tuple(templates.VOLUME_SPACES) + tuple(templates.CIFTI_SPACES)
+)
 
 
 @dataclass
@@ -32,16 +34,23 @@ class ParcelAtlas:
     centroids_mm : ndarray, shape (n_parcels, 3)
         Parcel centroids in mm: mean white-surface vertex position (FreeSurfer surface RAS,
         ~MNI305) for surface spaces, mean voxel position through the affine (MNI152) for
-        volume spaces.
+        volume spaces; for CIFTI spaces see
+        :func:`samba_bids.templates.cifti_parcel_centroids`.
     space : str
-        The BOLD space (``fsaverage5``, ``MNI152NLin6Asym``, ...).
-    kind : {'surface', 'volume'}
-        Whether the atlas labels vertices or voxels.
+        The BOLD space (``fsaverage5``, ``MNI152NLin6Asym``, ``fsLR``, ...).
+    kind : {'surface', 'volume', 'cifti'}
+        Whether the atlas labels vertices, voxels or CIFTI grayordinates.
     surface_labels : dict of {'lh', 'rh'} to ndarray of int, shape (n_vertices,) | None
-        Parcel index per vertex (1..n_parcels, 0 = medial wall); None for volume atlases.
+        Parcel index per vertex (1..n_parcels, 0 = medial wall); None for other atlases.
     volume_labels : nibabel.Nifti1Image | None
         Integer label image (1..n_parcels, 0 = background), data in memory; None for
-        surface atlases.
+        other atlases.
+    grayordinate_labels : ndarray of int64, shape (n_grayordinates,) | None
+        Parcel index per grayordinate (1..n_parcels, 0 = no parcel: medial wall,
+        subcortex), in the order of ``brain_models``; None for non-CIFTI atlases.
+    brain_models : nibabel.cifti2.cifti2_axes.BrainModelAxis | None
+        The grayordinates of the atlas's dlabel (fsLR 91k: 91,282); None for non-CIFTI
+        atlases.
     files : tuple of Path
         The atlas files read (for the ``Sources`` of sidecars).
     """
@@ -52,6 +61,8 @@ class ParcelAtlas:
     kind: str
     surface_labels: dict | None = None
     volume_labels: object | None = None
+    grayordinate_labels: np.ndarray | None = None
+    brain_models: object | None = None
     files: tuple = field(default_factory=tuple)
 
     @property
@@ -66,6 +77,13 @@ class ParcelAtlas:
             raise AttributeError("a volume atlas has no vertices")
         return int(self.surface_labels["lh"].size + self.surface_labels["rh"].size)
 
+    @property
+    def n_grayordinates(self) -> int:
+        """Grayordinates of a CIFTI atlas (fsLR 91k: 91,282)."""
+        if self.grayordinate_labels is None:
+            raise AttributeError(f"a {self.kind} atlas has no grayordinates")
+        return int(self.grayordinate_labels.size)
+
 
 def load_bold_atlas(templates_dir, space: str, n_parcels: int = 200) -> ParcelAtlas:
     """Schaefer 2018 (7 networks) atlas of a BOLD space, from the offline templates folder.
@@ -74,14 +92,18 @@ def load_bold_atlas(templates_dir, space: str, n_parcels: int = 200) -> ParcelAt
     template subject of the same name (``templates/fsaverage5/label/``, via
     :func:`samba_bids.templates.surface_atlas`); volume spaces
     (:data:`samba_bids.templates.VOLUME_SPACES`) read the 2 mm label image
-    (:func:`samba_bids.templates.volume_atlas`).
+    (:func:`samba_bids.templates.volume_atlas`); CIFTI spaces
+    (:data:`samba_bids.templates.CIFTI_SPACES`, ``fsLR``) read the 91k grayordinate dlabel
+    (:func:`samba_bids.templates.cifti_atlas`), with centroids from
+    :func:`samba_bids.templates.cifti_parcel_centroids` (fsLR 32k meshes when in the
+    templates folder, else the same-named Schaefer parcels of fsaverage5).
 
     Parameters
     ----------
     templates_dir : path-like
         Templates folder (``--templates-dir``).
     space : str
-        BOLD space, e.g. ``fsaverage5`` or ``MNI152NLin6Asym``.
+        BOLD space, e.g. ``fsaverage5``, ``MNI152NLin6Asym`` or ``fsLR``.
     n_parcels : int
         100, 200 or 400.
 
@@ -96,9 +118,13 @@ def load_bold_atlas(templates_dir, space: str, n_parcels: int = 200) -> ParcelAt
     NoInputError
         If the atlas files are missing from the templates folder.
     DataError
-        If a volume atlas holds labels outside 0..n_parcels or lacks a parcel.
+        If a volume or CIFTI atlas holds labels outside 0..n_parcels or lacks a parcel, or a
+        CIFTI atlas is unreadable or truncated.
     """
     import nibabel as nib
+
+    if space in templates.CIFTI_SPACES:
+        return _load_cifti_atlas(templates_dir, space, n_parcels)
 
     if space in templates.SURFACE_SPACES:
         labels, names = templates.surface_atlas(templates_dir, space, n_parcels)
@@ -161,16 +187,57 @@ def load_bold_atlas(templates_dir, space: str, n_parcels: int = 200) -> ParcelAt
     )
 
 
-def _surface_averaging_matrix(atlas: ParcelAtlas):
-    """Sparse indicator (n_parcels, n_vertices): 1 where vertex belongs to parcel."""
+def _load_cifti_atlas(templates_dir, space: str, n_parcels: int) -> ParcelAtlas:
+    path, names = templates.cifti_atlas(templates_dir, n_parcels)
+    labels, _, brain_models = templates.read_cifti_labels(path)
+    if labels.max() > len(names):
+        raise DataError(
+            f"{path.name} holds labels up to {labels.max()}, beyond its {len(names)} parcels; "
+            "re-fetch the atlas."
+        )
+    counts = np.bincount(labels, minlength=len(names) + 1)
+    if (counts[1:] == 0).any():
+        absent = np.flatnonzero(counts[1:] == 0) + 1
+        raise DataError(f"{path.name} lacks parcel(s) {absent.tolist()[:10]}; re-fetch the atlas.")
+    centroids, centroid_files = templates.cifti_parcel_centroids(
+        templates_dir, labels, brain_models, names
+    )
+    logger.info("Atlas %s: %d parcels on %d grayordinates.", path.name, len(names), labels.size)
+    return ParcelAtlas(
+        names=names,
+        centroids_mm=np.asarray(centroids, dtype=np.float64),
+        space=space,
+        kind="cifti",
+        grayordinate_labels=labels,
+        brain_models=brain_models,
+        files=(Path(path), *centroid_files),
+    )
+
+
+def _averaging_matrix(labels: np.ndarray, n_parcels: int):
+    """Sparse indicator (n_parcels, n_elements): 1 where an element belongs to a parcel."""
     from scipy import sparse
 
-    labels = np.concatenate([atlas.surface_labels["lh"], atlas.surface_labels["rh"]])
-    vertices = np.flatnonzero(labels > 0)
+    members = np.flatnonzero(labels > 0)
     return sparse.csr_matrix(
-        (np.ones(vertices.size), (labels[vertices] - 1, vertices)),
-        shape=(atlas.n_parcels, labels.size),
+        (np.ones(members.size), (labels[members] - 1, members)),
+        shape=(n_parcels, labels.size),
     )
+
+
+def _surface_averaging_matrix(atlas: ParcelAtlas):
+    """Sparse indicator (n_parcels, n_vertices): 1 where vertex belongs to parcel."""
+    labels = np.concatenate([atlas.surface_labels["lh"], atlas.surface_labels["rh"]])
+    return _averaging_matrix(labels, atlas.n_parcels)
+
+
+def _nan_mean(indicator, data: np.ndarray) -> np.ndarray:
+    """Mean of the finite rows of ``data`` selected by each row of ``indicator`` (NaN if none)."""
+    finite = np.isfinite(data)
+    sums = indicator @ np.where(finite, data, 0).astype(np.float64)
+    counts = indicator @ finite.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def labels_on_grid(atlas: ParcelAtlas, shape, affine):
@@ -238,16 +305,20 @@ def _bold_name(bold) -> str:
 def parcellate_bold(bold, atlas: ParcelAtlas, *, name: str | None = None) -> np.ndarray:
     """Mean BOLD signal of each parcel.
 
-    Surface data: the mean over each parcel's vertices, NaN vertices ignored, computed with
-    a sparse (n_parcels, n_vertices) indicator matrix. Volume data: nilearn's
+    Surface and CIFTI data: the mean over each parcel's vertices or grayordinates, NaN values
+    ignored, computed with a sparse (n_parcels, n_vertices) indicator matrix. Volume data: nilearn's
     ``NiftiLabelsMasker(strategy="mean")`` with the atlas resampled to the BOLD grid (nearest
     neighbour) when the grids differ (:func:`labels_on_grid`).
 
     Parameters
     ----------
-    bold : ndarray, shape (n_vertices_lh + n_vertices_rh, n_volumes) | nibabel.Nifti1Image
-        Surface BOLD as returned by :func:`~samba_bids.bold.load_surface_bold` (left then
-        right), or a 4-D BOLD image (:func:`~samba_bids.bold.load_volume_bold`) or its path.
+    bold : ndarray | nibabel.Nifti1Image | nibabel.Cifti2Image | path-like
+        Surface atlases: (n_vertices_lh + n_vertices_rh, n_volumes) as returned by
+        :func:`~samba_bids.bold.load_surface_bold` (left then right). Volume atlases: a 4-D
+        BOLD image (:func:`~samba_bids.bold.load_volume_bold`) or its path. CIFTI atlases:
+        (n_grayordinates, n_volumes) as returned by :func:`~samba_bids.bold.load_cifti_bold`
+        (in the atlas's grayordinate order), or a dtseries ``Cifti2Image`` or its path (whose
+        grayordinates must be the atlas's).
     atlas : ParcelAtlas
         Atlas of the BOLD space (:func:`load_bold_atlas`).
     name : str | None
@@ -263,8 +334,9 @@ def parcellate_bold(bold, atlas: ParcelAtlas, *, name: str | None = None) -> np.
     Raises
     ------
     DataError
-        If surface data have a vertex count other than the atlas's, the data are not 2-D
-        (surface) or 4-D (volume), or more than half of the parcels have no data.
+        If surface or CIFTI data have a vertex or grayordinate count other than the atlas's
+        (or a CIFTI image's grayordinates differ from the atlas's), the data are not 2-D
+        (surface, CIFTI array) or 4-D (volume), or more than half of the parcels have no data.
     """
     if atlas.kind == "surface":
         data = np.asarray(bold)
@@ -278,14 +350,11 @@ def parcellate_bold(bold, atlas: ParcelAtlas, *, name: str | None = None) -> np.
                 f"{atlas.n_vertices} ({n_lh} per hemisphere); pass the --bold-space that the "
                 f"BOLD was sampled to (the {atlas.space} atlas expects {atlas.space} GIFTIs)."
             )
-        indicator = _surface_averaging_matrix(atlas)
-        finite = np.isfinite(data)
-        sums = indicator @ np.where(finite, data, 0).astype(np.float64)
-        counts = indicator @ finite.astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        means = _nan_mean(_surface_averaging_matrix(atlas), data)
         _check_empty(means, atlas, name)
         return means
+    if atlas.kind == "cifti":
+        return _parcellate_cifti(bold, atlas, name)
 
     import nibabel as nib
     from nilearn.maskers import NiftiLabelsMasker
@@ -317,6 +386,52 @@ def parcellate_bold(bold, atlas: ParcelAtlas, *, name: str | None = None) -> np.
     means[np.asarray(columns, dtype=int) - 1] = signals.T
     _check_empty(means, atlas, name)
     return means
+
+
+def _parcellate_cifti(bold, atlas: ParcelAtlas, name: str | None) -> np.ndarray:
+    import nibabel as nib
+
+    from .loading import _cifti_series, load_cifti_bold
+
+    if isinstance(bold, (str, Path)):
+        data, _, _ = load_cifti_bold(bold, atlas=atlas)
+        name = name or Path(bold).name
+    elif isinstance(bold, nib.Cifti2Image):
+        name = name or _bold_name(bold)
+        data, brain_models, _ = _cifti_series(bold, name)
+        _check_brain_models(brain_models, atlas, name)
+    else:
+        data = np.asarray(bold)
+        name = name or "The CIFTI BOLD"
+        if data.ndim != 2:
+            raise DataError(
+                f"{name} must be (n_grayordinates, n_volumes); got shape {data.shape}."
+            )
+    if data.shape[0] != atlas.n_grayordinates:
+        raise DataError(
+            f"{name} has {data.shape[0]} grayordinates but the {atlas.space} atlas has "
+            f"{atlas.n_grayordinates}; pass the fsLR 91k dtseries (fMRIPrep "
+            "--cifti-output 91k) as the BOLD run."
+        )
+    means = _nan_mean(_averaging_matrix(atlas.grayordinate_labels, atlas.n_parcels), data)
+    _check_empty(means, atlas, name)
+    return means
+
+
+def _check_brain_models(brain_models, atlas: ParcelAtlas, name: str) -> None:
+    """DataError unless ``brain_models`` are the atlas's grayordinates."""
+    if len(brain_models) != atlas.n_grayordinates:
+        raise DataError(
+            f"{name} has {len(brain_models)} grayordinates but the {atlas.space} atlas has "
+            f"{atlas.n_grayordinates}; pass the fsLR 91k dtseries (fMRIPrep "
+            "--cifti-output 91k) as the BOLD run."
+        )
+    if brain_models != atlas.brain_models:
+        raise DataError(
+            f"{name} has {len(brain_models)} grayordinates, as many as the {atlas.space} atlas, "
+            "but its brain structures, vertices or voxels differ from the atlas's; resample it "
+            "to the standard HCP 91k grayordinates (wb_command -cifti-resample)."
+        )
 
 
 def _nilearn_standardize_off():

@@ -8,6 +8,7 @@ samba-bids outputs in ``OUT_DIR/bids/derivatives/samba-bids``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=300.0, help="BOLD run length, s")
     parser.add_argument("--tr", type=float, default=2.0, help="repetition time, s")
     parser.add_argument("--channels", type=int, default=32, help="EEG channels")
+    parser.add_argument("--subjects", type=int, default=2,
+                        help="participants to simulate (the group level summarises them)")
     parser.add_argument("--max-epochs", type=int, default=30, help="training epochs at most")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -87,17 +90,23 @@ def main(argv=None) -> int:
         print(f"Simulating {args.duration:g} s of {args.channels}-channel EEG and BOLD "
               f"(TR {args.tr:g} s) in {bids_dir} ...")
         simulate_dataset(bids_dir, templates_dir, duration_s=args.duration, tr_s=args.tr,
-                         n_channels=args.channels, spaces=("fsaverage5",), seed=args.seed)
+                         n_channels=args.channels, n_subjects=args.subjects,
+                         spaces=("fsaverage5",), seed=args.seed)
         output_dir = bids_dir / "derivatives" / "samba-bids"
         config = Config(bids_dir=bids_dir, output_dir=output_dir, templates_dir=templates_dir,
                         work_dir=args.out_dir / "work", volume_trigger="Volume",
                         bold_space="fsaverage5", max_epochs=args.max_epochs, seed=args.seed)
         results = run(config)
+        group = run(dataclasses.replace(config, analysis_level="group"))
     except SambaBidsError as err:
         print(f"samba-bids-demo: error: {err}", file=sys.stderr)
         return err.exit_code
-    for line in results.summary_lines():
+    for line in results.summary_lines() + group.summary_lines()[1:]:
         print(line)
+    print("Reports:")
+    for report in sorted(output_dir.glob("*.html")):
+        print(f"  {report}")
+    print(f"Methods boilerplate: {output_dir / 'logs' / 'CITATION.md'}")
     scores = truth_scores(bids_dir, output_dir)
     print("Against the planted truth (test block):")
     print(f"  SAMBA median Pearson r       {scores['median_pearson_r']:.3f}")

@@ -238,6 +238,23 @@ class ParcelHRF(nn.Module):
         return t[h.argmax(dim=-1)].cpu().numpy()
 
     @torch.no_grad()
+    def curves(self, t_s) -> np.ndarray:
+        """Each parcel's HRF sampled at ``t_s``, scaled to a maximum of 1 (for figures).
+
+        Parameters
+        ----------
+        t_s : array-like, shape (T,)
+            Times after the neural event, in s.
+
+        Returns
+        -------
+        ndarray, shape (M, T)
+        """
+        t = torch.as_tensor(np.asarray(t_s, dtype=np.float64), device=self.raw.device)
+        h = double_gamma(t, self.params().double())
+        return (h / h.abs().amax(dim=-1, keepdim=True)).cpu().numpy()
+
+    @torch.no_grad()
     def parameters_frame(self, names) -> pd.DataFrame:
         """One row per BOLD parcel: ``parcel``, the six parameters and ``time_to_peak_s``.
 

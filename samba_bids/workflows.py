@@ -346,17 +346,34 @@ def run_group_level(config: Config) -> Results:
     NoInputError
         If OUTPUT_DIR holds no participant outputs.
     """
-    from .bids.derivatives import group_derivative_path
-    from .metrics import group_parcel_summary
-
     start = time.time()
     out = config.output_dir
     runs = collect_participant_outputs(out, config.participant_label)
     written = []
     table = group_table(runs)
+    with collect_warnings() as warned:
+        written += _group_maps(out)
+        written += _group_outputs(config, runs, table, warned)
+    seconds = time.time() - start
+    logger.info("group level: %d runs of %d participants, %d files in %.1f s", len(runs),
+                table["participant_id"].nunique(), len(written), seconds)
+    summary = {"n_runs": len(runs), "n_participants": int(table["participant_id"].nunique()),
+               "group_median_pearson_r": float(table["median_pearson_r"].median()),
+               "n_outputs": len(written), "seconds": seconds}
+    results = Results(output_dir=out)
+    results.runs.append(RunResult(label="group", outputs=written, summary=summary))
+    return results
+
+
+def _group_outputs(config, runs, table, warned) -> list:
+    """Group tables per task and atlas, and their reports (see :func:`run_group_level`)."""
+    from .bids.derivatives import group_derivative_path
+    from .metrics import group_parcel_summary
+
+    out = config.output_dir
+    written = []
     keys = sorted({(r["entities"].get("task"), r["entities"].get("scale")) for r in runs},
                   key=str)
-    parcel_frames = {}
     for task, scale in keys:
         chosen = [r for r in runs if (r["entities"].get("task"), r["entities"].get("scale"))
                   == (task, scale)]
@@ -380,7 +397,6 @@ def run_group_level(config: Config) -> Results:
         ttp = group_parcel_summary([r["hrf"] for r in chosen], "time_to_peak_s",
                                    participants=who)
         parcels = parcels.merge(ttp, on="parcel", how="left")
-        parcel_frames[(task, scale)] = parcels
         path = group_derivative_path(out, entities, suffix="metrics", extension=".tsv",
                                      desc="parcels")
         written.append(write_with_sidecar(path, write_tsv, parcels, {
@@ -389,20 +405,12 @@ def run_group_level(config: Config) -> Results:
                            "first): mean, SD (ddof 1) and number of participants.",
         }))
         name = "group.html" if len(keys) == 1 else f"group_task-{task}_scale-{scale}.html"
-        written.append(_group_report(config, chosen, rows, parcels, out / name))
-    written += _group_maps(out)
-    seconds = time.time() - start
-    logger.info("group level: %d runs of %d participants, %d files in %.1f s", len(runs),
-                table["participant_id"].nunique(), len(written), seconds)
-    summary = {"n_runs": len(runs), "n_participants": int(table["participant_id"].nunique()),
-               "group_median_pearson_r": float(table["median_pearson_r"].median()),
-               "n_outputs": len(written), "seconds": seconds}
-    results = Results(output_dir=out)
-    results.runs.append(RunResult(label="group", outputs=written, summary=summary))
-    return results
+        written.append(_group_report(config, chosen, rows, parcels, out / name,
+                                     list(warned)))
+    return written
 
 
-def _group_report(config, runs, table, parcels, path) -> Path:
+def _group_report(config, runs, table, parcels, path, warnings=()) -> Path:
     """Render the group report of one task and atlas (:mod:`~.reports.group`)."""
     from .bold import load_bold_atlas
     from .reports.group import GroupReport, render_group_report
@@ -414,7 +422,7 @@ def _group_report(config, runs, table, parcels, path) -> Path:
     parcels = parcels.assign(n=parcels["n_pearson_r"])
     report = GroupReport(
         table=table, parcels=parcels, centroids_mm=atlas.centroids_mm,
-        parcel_names=list(atlas.names), parameters=config.to_dict(),
+        parcel_names=list(atlas.names), parameters=config.to_dict(), warnings=list(warnings),
         provenance={"Participant outputs": str(config.output_dir), "BOLD space": space,
                     "Atlas": f"Schaefer 2018, 7 networks, {scale} parcels"},
         title=f"samba-bids group report: task {runs[0]['entities'].get('task')}",

@@ -9,6 +9,8 @@ import pytest
 from samba_bids.bids.derivatives import (
     atomic_path,
     derivative_path,
+    group_derivative_path,
+    parse_derivative_name,
     sidecar_path,
     write_dataset_description,
 )
@@ -124,6 +126,28 @@ def test_derivative_names_follow_entity_order(tmp_path):
     assert sidecar_path(nii).name == "sub-01_task-rest_space-MNI152NLin6Asym_res-2_desc-samba_bold.json"
     with pytest.raises(ValueError, match="Unknown entities"):
         derivative_path(tmp_path, ents, suffix="bold", extension=".nii", colour="red")
+
+
+def test_parse_derivative_name_inverts_derivative_path(tmp_path):
+    ents = {"subject": "01", "session": "a", "task": "rest", "run": "2"}
+    path = derivative_path(tmp_path, ents, suffix="boldmap", extension=".pscalar.nii",
+                           space="fsLR", atlas="Schaefer2018", seg="7n", scale=200, desc="testr")
+    parsed, suffix, extension = parse_derivative_name(path)
+    assert parsed == {**ents, "space": "fsLR", "atlas": "Schaefer2018", "seg": "7n",
+                      "scale": "200", "desc": "testr"}
+    assert (suffix, extension) == ("boldmap", ".pscalar.nii")
+    with pytest.raises(ValueError, match="colour-red"):
+        parse_derivative_name("sub-01_colour-red_bold.nii.gz")
+
+
+def test_group_names_have_no_subject(tmp_path):
+    ents = {"subject": "01", "session": "a", "task": "rest", "space": "fsaverage5"}
+    path = group_derivative_path(tmp_path, ents, suffix="boldmap", extension=".func.gii",
+                                 hemi="L", desc="testrmean")
+    assert path == tmp_path / "group" / ("task-rest_hemi-L_space-fsaverage5_desc-testrmean_"
+                                         "boldmap.func.gii")
+    with pytest.raises(ValueError, match="at least one entity"):
+        group_derivative_path(tmp_path, {"subject": "01"}, suffix="metrics", extension=".tsv")
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

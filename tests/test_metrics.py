@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from samba_bids.metrics import parcel_metrics, summarise
+from samba_bids.metrics import group_parcel_summary, parcel_metrics, summarise
 
 
 def _signals():
@@ -184,3 +184,21 @@ def test_hrf_recovery_by_name_and_position():
     np.testing.assert_allclose(by_position["abs_error_s"], [0.5, 1.0, 3.0])
     with pytest.raises(ValueError, match="no planted HRF"):
         hrf_recovery(learned, truth.iloc[:2])
+
+
+def test_group_parcel_summary_averages_runs_then_participants():
+    """sub-01 has two runs (averaged first, NaN ignored), sub-02 one run in another row order."""
+    run1 = pd.DataFrame({"parcel": ["a", "b"], "pearson_r": [0.1, 0.2]})
+    run2 = pd.DataFrame({"parcel": ["a", "b"], "pearson_r": [0.3, np.nan]})
+    other = pd.DataFrame({"parcel": ["b", "a"], "pearson_r": [0.6, 0.4]})
+    out = group_parcel_summary([run1, run2, other], "pearson_r",
+                               participants=["01", "01", "02"])
+    assert list(out["parcel"]) == ["a", "b"]
+    np.testing.assert_allclose(out["mean_pearson_r"], [np.mean([0.2, 0.4]), np.mean([0.2, 0.6])])
+    np.testing.assert_allclose(out["sd_pearson_r"], [np.std([0.2, 0.4], ddof=1),
+                                                     np.std([0.2, 0.6], ddof=1)])
+    assert list(out["n_pearson_r"]) == [2, 2]
+    single = group_parcel_summary([run1], "pearson_r")
+    assert single["sd_pearson_r"].isna().all() and list(single["n_pearson_r"]) == [1, 1]
+    with pytest.raises(ValueError, match="lack"):
+        group_parcel_summary([run1.drop(columns="pearson_r")], "pearson_r")

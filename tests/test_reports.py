@@ -235,6 +235,19 @@ def test_brain_markers_figure(run_and_r):
         figures.brain_markers_figure(r, report.centroids_mm[:5])
 
 
+
+@pytest.mark.parametrize("spread", [0.0, 1e-6, 0.05])
+def test_brain_markers_figure_nearly_constant(run_and_r, spread):
+    """HRFs barely moved from the canonical (a short fit): every time to peak about 5 s. The
+    map must still draw (nilearn's colour bar fails on a range below its tick rounding)."""
+    report, r = run_and_r
+    ttp = np.full(r.size, 5.0)
+    ttp[0] += spread
+    fig = figures.brain_markers_figure(ttp, report.centroids_mm, title="time to peak (s)",
+                                       cmap="viridis")
+    assert any("time to peak" in t for t in _texts(fig))
+
+
 def test_hrf_figure_one_band_per_network(run_and_r):
     report, _ = run_and_r
     fig = figures.hrf_network_figure(report.hrf_time_s, report.hrf_curves, report.parcel_names,

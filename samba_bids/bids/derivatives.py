@@ -66,18 +66,31 @@ def derivative_path(output_dir, entities, *, suffix, extension, datatype="func",
     ...                 extension=".func.gii", hemi="L", space="fsaverage5", desc="samba")
     PosixPath('/out/sub-01/func/sub-01_task-rest_hemi-L_space-fsaverage5_desc-samba_bold.func.gii')
     """
-    merged = {k: v for k, v in entities.items() if k in _KEYS}
-    merged.update(overrides)
-    unknown = set(overrides) - set(_KEYS)
-    if unknown:
-        raise ValueError(f"Unknown entities {sorted(unknown)}; use one of {list(_KEYS)}.")
+    merged = _merge_entities(entities, overrides)
     if merged.get("subject") is None:
         raise ValueError("A derivative name needs the subject entity.")
-    parts = [f"{key}-{merged[name]}" for name, key in ENTITY_ORDER if merged.get(name) is not None]
     folder = Path(output_dir) / f"sub-{merged['subject']}"
     if merged.get("session") is not None:
         folder = folder / f"ses-{merged['session']}"
-    return folder / datatype / ("_".join(parts) + f"_{suffix}{extension}")
+    return folder / datatype / _file_name(merged, suffix, extension)
+
+
+def _merge_entities(entities, overrides) -> dict:
+    """The known entities of ``entities`` updated with ``overrides`` (ValueError if unknown)."""
+    merged = {k: v for k, v in entities.items() if k in _KEYS}
+    unknown = set(overrides) - set(_KEYS)
+    if unknown:
+        raise ValueError(f"Unknown entities {sorted(unknown)}; use one of {list(_KEYS)}.")
+    merged.update(overrides)
+    return merged
+
+
+def _file_name(merged, suffix, extension) -> str:
+    """``key-value`` parts in BIDS entity order, then the suffix and extension."""
+    parts = [f"{key}-{merged[name]}" for name, key in ENTITY_ORDER if merged.get(name) is not None]
+    if not parts:
+        raise ValueError("A file name needs at least one entity (e.g. task).")
+    return "_".join(parts) + f"_{suffix}{extension}"
 
 
 def group_derivative_path(output_dir, entities, *, suffix, extension, **overrides) -> Path:
@@ -93,16 +106,9 @@ def group_derivative_path(output_dir, entities, *, suffix, extension, **override
     ...                       extension=".tsv", desc="samba")
     PosixPath('/out/group/task-rest_desc-samba_metrics.tsv')
     """
-    merged = {k: v for k, v in entities.items() if k in _KEYS}
-    merged.update(overrides)
-    unknown = set(overrides) - set(_KEYS)
-    if unknown:
-        raise ValueError(f"Unknown entities {sorted(unknown)}; use one of {list(_KEYS)}.")
+    merged = _merge_entities(entities, overrides)
     merged["subject"] = merged["session"] = None
-    parts = [f"{key}-{merged[name]}" for name, key in ENTITY_ORDER if merged.get(name) is not None]
-    if not parts:
-        raise ValueError("A group-level name needs at least one entity (e.g. task).")
-    return Path(output_dir) / GROUP_FOLDER / ("_".join(parts) + f"_{suffix}{extension}")
+    return Path(output_dir) / GROUP_FOLDER / _file_name(merged, suffix, extension)
 
 
 def parse_derivative_name(path) -> tuple[dict, str, str]:

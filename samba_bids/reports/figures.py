@@ -286,8 +286,9 @@ def brain_markers_figure(values, centroids_mm, *, title: str = "", cmap: str = "
         vmin, vmax = (-bound if vmin is None else vmin), (bound if vmax is None else vmax)
     vmin = float(np.min(vals)) if vmin is None else float(vmin)
     vmax = float(np.max(vals)) if vmax is None else float(vmax)
-    if vmax <= vmin:
-        vmin, vmax = vmin - 0.5, vmax + 0.5
+    if vmax - vmin < 0.2:  # nilearn's colour bar fails on a range below its tick rounding
+        centre = (vmax + vmin) / 2.0
+        vmin, vmax = centre - 0.1, centre + 0.1
     fig = _new_figure(10, 3.0)
     fig.set_layout_engine(None)
     from nilearn import plotting

@@ -131,7 +131,8 @@ def test_participant_level_real_data(tmp_path, real_rest, templates_dir):
 
 @pytest.mark.slow
 def test_demo_scores_against_truth(tmp_path, templates_dir, capsys):
-    """The demo simulates, runs the participant level and prints scores against the truth."""
+    """The demo simulates two participants, runs the participant and group levels and prints
+    the reports' places and each participant's scores against the truth."""
     from samba_bids.cli.demo import main as demo_main
     from samba_bids.cli.demo import truth_scores
 
@@ -140,10 +141,18 @@ def test_demo_scores_against_truth(tmp_path, templates_dir, capsys):
     printed = capsys.readouterr().out
     assert "Against the planted truth" in printed
     bids_dir = tmp_path / "demo" / "bids"
-    scores = truth_scores(bids_dir, bids_dir / "derivatives" / "samba-bids")
-    assert 0.7 < scores["median_noise_ceiling"] < 0.9  # the simulator's default SNR
-    assert 0 <= scores["hrf_median_abs_error_s"] < 3
-    assert -1 <= scores["median_pearson_r"] <= 1
+    out = bids_dir / "derivatives" / "samba-bids"
+    for subject in ("01", "02"):  # two participants by default, each scored in the table
+        scores = truth_scores(bids_dir, out, f"sub-{subject}_task-rest")
+        assert 0.7 < scores["median_noise_ceiling"] < 0.9  # the simulator's default SNR
+        assert 0 <= scores["hrf_median_abs_error_s"] < 3
+        assert -1 <= scores["median_pearson_r"] <= 1
+        row = next(line for line in printed.splitlines() if line.strip().startswith(f"sub-{subject} "))
+        assert f"{scores['median_pearson_r']:.3f}" in row
+        assert str(out / f"sub-{subject}.html") in printed
+    # the demo ran the group level too, and printed where its report is
+    assert str(out / "group.html") in printed and (out / "group.html").is_file()
+    check_derivatives(out)
 
 
 @pytest.mark.slow

@@ -107,13 +107,16 @@ def main(argv=None) -> int:
     for report in sorted(output_dir.glob("*.html")):
         print(f"  {report}")
     print(f"Methods boilerplate: {output_dir / 'logs' / 'CITATION.md'}")
-    scores = truth_scores(bids_dir, output_dir)
     print("Against the planted truth (test block):")
-    print(f"  SAMBA median Pearson r       {scores['median_pearson_r']:.3f}")
-    print(f"  ridge baseline median r      {scores['ridge_median_pearson_r']:.3f}")
-    print(f"  median noise ceiling         {scores['median_noise_ceiling']:.3f}")
-    print(f"  HRF time-to-peak |error|     {scores['hrf_median_abs_error_s']:.2f} s (median), "
-          f"rank correlation {scores['hrf_rank_correlation']:.2f}")
+    print(f"  {'participant':<12} {'SAMBA r':>8} {'ridge r':>8} {'ceiling':>8} "
+          f"{'HRF |TTP error|':>16} {'TTP rank corr':>14}")
+    for subject in range(1, args.subjects + 1):
+        scores = truth_scores(bids_dir, output_dir, f"sub-{subject:02d}_task-rest")
+        print(f"  {f'sub-{subject:02d}':<12} {scores['median_pearson_r']:>8.3f} "
+              f"{scores['ridge_median_pearson_r']:>8.3f} {scores['median_noise_ceiling']:>8.3f} "
+              f"{scores['hrf_median_abs_error_s']:>14.2f} s "
+              f"{scores['hrf_rank_correlation']:>14.2f}")
+    print("  (medians over BOLD parcels; ceiling: noiseless vs noisy BOLD)")
     return 0
 
 

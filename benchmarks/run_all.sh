@@ -5,5 +5,6 @@ templates="${1:?usage: run_all.sh TEMPLATES_DIR}"
 cd "$(dirname "$0")/.."
 python benchmarks/bench_source_kernel.py --templates-dir "$templates"
 python benchmarks/bench_hrf_convolution.py
+python benchmarks/bench_memory.py --templates-dir "$templates"
 python benchmarks/bench_training.py --templates-dir "$templates"
 python benchmarks/evaluate_simulation.py --templates-dir "$templates"

@@ -67,10 +67,11 @@ def volume_onsets(raw, n_volumes, tr_s, *, trigger=None, source="the recording")
             f"{source}: no annotation named {trigger!r} (present: {shown or 'none'}); "
             "pass the volume marker's description with --volume-trigger."
         )
-    # annotation onsets are relative to meas_date (orig_time) or the first sample
-    onsets = np.asarray(raw.annotations.onset)[keep]
-    if raw.annotations.orig_time is not None:
-        onsets = onsets - raw.first_time
+    # MNE stores annotation onsets on the recording's clock, which starts at ``first_time``
+    # (first_samp / sfreq): relative to meas_date when it is set, and shifted by first_time
+    # when it is not (annotations set without orig_time are synced to the first sample);
+    # either way the onset from the first sample is onset - first_time.
+    onsets = np.asarray(raw.annotations.onset)[keep] - raw.first_time
     onsets = np.sort(onsets)
     if len(onsets) != n_volumes:
         raise DataError(

@@ -22,7 +22,10 @@ except ModuleNotFoundError:  # pragma: no cover
 from .errors import UsageError
 
 #: Fields that describe where things are, not how they are computed (excluded from the digest).
-_LOCATION_FIELDS = ("bids_dir", "output_dir", "work_dir", "templates_dir", "nprocs", "verbose")
+#: Resources (threads, memory, the chunk length that ``mem_mb`` lowers: chunked and whole
+#: results are equal to float precision) and ``overwrite`` do not change results either.
+_LOCATION_FIELDS = ("bids_dir", "output_dir", "work_dir", "templates_dir", "nprocs",
+                    "omp_nthreads", "mem_mb", "chunk_s", "overwrite", "verbose")
 
 
 @dataclass
@@ -46,6 +49,12 @@ class Config:
     work_dir: Path | None = None
     skip_bids_validation: bool = False
     nprocs: int | None = None
+    #: Threads per BLAS/OpenMP call (None: ``nprocs``).
+    omp_nthreads: int | None = None
+    #: Memory budget in MB (None: no budget); lowers ``chunk_s`` when needed.
+    mem_mb: int | None = None
+    #: Replace outputs written with a different configuration.
+    overwrite: bool = False
     verbose: int = 0
 
     # --- atlases -----------------------------------------------------------------------
@@ -121,6 +130,11 @@ class Config:
             raise UsageError(
                 "train_fraction + validation_fraction must be below 1 to leave a test block."
             )
+        for name in ("nprocs", "omp_nthreads", "mem_mb"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value
+                                      or value < 1):
+                raise UsageError(f"{name} must be a positive integer; got {value!r}.")
         if self.max_epochs < 1 or self.window_trs < 1 or self.batch_size < 1:
             raise UsageError("max_epochs, window_trs and batch_size must be positive integers.")
 

@@ -45,3 +45,9 @@ class CantCreateError(SambaBidsError):
     """An output file or folder cannot be created (exit 73, EX_CANTCREAT)."""
 
     exit_code = 73
+
+
+class TerminatedError(SambaBidsError):
+    """SIGTERM received (a scheduler's time limit, ``docker stop``): 128 + 15."""
+
+    exit_code = 143

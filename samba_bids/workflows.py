@@ -7,8 +7,8 @@ this module only wires them together, names the outputs and writes the sidecars.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,44 +101,36 @@ def run(config: Config) -> Results:
     SambaBidsError
         Subclasses carry the BEP027 exit code (see :mod:`samba_bids.errors`).
     """
-    check_locations(config)
-    if config.nprocs:
-        import torch
+    from .resources import budget_config, thread_limits
 
-        torch.set_num_threads(config.nprocs)
-        os.environ.setdefault("OMP_NUM_THREADS", str(config.nprocs))
-    if config.analysis_level == "participant":
-        return run_participant_level(config)
-    return run_group_level(config)
+    check_locations(config)
+    config = budget_config(config)  # --mem-mb: electrophysiology chunks that fit
+    with thread_limits(config.nprocs, config.omp_nthreads):  # --nprocs, --omp-nthreads
+        if config.analysis_level == "participant":
+            return run_participant_level(config)
+        return run_group_level(config)
 
 
 def check_locations(config: Config) -> None:
-    """Refuse an output folder that would write into the input dataset.
+    """Refuse an output folder that would write into an input, or that cannot be written.
 
-    OUTPUT_DIR may be ``BIDS_DIR/derivatives/...`` (the usual place) but not BIDS_DIR itself
-    or anywhere else inside it.
+    OUTPUT_DIR may be ``BIDS_DIR/derivatives/<name>`` (the usual place,
+    ``BIDS_DIR/derivatives/samba-bids``) or outside the dataset; see
+    :func:`~.bids.derivatives.check_output_dir`. Checked before anything is read or written.
 
     Raises
     ------
     UsageError
-        If OUTPUT_DIR is BIDS_DIR or inside it outside ``derivatives/``.
+        If OUTPUT_DIR is BIDS_DIR, inside it outside ``derivatives/<name>``, or (inside) an
+        input derivatives folder.
+    CantCreateError
+        If OUTPUT_DIR cannot be created or written.
     """
+    from .bids.derivatives import check_output_dir
+
     if config.bids_dir is None or config.output_dir is None:
         raise UsageError("Both BIDS_DIR and OUTPUT_DIR are required.")
-    bids_dir = config.bids_dir.resolve()
-    output_dir = config.output_dir.resolve()
-    if output_dir == bids_dir:
-        raise UsageError(
-            f"OUTPUT_DIR is the input dataset {bids_dir}; samba-bids never writes into its "
-            f"input. Use {bids_dir / 'derivatives' / 'samba-bids'}."
-        )
-    if bids_dir in output_dir.parents and (bids_dir / "derivatives") not in (
-        [output_dir] + list(output_dir.parents)
-    ):
-        raise UsageError(
-            f"OUTPUT_DIR {output_dir} is inside the input dataset; put it under "
-            f"{bids_dir / 'derivatives'} or outside the dataset."
-        )
+    check_output_dir(config.bids_dir, config.output_dir, config.derivatives)
 
 
 def run_participant_level(config: Config) -> Results:
@@ -163,15 +155,223 @@ def run_participant_level(config: Config) -> Results:
     templates_dir = find_templates_dir(config.templates_dir)
     links = {"raw": config.bids_dir, **derivatives}
     write_dataset_description(config.output_dir, links)
+    record_config(config)
     results = Results(output_dir=config.output_dir)
-    for pair in pairs:
-        with collect_warnings() as warned:
-            result = process_run(pair, config, templates_dir, links)
+    with terminate_cleanly():
+        for pair in pairs:
+            _participant_run(pair, config, templates_dir, links, work_dir, results)
+        _write_reports(config, pairs, results.runs)
+    return results
+
+
+@contextlib.contextmanager
+def terminate_cleanly():
+    """Turn SIGTERM into :class:`~.errors.TerminatedError` inside the block.
+
+    SLURM's time limit and ``docker stop`` send SIGTERM; raising an exception lets every
+    atomic write in progress delete its temporary file (:func:`~.bids.derivatives.
+    atomic_path`) before the process exits with 143. Only in the main thread.
+    """
+    import signal
+    import threading
+
+    from .errors import TerminatedError
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise TerminatedError("terminated by SIGTERM; rerun the same command to resume "
+                              "(finished participants are skipped).")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _participant_run(pair, config, templates_dir, links, work_dir, results) -> None:
+    """One run of the participant level, from the cache when it finished before."""
+    remove_stale_temporaries(config.output_dir, pair.entities["subject"])
+    cache = RunCache(work_dir, pair, config, templates_dir)
+    result = cache.load_result()
+    if result is not None:
+        logger.info("%s: finished before with the same inputs and settings (%s); skipped.",
+                    pair.label, cache.folder)
+    else:
+        from .bids.derivatives import record_writes
+
+        with collect_warnings() as warned, record_writes() as written:
+            try:
+                result = process_run(pair, config, templates_dir, links, cache=cache)
+            except BaseException:  # outputs appear whole or not at all
+                for path in written:
+                    with contextlib.suppress(OSError):
+                        Path(path).unlink()
+                if written:
+                    logger.warning("%s failed: removed the %d output file(s) it had written.",
+                                   pair.label, len(written))
+                raise
         if result.report is not None:
             result.report.warnings = list(warned)
-        results.runs.append(result)
-    _write_reports(config, pairs, results.runs)
-    return results
+        cache.store_result(result)
+    results.runs.append(result)
+
+
+#: Settings that select what to process or where, not how: a cohort's array tasks differ in
+#: them and still write into one OUTPUT_DIR.
+_SELECTION_FIELDS = ("participant_label", "session_label", "task_label", "analysis_level",
+                     "derivatives", "bold_space", "device", "overwrite", "omp_nthreads",
+                     "mem_mb")
+
+
+def _settings(config: Config) -> dict:
+    """The settings that make the outputs (locations and selections left out)."""
+    from .config import _LOCATION_FIELDS
+
+    return {k: v for k, v in config.to_dict().items()
+            if k not in _LOCATION_FIELDS and k not in _SELECTION_FIELDS}
+
+
+def record_config(config: Config) -> Path:
+    """Keep the settings of OUTPUT_DIR in ``logs/config.json``; refuse different ones.
+
+    Parallel participant jobs of one cohort share OUTPUT_DIR and the file (written under a
+    file lock). Selections (participants, sessions, tasks, BOLD space, device) may differ.
+
+    Raises
+    ------
+    UsageError
+        If OUTPUT_DIR was made with other settings and ``config.overwrite`` is False; the
+        message lists the settings that differ.
+    """
+    import json
+
+    from filelock import FileLock
+
+    from .bids.derivatives import write_json
+
+    path = Path(config.output_dir) / "logs" / "config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings = _settings(config)
+    with FileLock(str(path.parent / ".config.json.lock")):
+        if path.is_file():
+            previous = json.loads(path.read_text()).get("Settings", {})
+            differ = sorted(k for k in set(settings) | set(previous)
+                            if settings.get(k) != previous.get(k))
+            if not differ:
+                return path
+            if not getattr(config, "overwrite", False):
+                shown = ", ".join(f"{k} ({previous.get(k)!r} -> {settings.get(k)!r})"
+                                  for k in differ[:6])
+                raise UsageError(
+                    f"{config.output_dir} was made with other settings: {shown}; use another "
+                    "OUTPUT_DIR, the same settings, or --overwrite to replace its outputs."
+                )
+            logger.warning("--overwrite: %s was made with other settings (%s); its outputs "
+                           "are replaced as runs finish.", config.output_dir, ", ".join(differ))
+        write_json(path, {"Settings": settings, "Version": __version__,
+                          "Description": "Settings that made the outputs in this folder "
+                                         "(selections and locations excluded)."})
+    return path
+
+
+def remove_stale_temporaries(output_dir, subject) -> list:
+    """Delete the temporary files a killed job left in a participant's output folder.
+
+    Outputs are written to ``.tmp-<id>-<name>`` and renamed (:func:`~.bids.derivatives.
+    atomic_path`); a job killed with SIGKILL leaves that temporary behind, never a partial
+    file under the final name.
+    """
+    folder = Path(output_dir) / f"sub-{subject}"
+    stale = list(folder.rglob(".tmp-*")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        logger.info("Removed %d temporary file(s) of an interrupted run in %s.", len(stale),
+                    folder)
+    return stale
+
+
+class RunCache:
+    """The work-directory cache of one run, keyed by its inputs and the resolved settings.
+
+    ``work_dir/cache/<run label>/<key>/``: ``inputs.pkl`` (the prepared :class:`RunInputs`)
+    and ``result.pkl`` (the :class:`RunResult` of a finished run). The key hashes the input
+    files (name, size, modification time), the templates folder, the package version and
+    the settings that change results, so a rerun with the same inputs and settings skips
+    what is done, and any change starts afresh.
+
+    Parameters
+    ----------
+    work_dir : path-like
+    pair : samba_bids.bids.layout.RunPair
+    config : Config
+    templates_dir : path-like
+    """
+
+    def __init__(self, work_dir, pair, config: Config, templates_dir):
+        import hashlib
+        import json
+
+        files = [Path(pair.ephys_file), *map(Path, pair.bold_files)]
+        if pair.confounds_file is not None:
+            files.append(Path(pair.confounds_file))
+        stem = Path(pair.ephys_file).name.split(".")[0]
+        files += sorted(Path(pair.ephys_file).parent.glob(stem + ".*"))  # .eeg, .vmrk, ...
+        stats = sorted({(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns)
+                        for f in files if f.exists()})
+        payload = {"files": stats, "templates": str(Path(templates_dir).resolve()),
+                   "version": __version__, "settings": _settings(config),
+                   "output_dir": str(Path(config.output_dir).resolve())}
+        key = hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode())
+        self.folder = Path(work_dir) / "cache" / pair.label / key.hexdigest()[:16]
+
+    def _load(self, name):
+        import pickle
+
+        path = self.folder / name
+        if not path.is_file():
+            return None
+        try:
+            with open(path, "rb") as fid:
+                return pickle.load(fid)
+        except Exception as err:  # a cache written by another version, or cut short
+            logger.warning("Ignoring the unreadable cache file %s (%s).", path, err)
+            return None
+
+    def _store(self, name, obj) -> None:
+        import pickle
+
+        from .bids.derivatives import atomic_path
+
+        with atomic_path(self.folder / name) as tmp, open(tmp, "wb") as fid:
+            pickle.dump(obj, fid, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load_inputs(self):
+        """The prepared :class:`RunInputs`, or None."""
+        return self._load("inputs.pkl")
+
+    def store_inputs(self, inputs: RunInputs) -> None:
+        """Keep the prepared inputs (without the loaded BOLD data)."""
+        self._store("inputs.pkl", dataclasses.replace(inputs, bold=None))
+
+    def load_result(self):
+        """The :class:`RunResult` of a finished run whose outputs all exist, or None."""
+        result = self._load("result.pkl")
+        if result is None:
+            return None
+        if not all(Path(p).is_file() for p in result.outputs):
+            logger.info("%s: some outputs of the earlier run are missing; running again.",
+                        self.folder.parent.name)
+            return None
+        return result
+
+    def store_result(self, result: RunResult) -> None:
+        """Mark the run finished (after every output was written)."""
+        self._store("result.pkl", result)
 
 
 @contextlib.contextmanager
@@ -528,7 +728,8 @@ class RunInputs:
     clock : str
         How the two recordings were put on one clock.
     bold : object
-        The loaded BOLD image(s), the reference for projecting predictions back.
+        The loaded BOLD data or image (None when the inputs come from the work-directory
+        cache; the outputs are projected onto the input files' grids, not onto this).
     n_channels : int
         Data channels used after preprocessing.
     sfreq_hz : float
@@ -554,8 +755,9 @@ class RunInputs:
 def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
     """Electrophysiology + BOLD of one run -> features, parcel BOLD and split.
 
-    Stages: read and preprocess the recording; template source reconstruction to parcel time
-    courses; BOLD parcellation and confound regression; one clock, segments, blocked split;
+    Stages: BOLD parcellation, confound regression and the blocked split (first, so that a
+    bad BOLD run fails before the costly electrophysiology); read and preprocess the
+    recording; template source reconstruction to parcel time courses; one clock, segments;
     BOLD standardised with training statistics; wavelet features.
 
     Parameters
@@ -595,21 +797,7 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
     )
     from .model.wavelet import wavelet_band_features
 
-    # --- electrophysiology -> source-parcel time courses ---------------------------------
-    raw = read_ephys(pair.ephys_file, modality=config.modality)
-    sfreq_hz = float(raw.info["sfreq"])
-    modality = detect_modality(raw, config.modality)
-    raw = preprocess_raw(raw, modality=modality, l_freq_hz=config.l_freq_hz,
-                         h_freq_hz=config.h_freq_hz, sfreq_hz=config.resample_sfreq_hz,
-                         n_jobs=config.nprocs or 1)
-    noise_cov = empty_room_noise_cov(pair.ephys_file, raw) if modality == "meg" else None
-    parcels = compute_source_parcels(
-        raw, templates_dir, modality=modality, subject=EPHYS_SUBJECT,
-        n_parcels=config.ephys_atlas_scale, method=config.inverse_method, snr=config.snr,
-        noise_cov=noise_cov, chunk_seconds=config.chunk_s, progress=True,
-    )
-
-    # --- BOLD -> parcel time series ------------------------------------------------------
+    # --- BOLD -> parcel time series, split (first: its errors are cheap to find) -----------
     tr_s = bold_repetition_time(pair.bold_files, config.repetition_time_s or pair.tr_s)
     atlas = load_bold_atlas(templates_dir, pair.space, config.bold_atlas_scale)
     if pair.space in SURFACE_SPACES:
@@ -627,15 +815,30 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
         observed_raw, tr_s=tr_s, confounds=None if confounds is None else confounds.to_numpy()
     )
 
-    # --- one clock, segments, split ------------------------------------------------------
-    onsets, clock = volume_onsets(raw, n_volumes, tr_s, trigger=config.volume_trigger,
-                                  source=pair.ephys_file.name)
-    segments, _ = segment_ephys(parcels.data, parcels.sfreq_hz, onsets, tr_s,
-                                source=pair.ephys_file.name)
     split = blocked_split(n_volumes, tr_s, hrf_support_s=config.hrf_support_s,
                           train_fraction=config.train_fraction,
                           validation_fraction=config.validation_fraction,
                           window_trs=config.window_trs, source=pair.bold_files[0].name)
+
+    # --- electrophysiology -> source-parcel time courses ---------------------------------
+    raw = read_ephys(pair.ephys_file, modality=config.modality)
+    sfreq_hz = float(raw.info["sfreq"])
+    modality = detect_modality(raw, config.modality)
+    raw = preprocess_raw(raw, modality=modality, l_freq_hz=config.l_freq_hz,
+                         h_freq_hz=config.h_freq_hz, sfreq_hz=config.resample_sfreq_hz,
+                         n_jobs=config.nprocs or 1)
+    noise_cov = empty_room_noise_cov(pair.ephys_file, raw) if modality == "meg" else None
+    parcels = compute_source_parcels(
+        raw, templates_dir, modality=modality, subject=EPHYS_SUBJECT,
+        n_parcels=config.ephys_atlas_scale, method=config.inverse_method, snr=config.snr,
+        noise_cov=noise_cov, chunk_seconds=config.chunk_s, progress=True,
+    )
+
+    # --- one clock, segments ------------------------------------------------------------
+    onsets, clock = volume_onsets(raw, n_volumes, tr_s, trigger=config.volume_trigger,
+                                  source=pair.ephys_file.name)
+    segments, _ = segment_ephys(parcels.data, parcels.sfreq_hz, onsets, tr_s,
+                                source=pair.ephys_file.name)
     observed, _, _ = standardize(observed_clean, split.train)
     observed = np.nan_to_num(observed)
     features = wavelet_band_features(segments, wavelet=config.wavelet, level=config.wavelet_level)
@@ -645,7 +848,8 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
                      confound_columns=[] if confounds is None else list(confounds.columns))
 
 
-def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunResult:
+def process_run(pair, config: Config, templates_dir: Path, links: dict, *,
+                cache: RunCache | None = None) -> RunResult:
     """Electrophysiology + BOLD of one run -> trained SAMBA -> derivatives.
 
     :func:`prepare_run`; then, per ``config.direction``, :func:`translate_forward` (SAMBA,
@@ -656,7 +860,13 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict) -> RunRe
     logger.info("%s: %s + %s", pair.label, pair.ephys_file.name,
                 ", ".join(f.name for f in pair.bold_files))
     sources = [_uri(links, f) for f in [pair.ephys_file, *pair.bold_files]]
-    inputs = prepare_run(pair, config, templates_dir)
+    inputs = cache.load_inputs() if cache is not None else None
+    if inputs is None:
+        inputs = prepare_run(pair, config, templates_dir)
+        if cache is not None:
+            cache.store_inputs(inputs)
+    else:
+        logger.info("%s: prepared inputs read from the work-directory cache.", pair.label)
     common = {
         "Sources": sources,
         "RepetitionTime": inputs.tr_s,
@@ -713,7 +923,7 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
     from .training import fit_samba, predict_run
 
     features, observed, split = inputs.features, inputs.observed, inputs.split
-    parcels, atlas, tr_s, bold = inputs.parcels, inputs.atlas, inputs.tr_s, inputs.bold
+    parcels, atlas, tr_s = inputs.parcels, inputs.atlas, inputs.tr_s
     sources = common["Sources"]
     entities = dict(pair.bold_entities)
     atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.bold_atlas_scale}
@@ -744,10 +954,8 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
 
     if pair.space in SURFACE_SPACES:
         reference = pair.bold_files
-    elif pair.space in CIFTI_SPACES:
+    else:  # the dtseries or the NIfTI of the run (only its header and grid are read)
         reference = pair.bold_files[0]
-    else:
-        reference = bold
     images = project_parcels(predicted.astype(np.float32), atlas, reference, tr_s=tr_s)
     if pair.space in CIFTI_SPACES:
         path = derivative_path(out, entities, suffix="bold", extension=".dtseries.nii",

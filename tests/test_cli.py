@@ -74,4 +74,4 @@ def test_container_entrypoint_uses_writable_caches(tmp_path):
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("samba-bids ")
-    assert (tmp_path / "samba-bids-cache").is_dir()
+    assert (tmp_path / f"samba-bids-cache-{os.getuid()}").is_dir()

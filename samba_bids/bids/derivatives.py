@@ -9,6 +9,7 @@ a killed job leaves no partial file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import CantCreateError
+from ..errors import CantCreateError, UsageError
 
 #: Entity order of the BIDS specification (plus the atlas entities samba-bids uses).
 ENTITY_ORDER = (
@@ -163,6 +164,54 @@ def sidecar_path(path) -> Path:
     return path.with_suffix(".json")
 
 
+def cant_write(path, err: OSError, *, folder: bool = False) -> CantCreateError:
+    """The :class:`CantCreateError` for an OSError met while writing ``path``.
+
+    A full disk (``ENOSPC``, ``EDQUOT``) says so and names the folder; a read-only file system
+    or a missing permission says to choose a writable place. ``folder=True``: ``path`` is a
+    folder that could not be created.
+    """
+    path = Path(path)
+    what, where = (f"create {path}", path.parent) if folder else (
+        f"write {path.name}", path.parent)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CantCreateError(
+            f"Cannot {what}: the disk is full (no space left in {where}); free space or quota "
+            "there, or choose another OUTPUT_DIR, and rerun."
+        )
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return CantCreateError(
+            f"Cannot {what} in {where} ({err.strerror}); choose a writable OUTPUT_DIR (in a "
+            "container: bind-mount it read-write)."
+        )
+    return CantCreateError(
+        f"Cannot {what} in {where} ({err.strerror or err}); check that the folder is writable "
+        "and has space, then rerun."
+    )
+
+
+#: Lists that :func:`record_writes` blocks fill with the paths :func:`atomic_path` renames.
+_WRITE_RECORDS: list = []
+
+
+@contextlib.contextmanager
+def record_writes():
+    """Collect the paths written through :func:`atomic_path` inside the block.
+
+    Yields
+    ------
+    list of Path
+        Filled as files are renamed into place (so a run that fails part-way can remove the
+        files it had written, and outputs appear whole or not at all).
+    """
+    written = []
+    _WRITE_RECORDS.append(written)
+    try:
+        yield written
+    finally:
+        _WRITE_RECORDS.remove(written)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path`` (same extension); rename it into place on success.
@@ -173,20 +222,125 @@ def atomic_path(path):
     Raises
     ------
     CantCreateError
-        If the folder cannot be created.
+        If the folder cannot be created, or writing or renaming fails with an OSError (disk
+        full, read-only file system, no permission; see :func:`cant_write`).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise CantCreateError(f"Cannot create {path.parent} ({err.strerror}).") from err
+        raise cant_write(path.parent, err, folder=True) from err
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
     try:
         yield tmp
         os.replace(tmp, path)
+        for record in _WRITE_RECORDS:
+            record.append(path)
+    except OSError as err:
+        raise cant_write(path, err) from err
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            if tmp.exists():
+                tmp.unlink()
+
+
+def check_output_dir(bids_dir, output_dir, derivatives=None) -> None:
+    """Refuse an OUTPUT_DIR that would write into an input dataset or cannot be written.
+
+    Allowed: ``BIDS_DIR/derivatives/<name>`` (the usual place is
+    ``BIDS_DIR/derivatives/samba-bids``) or a folder outside the inputs. Refused: BIDS_DIR
+    itself, anywhere else inside it, ``BIDS_DIR/derivatives`` itself, an input derivatives
+    folder (``derivatives``, or when None every other folder of ``BIDS_DIR/derivatives`` with
+    a dataset_description.json) or a folder inside one, and a folder whose
+    dataset_description.json was written by another pipeline.
+
+    Parameters
+    ----------
+    bids_dir, output_dir : path-like
+        BIDS_DIR and OUTPUT_DIR of the command line.
+    derivatives : dict of str to path-like | None
+        The ``-d`` folders (None: the defaults under ``BIDS_DIR/derivatives``).
+
+    Raises
+    ------
+    UsageError
+        If OUTPUT_DIR is (inside) an input as above.
+    CantCreateError
+        If a file stands where a folder is needed, or the nearest existing folder of
+        OUTPUT_DIR is not writable (permissions, read-only file system).
+    """
+    bids_dir = Path(bids_dir).resolve()
+    output_dir = Path(output_dir).resolve()
+    deriv_root = bids_dir / "derivatives"
+    usual = deriv_root / "samba-bids"
+    if output_dir == bids_dir:
+        raise UsageError(
+            f"OUTPUT_DIR is the input dataset {bids_dir}; samba-bids never writes into its "
+            f"input. Use {usual}."
+        )
+    if output_dir == deriv_root:
+        raise UsageError(
+            f"OUTPUT_DIR {output_dir} is the input dataset's derivatives folder itself; give "
+            f"samba-bids its own folder in it: {usual}."
+        )
+    if bids_dir in output_dir.parents and deriv_root not in output_dir.parents:
+        raise UsageError(
+            f"OUTPUT_DIR {output_dir} is inside the input dataset; put it under {deriv_root} "
+            f"(e.g. {usual}) or outside the dataset."
+        )
+    inputs = dict(derivatives or {})
+    if not derivatives and deriv_root.is_dir():
+        for folder in sorted(p for p in deriv_root.iterdir() if p.is_dir()):
+            if folder.resolve() != output_dir and (folder / "dataset_description.json").is_file():
+                inputs[folder.name] = folder
+    for name, folder in inputs.items():
+        folder = Path(folder).resolve()
+        if output_dir == folder or folder in output_dir.parents:
+            where = "" if output_dir == folder else "inside "
+            raise UsageError(
+                f"OUTPUT_DIR {output_dir} is {where}the input derivatives folder {folder} "
+                f"({name}); samba-bids never writes into its inputs. Use {usual} or a folder "
+                "outside the inputs."
+            )
+    others = [n for n in _generated_by(output_dir) if n != "samba-bids"]
+    if others:
+        raise UsageError(
+            f"OUTPUT_DIR {output_dir} holds another pipeline's derivatives ({', '.join(others)} "
+            f"in its dataset_description.json); samba-bids never writes into its inputs. Use "
+            f"{usual} or another folder."
+        )
+    _check_writable(output_dir)
+
+
+def _generated_by(folder: Path) -> list:
+    """``GeneratedBy`` names of a folder's dataset_description.json ([] when none)."""
+    try:
+        content = json.loads((folder / "dataset_description.json").read_text())
+        return [str(g.get("Name")) for g in content.get("GeneratedBy", []) if isinstance(g, dict)]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def _check_writable(output_dir: Path) -> None:
+    """CantCreateError unless ``output_dir`` is a writable folder or can be made in one."""
+    existing = output_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CantCreateError(
+            f"Cannot create OUTPUT_DIR {output_dir}: {existing} is not a folder (a file stands "
+            "where a folder is needed); choose another OUTPUT_DIR."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        try:
+            read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+        except (OSError, AttributeError):
+            read_only = False
+        reason = "read-only file system" if read_only else "no write permission"
+        raise CantCreateError(
+            f"Cannot write OUTPUT_DIR {output_dir}: {existing} is not writable ({reason}); "
+            "choose a writable OUTPUT_DIR (in a container: bind-mount it read-write)."
+        )
 
 
 def _json_default(obj):
@@ -260,9 +414,7 @@ def write_dataset_description(output_dir, dataset_links) -> Path:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise CantCreateError(
-            f"Cannot create the output folder {output_dir} ({err.strerror}); choose a writable place."
-        ) from err
+        raise cant_write(output_dir, err, folder=True) from err
     path = output_dir / "dataset_description.json"
     links = {k: Path(v).resolve().as_uri() for k, v in dataset_links.items()}
     generated_by = {
@@ -274,26 +426,29 @@ def write_dataset_description(output_dir, dataset_links) -> Path:
     if os.environ.get("SAMBA_CONTAINER_TAG"):
         generated_by["Container"] = {"Type": os.environ.get("SAMBA_CONTAINER_TYPE", "docker"),
                                      "Tag": os.environ["SAMBA_CONTAINER_TAG"]}
-    with FileLock(str(output_dir / ".dataset_description.json.lock")):
-        if path.is_file():
-            content = json.loads(path.read_text())
-            merged = dict(content.get("DatasetLinks", {}))
-            if all(merged.get(k) == v for k, v in links.items()):
-                return path
-            merged.update(links)
-            content["DatasetLinks"] = merged
-        else:
-            content = {
-                "Name": "samba-bids: electrophysiology-to-BOLD translation",
-                "BIDSVersion": "1.10.0",
-                "DatasetType": "derivative",
-                "GeneratedBy": [generated_by],
-                "SourceDatasets": [{"URL": uri} for uri in links.values()],
-                "DatasetLinks": links,
-            }
-        write_json(path, content)
-        ignore = output_dir / ".bidsignore"
-        if not ignore.is_file():
-            with atomic_path(ignore) as tmp:
-                tmp.write_text("\n".join(NONSTANDARD) + "\n")
+    try:
+        with FileLock(str(output_dir / ".dataset_description.json.lock")):
+            if path.is_file():
+                content = json.loads(path.read_text())
+                merged = dict(content.get("DatasetLinks", {}))
+                if all(merged.get(k) == v for k, v in links.items()):
+                    return path
+                merged.update(links)
+                content["DatasetLinks"] = merged
+            else:
+                content = {
+                    "Name": "samba-bids: electrophysiology-to-BOLD translation",
+                    "BIDSVersion": "1.10.0",
+                    "DatasetType": "derivative",
+                    "GeneratedBy": [generated_by],
+                    "SourceDatasets": [{"URL": uri} for uri in links.values()],
+                    "DatasetLinks": links,
+                }
+            write_json(path, content)
+            ignore = output_dir / ".bidsignore"
+            if not ignore.is_file():
+                with atomic_path(ignore) as tmp:
+                    tmp.write_text("\n".join(NONSTANDARD) + "\n")
+    except OSError as err:  # the lock file itself (read-only or full file system)
+        raise cant_write(path, err) from err
     return path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,8 +153,8 @@ def index_dataset(bids_dir, derivatives, work_dir):
     derivatives : dict of str to Path
         Derivative folders (preprocessed BOLD, confounds).
     work_dir : path-like
-        The database goes to ``work_dir/pybids_db/<hash of the inputs>``, one per input set,
-        never inside the dataset.
+        The database goes to ``work_dir/pybids_db/<hash of the inputs>-<unique>``: one per
+        invocation (parallel jobs never share one), never inside the dataset.
 
     Returns
     -------
@@ -168,8 +169,12 @@ def index_dataset(bids_dir, derivatives, work_dir):
                 "derivatives folder (fMRIPrep writes one; add it with DatasetType 'derivative')."
             )
     key = json.dumps([str(Path(bids_dir).resolve())] + sorted(map(str, derivatives.values())))
-    db = Path(work_dir) / "pybids_db" / hashlib.sha1(key.encode()).hexdigest()[:12]
-    db.parent.mkdir(parents=True, exist_ok=True)
+    # one database per invocation: parallel jobs (SLURM array tasks) sharing a work directory
+    # never write the same SQLite file
+    parent = Path(work_dir) / "pybids_db"
+    parent.mkdir(parents=True, exist_ok=True)
+    db = Path(tempfile.mkdtemp(prefix=hashlib.sha1(key.encode()).hexdigest()[:12] + "-",
+                               dir=parent))
     try:
         return BIDSLayout(
             str(bids_dir),
@@ -221,10 +226,20 @@ def collect_pairs(layout, *, participant_label=(), session_label=(), task_label=
     subjects = layout.get_subjects(scope="raw")
     if participant_label:
         unknown = sorted(set(participant_label) - set(subjects))
+        for subject in unknown:  # BOLD in a derivatives folder but no recording in BIDS_DIR
+            bold = layout.get(subject=subject, suffix="bold", extension=list(BOLD_EXTENSIONS),
+                              scope="derivatives")
+            if bold:
+                raise NoInputError(
+                    f"sub-{subject} has preprocessed BOLD ({Path(bold[0].path).name}) but no "
+                    f"EEG/MEG recording in {layout.root}; add the recording "
+                    f"(sub-{subject}/eeg/ or sub-{subject}/meg/) or deselect the participant."
+                )
         if unknown:
             raise EmptySelectionError(
                 f"Participant label(s) {', '.join(unknown)} not found in {layout.root} "
-                f"(participants present: {', '.join(subjects) or 'none'})."
+                f"(participants present: {', '.join(subjects) or 'none'}); choose among "
+                "those with --participant-label."
             )
         subjects = list(participant_label)
     if not subjects:
@@ -247,8 +262,9 @@ def collect_pairs(layout, *, participant_label=(), session_label=(), task_label=
             raise EmptySelectionError(f"sub-{subject}{what}: no EEG/MEG recording and no BOLD run.")
         if not ephys:
             raise NoInputError(
-                f"sub-{subject} has preprocessed BOLD but no EEG/MEG recording in {layout.root}"
-                f"{_describe_filters(filters)}; add the recording or deselect the participant."
+                f"sub-{subject} has preprocessed BOLD ({Path(bold[0].path).name}) but no "
+                f"EEG/MEG recording in {layout.root}{_describe_filters(filters)}; add the "
+                "recording or deselect the participant."
             )
         if not bold:
             raise NoInputError(

@@ -280,20 +280,39 @@ def labels_on_grid(atlas: ParcelAtlas, shape, affine):
 
 
 def _check_empty(means: np.ndarray, atlas: ParcelAtlas, what: str) -> None:
-    empty = np.flatnonzero(np.isnan(means).all(axis=1))
-    if empty.size == 0:
+    """DataError when more than half of the parcels have no data (all NaN) or are flat
+    (the same value in every volume); a warning naming them when fewer are."""
+    empty = np.isnan(means).all(axis=1)
+    flat = np.zeros_like(empty)
+    if means.shape[1] > 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+            flat = ~empty & ~(np.nanmax(means, axis=1) > np.nanmin(means, axis=1))
+    bad = np.flatnonzero(empty | flat)
+    if bad.size == 0:
         return
-    if empty.size > atlas.n_parcels / 2:
+    n_empty, n_flat = int(empty.sum()), int(flat.sum())
+    if bad.size > atlas.n_parcels / 2:
+        if n_empty >= n_flat:
+            raise DataError(
+                f"{what}: {bad.size} of {atlas.n_parcels} parcels of the {atlas.space} atlas "
+                f"have no data (NaN{f' or flat in {n_flat}' if n_flat else ''}); check that the "
+                f"BOLD is in {atlas.space} (--bold-space) and holds finite values, or re-export "
+                "the BOLD run."
+            )
         raise DataError(
-            f"{what}: {empty.size} of {atlas.n_parcels} parcels of the {atlas.space} atlas have "
-            f"no data; check that the BOLD is in {atlas.space} (--bold-space)."
+            f"{what}: {bad.size} of {atlas.n_parcels} parcels of the {atlas.space} atlas are "
+            f"flat (the same value in every volume{f'; {n_empty} have no data' if n_empty else ''}"
+            "): the BOLD run holds no signal there; check the file and re-export the BOLD run."
         )
     logger.warning(
-        "%s: %d of %d parcels have no data and are NaN: %s",
+        "%s: of %d parcels, %d have no data (NaN) and %d are flat (constant); check the "
+        "BOLD coverage there: %s",
         what,
-        empty.size,
         atlas.n_parcels,
-        [atlas.names[i] for i in empty[:10]],
+        n_empty,
+        n_flat,
+        [atlas.names[i] for i in bad[:10]],
     )
 
 

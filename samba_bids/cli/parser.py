@@ -77,7 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-w", "--work-dir", "--work_dir", type=Path, default=None,
                    help="work directory (pybids database, caches)")
     g.add_argument("--nprocs", "--n_cpus", "--n-cpus", type=int, default=None,
-                   help="CPU threads to use")
+                   help="CPU threads to use (torch intra-op threads, parallel filtering)")
+    g.add_argument("--omp-nthreads", "--omp_nthreads", type=int, default=None, metavar="N",
+                   help="threads per BLAS/OpenMP call (numpy, scipy, MKL, OpenBLAS); at most "
+                        "--nprocs (default: --nprocs)")
+    g.add_argument("--mem-mb", "--mem_mb", "--mem", type=int, default=None, dest="mem_mb",
+                   metavar="MB", help="memory budget in MB; the electrophysiology is "
+                                      "streamed in chunks that fit it")
+    g.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace outputs written with a different configuration")
     g.add_argument("--config-file", "--config_file", type=Path, default=None,
                    help="TOML file with settings; the command line overrides it")
     g.add_argument("--skip-bids-validation", "--skip_bids_validation", action="store_true",
@@ -93,7 +101,8 @@ CONFIG_FIELDS = (
     "bids_dir", "output_dir", "analysis_level", "participant_label", "session_label",
     "task_label", "bold_space", "modality", "repetition_time_s", "templates_dir",
     "ephys_atlas_scale", "bold_atlas_scale", "volume_trigger", "inverse_method", "confounds", "direction",
-    "device", "seed", "max_epochs", "work_dir", "nprocs", "skip_bids_validation", "verbose",
+    "device", "seed", "max_epochs", "work_dir", "nprocs", "omp_nthreads", "mem_mb", "overwrite",
+    "skip_bids_validation", "verbose",
 )
 
 

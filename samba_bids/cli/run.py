@@ -36,6 +36,11 @@ def _setup_logging(verbose):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (newlines and runs of spaces collapsed)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv=None) -> int:
     """Run samba-bids; return the exit code (0 success, BEP027 codes on errors)."""
     try:
@@ -49,12 +54,18 @@ def main(argv=None) -> int:
 
         results = run(config)
     except SambaBidsError as err:
-        logger.error("%s", err)
-        print(f"samba-bids: error: {err}", file=sys.stderr)
+        # the one line on stderr is the message; the log gets the traceback at DEBUG (-vv)
+        logger.debug("%s: %s", type(err).__name__, err, exc_info=True)
+        print(f"samba-bids: error: {_one_line(err)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("samba-bids: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: still one line, the traceback in the -vv log
+        logger.debug("Unexpected error", exc_info=True)
+        print(f"samba-bids: error: unexpected {type(err).__name__}: {_one_line(err)} "
+              "(rerun with -vv for the traceback)", file=sys.stderr)
+        return 1
     for line in results.summary_lines():
         print(line)
     return 0

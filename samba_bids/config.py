@@ -25,7 +25,8 @@ from .errors import UsageError
 #: Resources (threads, memory, the chunk length that ``mem_mb`` lowers: chunked and whole
 #: results are equal to float precision) and ``overwrite`` do not change results either.
 _LOCATION_FIELDS = ("bids_dir", "output_dir", "work_dir", "templates_dir", "nprocs",
-                    "omp_nthreads", "mem_mb", "chunk_s", "overwrite", "verbose")
+                    "omp_nthreads", "mem_mb", "chunk_s", "overwrite", "group_model",
+                    "verbose")
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Config:
     mem_mb: int | None = None
     #: Replace outputs written with a different configuration.
     overwrite: bool = False
+    #: Group level: one model across participants, leave-one-participant-out.
+    group_model: bool = False
     verbose: int = 0
 
     # --- atlases -----------------------------------------------------------------------

@@ -195,7 +195,8 @@ def _check_inputs(features, bold, split, src_centroids_mm, bold_centroids_mm):
 
 
 def _effective_window(split, window_trs):
-    window = min(int(window_trs), len(split.train), len(split.validation))
+    runs = getattr(split, "runs", None) or [split]
+    window = min([int(window_trs)] + [min(len(r.train), len(r.validation)) for r in runs])
     if window < int(window_trs):
         logger.warning("window_trs lowered from %d to %d to fit the shortest block.",
                        window_trs, window)
@@ -214,6 +215,148 @@ class _FitSetup:
     train: np.ndarray
     bipartite: np.ndarray
     bold_edges: np.ndarray
+
+
+@dataclass
+class RunsSplit:
+    """Several runs (participants) concatenated along the volume axis, for one model.
+
+    Made by :func:`concatenate_runs`. ``train``, ``validation`` and ``test`` are the union of
+    the runs' blocks in the concatenated volume order (for the graphs and the feature
+    standardisation); windows are made per run (:func:`split_windows`), so no window crosses
+    from one run into another: a window's history before its run's start is absent.
+
+    Attributes
+    ----------
+    train, validation, test : ndarray of int
+    history : int
+        K, the same for every run.
+    tr_s : float
+        The runs' repetition time, s.
+    offsets : list of int
+        First concatenated volume of each run.
+    runs : list
+        Each run's own split (``train``, ``validation``, ``test``, local indices).
+    """
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    history: int
+    tr_s: float
+    offsets: list
+    runs: list
+
+
+def concatenate_runs(runs):
+    """Put several runs on one volume axis for training one model across them.
+
+    Parameters
+    ----------
+    runs : sequence of (features, bold, split)
+        ``features`` (N, V_r, n_bands, n_features), ``bold`` (M, V_r), and a split with
+        ``train``, ``validation``, ``test``, ``history`` and ``tr_s``
+        (:class:`samba_bids.alignment.Split`); same N, M, bands, K and TR in every run.
+
+    Returns
+    -------
+    features : ndarray, shape (N, sum V_r, n_bands, n_features)
+    bold : ndarray, shape (M, sum V_r)
+    split : RunsSplit
+
+    Raises
+    ------
+    ValueError
+        If no run is given or the runs differ in parcels, bands, K or TR.
+    """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("concatenate_runs needs at least one run.")
+    shapes = {(f.shape[0], f.shape[2:], b.shape[0]) for f, b, _ in runs}
+    histories = {int(s.history) for _, _, s in runs}
+    trs = {round(float(s.tr_s), 6) for _, _, s in runs}
+    if len(shapes) != 1 or len(histories) != 1 or len(trs) != 1:
+        raise ValueError(
+            "the runs differ in parcels, bands, HRF history or TR "
+            f"({sorted(map(str, shapes))}, K {sorted(histories)}, TR {sorted(trs)} s); one "
+            "model needs the same atlases, settings and TR in every run.")
+    offsets = np.cumsum([0] + [f.shape[1] for f, _, _ in runs[:-1]]).tolist()
+
+    def union(name):
+        return np.concatenate([np.asarray(getattr(s, name)) + o
+                               for (_, _, s), o in zip(runs, offsets)])
+
+    split = RunsSplit(train=union("train"), validation=union("validation"), test=union("test"),
+                      history=histories.pop(), tr_s=float(runs[0][2].tr_s), offsets=offsets,
+                      runs=[s for _, _, s in runs])
+    features = np.concatenate([np.asarray(f) for f, _, _ in runs], axis=1)
+    bold = np.concatenate([np.asarray(b) for _, b, _ in runs], axis=1)
+    return features, bold, split
+
+
+def split_windows(split, name, history, window_trs, *, tile=False):
+    """Windows of a split's block: :func:`make_windows`, per run for a :class:`RunsSplit`.
+
+    A run's windows are shifted to the concatenated volume axis; history before the run's
+    first volume stays absent (-1), never the end of the run before it.
+    """
+    if not isinstance(split, RunsSplit):
+        return make_windows(getattr(split, name), history, window_trs, tile=tile)
+    parts = []
+    for offset, run in zip(split.offsets, split.runs):
+        local = make_windows(getattr(run, name), history, window_trs, tile=tile)
+        parts.append(np.where(local >= 0, local + offset, -1))
+    return np.concatenate(parts)
+
+
+def init_distributed():
+    """Join the torch.distributed process group that ``torchrun`` describes, if any.
+
+    ``torchrun --nproc-per-node G samba-bids ... group --group-model`` (or several nodes with
+    ``--nnodes``) sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK`` and the rendezvous; each
+    process then uses GPU ``LOCAL_RANK`` with the NCCL backend, or the CPU with gloo.
+
+    Returns
+    -------
+    world : int
+        Processes in the group (1 without torchrun).
+    rank : int
+    """
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return _distributed()
+
+
+def _distributed():
+    """(world size, rank) of the torch.distributed process group; (1, 0) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def _data_parallel(model, device):
+    """``model`` wrapped in DistributedDataParallel inside a process group, else itself.
+
+    Under ``torchrun`` (or any initialised process group: NCCL on GPUs, gloo on CPUs) each
+    process trains on its share of every batch and DDP averages the gradients, so the
+    replicas stay identical; one process per GPU, on one node or several.
+    """
+    world, _ = _distributed()
+    if world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
 
 
 def _setup_fit(features, bold, split, src_centroids_mm, bold_centroids_mm, config, tr_s):
@@ -252,6 +395,7 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     split : object
         ``train``, ``validation`` (contiguous sorted volume indices) and ``history`` (K)
         attributes (``samba_bids.alignment.Split``); ``tr_s`` is read from it when present.
+        A :class:`RunsSplit` (:func:`concatenate_runs`) trains one model across runs.
     src_centroids_mm : ndarray, shape (N, 3)
         Source parcel centroids, in mm.
     bold_centroids_mm : ndarray, shape (M, 3)
@@ -312,10 +456,11 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     model.to(device)
     n_parameters = model.n_parameters()
 
-    train_windows = make_windows(train, history, window)
-    val_windows = make_windows(split.validation, history, window, tile=True)
+    train_windows = split_windows(split, "train", history, window)
+    val_windows = split_windows(split, "validation", history, window, tile=True)
     x_all = torch.as_tensor(features, dtype=torch.float32, device=device)
     y_all = torch.as_tensor(bold, dtype=torch.float32, device=device)
+    net = _data_parallel(model, device)
     logger.info(
         "SAMBA: %d source -> %d BOLD parcels, %d parameters, %d training / %d validation "
         "windows of %d + %d TRs, device %s", n_src, n_bold, n_parameters, len(train_windows),
@@ -323,7 +468,9 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
 
     def batch_loss(idx):
         x, mask, y = _batch(x_all, y_all, idx, history)
-        return pearson_loss(model(x, mask=mask)[..., history:], y, mse_weight=config.mse_weight)
+        forward = net if model.training else model  # DDP synchronises gradients in training
+        return pearson_loss(forward(x, mask=mask)[..., history:], y,
+                            mse_weight=config.mse_weight)
 
     history_frame, best_epoch, best_loss = _train_epochs(
         model, batch_loss, train_windows, val_windows, config, rng, progress=progress,
@@ -543,6 +690,12 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
                   progress=False, desc="SAMBA"):
     """Epochs of AdamW over shuffled training windows, early stopping on the validation loss.
 
+    Inside a torch.distributed process group each batch of ``batch_size`` windows per process
+    is split over the processes (the shuffling is seeded alike everywhere), DDP averages the
+    gradients, and every process evaluates the whole validation block, so all replicas make
+    the same early-stopping decision. One batch of ``batch_size * world`` windows then equals
+    one single-process batch of that size.
+
     ``batch_loss(windows) -> scalar Tensor`` computes the loss of a batch of windows with the
     model in its current mode. The model ends holding the best validation epoch's weights.
 
@@ -562,6 +715,7 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
 
     optimizer = _make_optimizer(model, config)
     batch_size = int(config.batch_size)
+    world, rank = _distributed()
     rows = []
     best_loss, best_epoch, best_state, stale = np.inf, 0, None, 0
     bar = tqdm(range(1, int(config.max_epochs) + 1), desc=desc, unit="epoch",
@@ -569,16 +723,21 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
     for epoch in bar:
         start = time.perf_counter()
         model.train()
-        order = rng.permutation(len(train_windows))
+        order = rng.permutation(len(train_windows))  # the same on every process (same seed)
         losses = []
-        for first in range(0, len(order), batch_size):
+        for first in range(0, len(order), batch_size * world):
+            chunk = order[first:first + batch_size * world]
+            if world > 1:  # this process's share; every process must take a step
+                if len(chunk) < world:
+                    break
+                chunk = np.array_split(chunk, world)[rank]
             optimizer.zero_grad(set_to_none=True)
-            loss = batch_loss(train_windows[order[first:first + batch_size]])
+            loss = batch_loss(train_windows[chunk])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
             optimizer.step()
             losses.append(float(loss.detach()))
-        train_loss = float(np.mean(losses))
+        train_loss = _mean_over_processes(float(np.mean(losses)), world)
         model.eval()
         with torch.no_grad():
             val_loss = sum(float(batch_loss(val_windows[first:first + batch_size]))
@@ -610,6 +769,18 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
     model.load_state_dict(best_state)
     history = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss", "seconds"])
     return history, best_epoch, float(best_loss)
+
+
+def _mean_over_processes(value: float, world: int) -> float:
+    """Mean of a float over the processes of the group (itself without one)."""
+    if world == 1:
+        return value
+    import torch.distributed as dist
+
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return float(tensor[0]) / world
 
 
 def _make_optimizer(model, config):

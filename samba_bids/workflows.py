@@ -551,7 +551,15 @@ def run_group_level(config: Config) -> Results:
     runs = collect_participant_outputs(out, config.participant_label)
     written = []
     table = group_table(runs)
+    from .training import init_distributed
+
+    world, rank = init_distributed() if config.group_model else (1, 0)
     with collect_warnings() as warned:
+        group_model = run_group_model(config, table) if config.group_model else None
+        if rank != 0:  # torchrun: the other processes only helped to train
+            return Results(output_dir=out)
+        if group_model is not None:
+            written += _write_group_model(out, group_model, runs)
         written += _group_maps(out)
         written += _group_outputs(config, runs, table, warned)
     seconds = time.time() - start
@@ -563,6 +571,152 @@ def run_group_level(config: Config) -> Results:
     results = Results(output_dir=out)
     results.runs.append(RunResult(label="group", outputs=written, summary=summary))
     return results
+
+
+def participant_settings(config: Config) -> Config:
+    """``config`` with the settings the participant level recorded in ``logs/config.json``.
+
+    The group model must see the data as the participant models did (atlases, filters,
+    windows, model sizes); the command line of the group level only selects.
+
+    Raises
+    ------
+    NoInputError
+        If OUTPUT_DIR has no ``logs/config.json`` (no participant level ran there).
+    """
+    import json
+
+    from .errors import NoInputError
+
+    path = Path(config.output_dir) / "logs" / "config.json"
+    if not path.is_file():
+        raise NoInputError(f"{path} is missing; run the participant level into "
+                           f"{config.output_dir} first.")
+    settings = json.loads(path.read_text()).get("Settings", {})
+    known = {f.name for f in dataclasses.fields(Config)}
+    return dataclasses.replace(config, analysis_level="participant",
+                               **{k: v for k, v in settings.items() if k in known})
+
+
+@dataclass
+class GroupModelResult:
+    """Leave-one-participant-out evaluation of one model trained across participants."""
+
+    table: pd.DataFrame
+    metrics: dict  # run label -> per-parcel metrics frame
+    names: list
+    n_parameters: int
+    sources: list
+    processes: int = 1
+
+
+def run_group_model(config: Config, participant_table) -> GroupModelResult:
+    """One SAMBA model across participants, evaluated leave-one-participant-out.
+
+    For each participant, a model is trained on the other participants' training blocks
+    (windows never cross runs, :func:`~.training.concatenate_runs`; early stopping on their
+    validation blocks) and scored on the held-out participant's test block, beside that
+    participant's own model. Inputs come from the participant level's work-directory cache
+    (same ``--work-dir``), else they are prepared again from BIDS_DIR. Under ``torchrun``
+    every process trains on its share of each batch (DDP); rank 0 writes.
+
+    Raises
+    ------
+    UsageError
+        With fewer than two participants.
+    """
+    from .metrics import parcel_metrics
+    from .training import _distributed, concatenate_runs, fit_samba, predict_run
+
+    pconfig = participant_settings(config)
+    derivatives = pconfig.derivatives or default_derivatives(pconfig.bids_dir,
+                                                              pconfig.output_dir)
+    work_dir = pconfig.resolved_work_dir
+    work_dir.mkdir(parents=True, exist_ok=True)
+    layout = index_dataset(pconfig.bids_dir, derivatives, work_dir)
+    pairs = collect_pairs(layout, participant_label=pconfig.participant_label,
+                          session_label=pconfig.session_label, task_label=pconfig.task_label,
+                          modality=pconfig.modality, bold_space=pconfig.bold_space)
+    templates_dir = find_templates_dir(pconfig.templates_dir)
+    prepared = []
+    for pair in pairs:
+        cache = RunCache(work_dir, pair, pconfig, templates_dir)
+        inputs = cache.load_inputs()
+        if inputs is None:
+            inputs = prepare_run(pair, pconfig, templates_dir)
+            cache.store_inputs(inputs)
+        prepared.append((pair, inputs))
+    subjects = sorted({pair.entities["subject"] for pair, _ in prepared})
+    if len(subjects) < 2:
+        raise UsageError("--group-model needs at least two participants; "
+                         f"found {len(subjects)}.")
+    own = {(pid, _label(run)): r for pid, run, r in zip(
+        participant_table["participant_id"], participant_table["run"],
+        participant_table["median_pearson_r"])}
+    rows, metrics, n_parameters = [], {}, 0
+    for held_out in subjects:
+        train = [(i.features, i.observed, i.split) for p, i in prepared
+                 if p.entities["subject"] != held_out]
+        features, bold, split = concatenate_runs(train)
+        reference = prepared[0][1]
+        logger.info("group model without sub-%s: %d runs of %d participants", held_out,
+                    len(train), len(subjects) - 1)
+        fit = fit_samba(features, bold, split, reference.parcels.centroids_mm,
+                        reference.atlas.centroids_mm, pconfig, tr_s=split.tr_s)
+        n_parameters = fit.n_parameters
+        for pair, inputs in prepared:
+            if pair.entities["subject"] != held_out:
+                continue
+            predicted = predict_run(fit.model, inputs.features, history=inputs.split.history,
+                                    window_trs=fit.window_trs)
+            frame = parcel_metrics(predicted, inputs.observed, inputs.split.test,
+                                   inputs.atlas.names)
+            metrics[pair.label] = frame
+            key = (f"sub-{held_out}", _label(pair.entities.get("run")))
+            rows.append({"participant_id": f"sub-{held_out}",
+                         "session": pair.entities.get("session"),
+                         "task": pair.entities.get("task"), "run": pair.entities.get("run"),
+                         "median_pearson_r": float(frame["pearson_r"].median()),
+                         "participant_model_median_pearson_r": own.get(key, np.nan),
+                         "n_training_participants": len(subjects) - 1,
+                         "n_test_volumes": len(inputs.split.test),
+                         "best_epoch": int(fit.best_epoch)})
+    return GroupModelResult(table=pd.DataFrame(rows), metrics=metrics,
+                            names=list(prepared[0][1].atlas.names), n_parameters=n_parameters,
+                            processes=_distributed()[0],
+                            sources=[_uri({"raw": pconfig.bids_dir, **derivatives}, f)
+                                     for p, _ in prepared
+                                     for f in [p.ephys_file, *p.bold_files]])
+
+
+def _label(value):
+    """An entity value as text; None for a missing one (None or NaN in a table)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)
+
+
+def _write_group_model(out, result: GroupModelResult, runs) -> list:
+    """``group/..._desc-groupmodel_metrics.tsv``: the leave-one-participant-out scores."""
+    from .bids.derivatives import group_derivative_path
+
+    first = runs[0]["entities"]
+    entities = {k: first.get(k) for k in ("task", "atlas", "seg", "scale")}
+    path = group_derivative_path(out, entities, suffix="metrics", extension=".tsv",
+                                 desc="groupmodel")
+    return [write_with_sidecar(path, write_tsv, result.table, {
+        "Sources": result.sources,
+        "Description": "One SAMBA model trained across participants, evaluated "
+                       "leave-one-participant-out: each row is a held-out participant's run, "
+                       "scored on its test block by the model trained on the other "
+                       "participants, beside the participant's own model.",
+        "median_pearson_r": {"Description": "median over BOLD parcels of the test-block "
+                                            "Pearson r of the group model"},
+        "participant_model_median_pearson_r": {
+            "Description": "the same for the participant's own model (participant level)"},
+        "TrainableParameters": result.n_parameters,
+        "DataParallelProcesses": result.processes,
+    })]
 
 
 def _group_outputs(config, runs, table, warned) -> list:

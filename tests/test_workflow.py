@@ -1,6 +1,9 @@
 """End-to-end participant level: synthetic GIFTI and NIfTI datasets, and the real ds-real-rest."""
 
 import json
+import os
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -185,6 +188,26 @@ def test_group_level(tmp_path, templates_dir):
     np.testing.assert_allclose(parcels["sd_pearson_r"], both.std(axis=0, ddof=1), atol=1e-5)
     assert (parcels["n_pearson_r"] == 2).all()
     assert parcels["mean_time_to_peak_s"].between(2, 12).all()
+    check_derivatives(out)
+    # --group-model: one model across participants, leave-one-participant-out, from the
+    # participant level's cached inputs; then the same under torchrun with two CPU processes
+    assert main(group_argv + ["--group-model"]) == 0
+    lopo_file = out / "group" / f"{prefix}_desc-groupmodel_metrics.tsv"
+    lopo = pd.read_csv(lopo_file, sep="\t")
+    assert list(lopo["participant_id"]) == ["sub-01", "sub-02"]
+    assert lopo["median_pearson_r"].between(-1, 1).all()
+    assert (lopo["n_training_participants"] == 1).all()
+    np.testing.assert_allclose(lopo["participant_model_median_pearson_r"],
+                               table["median_pearson_r"])
+    lopo_file.unlink()
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node", "2", "-m", "samba_bids", *group_argv, "--group-model"]
+    done = subprocess.run(torchrun, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(pd.read_csv(lopo_file, sep="\t")) == 2
+    sidecar = json.loads(lopo_file.with_suffix(".json").read_text())
+    assert sidecar["DataParallelProcesses"] == 2
     check_derivatives(out)
     # the group level refuses an output folder without participant outputs (exit 66)
     empty = tmp_path / "empty"

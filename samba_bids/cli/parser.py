@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mem-mb", "--mem_mb", "--mem", type=int, default=None, dest="mem_mb",
                    metavar="MB", help="memory budget in MB; the electrophysiology is "
                                       "streamed in chunks that fit it")
+    g.add_argument("--group-model", "--group_model", action="store_true", default=None,
+                   help="group level: also train one model across participants, evaluated "
+                        "leave-one-participant-out (data-parallel under torchrun)")
     g.add_argument("--overwrite", action="store_true", default=None,
                    help="replace outputs written with a different configuration")
     g.add_argument("--config-file", "--config_file", type=Path, default=None,
@@ -102,6 +105,7 @@ CONFIG_FIELDS = (
     "task_label", "bold_space", "modality", "repetition_time_s", "templates_dir",
     "ephys_atlas_scale", "bold_atlas_scale", "volume_trigger", "inverse_method", "confounds", "direction",
     "device", "seed", "max_epochs", "work_dir", "nprocs", "omp_nthreads", "mem_mb", "overwrite",
+    "group_model",
     "skip_bids_validation", "verbose",
 )
 

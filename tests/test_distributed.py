@@ -1,0 +1,127 @@
+"""Data-parallel training with torch.distributed (DDP, gloo backend, two CPU processes) and
+one model across runs (the group model's training)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from samba_bids.config import Config
+from samba_bids.model.wavelet import wavelet_band_features
+from samba_bids.training import concatenate_runs, fit_samba, make_windows, split_windows
+
+from .test_training import simulate
+
+#: No dropout, so that the gradients depend on the data only.
+SETTINGS = dict(hidden_size=8, gat_heads=2, k_spatial=2, k_functional=2, dropout=0.0,
+                max_epochs=2, patience=5, learning_rate=3e-3, window_trs=5, device="cpu",
+                mse_weight=0.1, seed=3)
+
+
+def _problem():
+    data = simulate(seed=4, n_src=5, n_bold=4, n_volumes=160)
+    features = wavelet_band_features(data["segments"], level=3)
+    split = data["split"]
+    split.train = split.train[:84]  # 80 windows of 5 targets: whole batches of 8
+    return features, data["bold"], split, data["src_xyz"], data["bold_xyz"]
+
+
+def _worker(rank, world, init_file, out_file):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    try:
+        torch.set_num_threads(1)
+        fit = fit_samba(*_problem(), Config(batch_size=4, **SETTINGS))
+        state = {k: v.detach().clone() for k, v in fit.model.state_dict().items()}
+        gathered = [None] * world
+        dist.all_gather_object(gathered, state)
+        if rank == 0:
+            torch.save({"states": gathered, "history": fit.history}, out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_equal_one_process_with_twice_the_batch(tmp_path):
+    """Two gloo processes with 4 windows each per step train the same model as one process
+    with 8 windows per step (DDP averages the gradients of equal shares), and both replicas
+    end identical."""
+    features, bold, split, src_xyz, bold_xyz = _problem()
+    n_train = len(make_windows(split.train, split.history, SETTINGS["window_trs"]))
+    assert n_train % 8 == 0, "the comparison needs whole batches of 8"
+    out_file = tmp_path / "ddp.pt"
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(out_file)), nprocs=2, join=True)
+    result = torch.load(out_file, weights_only=False)
+    replica0, replica1 = result["states"]
+    for key in replica0:
+        torch.testing.assert_close(replica0[key], replica1[key], rtol=0, atol=0)
+    torch.set_num_threads(1)
+    single = fit_samba(features, bold, split, src_xyz, bold_xyz,
+                       Config(batch_size=8, **SETTINGS))
+    reference = single.model.state_dict()
+    # the last epoch's update, as the scale: DDP must land where the single process does,
+    # up to float rounding (which AdamW amplifies for weights whose gradient is about 0)
+    one_epoch = fit_samba(features, bold, split, src_xyz, bold_xyz,
+                          Config(batch_size=8, **{**SETTINGS, "max_epochs": 1}))
+    keys = [k for k, v in reference.items() if v.is_floating_point()]
+
+    def distance(a, b):
+        return float(torch.sqrt(sum(((a[k].double() - b[k].double()) ** 2).sum() for k in keys)))
+
+    update = distance(reference, one_epoch.model.state_dict())
+    print(f"DDP vs one process: {distance(replica0, reference):.3g}; one epoch's update "
+          f"{update:.3g}")
+    assert update > 1e-3
+    assert distance(replica0, reference) < 0.05 * update
+    np.testing.assert_allclose(result["history"]["train_loss"], single.history["train_loss"],
+                               rtol=1e-4)
+    np.testing.assert_allclose(result["history"]["val_loss"], single.history["val_loss"],
+                               rtol=1e-4)
+
+
+def test_split_windows_never_cross_runs():
+    """Windows of concatenated runs stay inside their run; history before a run is absent."""
+    features, bold, split, _, _ = _problem()
+    short = features[:, :120], bold[:, :120]
+    split2 = type(split)(train=split.train[split.train < 60], validation=split.validation,
+                         test=split.test[split.test < 120], history=split.history,
+                         tr_s=split.tr_s)
+    cat_features, cat_bold, runs = concatenate_runs([(features, bold, split),
+                                                     (*short, split2)])
+    assert cat_features.shape[1] == 280 and cat_bold.shape[1] == 280
+    assert runs.offsets == [0, 160]
+    np.testing.assert_array_equal(runs.train, np.r_[split.train, split2.train + 160])
+    windows = split_windows(runs, "train", runs.history, 5)
+    first = make_windows(split.train, split.history, 5)
+    second = make_windows(split2.train, split.history, 5)
+    assert len(windows) == len(first) + len(second)
+    tail = windows[len(first):]
+    np.testing.assert_array_equal(tail, np.where(second >= 0, second + 160, -1))
+    assert ((tail == -1) | (tail >= 160)).all()  # never run 1's volumes
+    with pytest.raises(ValueError, match="TR"):
+        other_tr = type(split)(train=split.train, validation=split.validation,
+                               test=split.test, history=split.history, tr_s=1.0)
+        concatenate_runs([(features, bold, split), (features, bold, other_tr)])
+
+
+def test_one_model_across_runs_trains(tmp_path):
+    """fit_samba on two concatenated runs: finite losses, HRFs per BOLD parcel, and a
+    prediction of a third, unseen run from its own electrophysiology."""
+    from samba_bids.training import predict_run
+
+    runs = []
+    for seed in (5, 6):
+        data = simulate(seed=seed, n_src=5, n_bold=4, n_volumes=160)
+        runs.append((wavelet_band_features(data["segments"], level=3), data["bold"],
+                     data["split"]))
+    features, bold, split = concatenate_runs(runs)
+    fit = fit_samba(features, bold, split, np.zeros((5, 3)) + np.arange(5)[:, None],
+                    np.zeros((4, 3)) + np.arange(4)[:, None],
+                    Config(batch_size=8, **{**SETTINGS, "max_epochs": 3}))
+    assert np.isfinite(fit.history[["train_loss", "val_loss"]].to_numpy()).all()
+    held_out = simulate(seed=7, n_src=5, n_bold=4, n_volumes=160)
+    predicted = predict_run(fit.model, wavelet_band_features(held_out["segments"], level=3),
+                            history=split.history, window_trs=fit.window_trs)
+    assert predicted.shape == (4, 160) and np.isfinite(predicted).all()

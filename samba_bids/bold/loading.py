@@ -63,6 +63,30 @@ def _check_exists(path: Path) -> None:
         raise NoInputError(f"{path} does not exist; check the BOLD run selected for this pair.")
 
 
+def _load_bold_image(path: Path, image_class, kind: str, fix: str, expected: str):
+    """``nib.load`` of a BOLD run that must be an ``image_class``; clear errors otherwise.
+
+    Raises
+    ------
+    NoInputError
+        If the file does not exist.
+    DataError
+        If nibabel cannot read it (``fix`` says what to do) or it is another kind of image.
+    """
+    import nibabel as nib
+
+    _check_exists(path)
+    try:
+        img = nib.load(str(path))
+    except Exception as err:  # nibabel raises many types for unreadable headers
+        raise DataError(
+            f"{path.name} is not a readable {kind} file ({type(err).__name__}: {err}); {fix}."
+        ) from err
+    if not isinstance(img, image_class):
+        raise DataError(f"{path.name} is not a {kind} image; pass the run's {expected}.")
+    return img
+
+
 def _is_gifti(path: Path) -> bool:
     return path.name.endswith(".gii")
 
@@ -319,16 +343,9 @@ def load_volume_bold(file):
     import nibabel as nib
 
     path = Path(file)
-    _check_exists(path)
-    try:
-        img = nib.load(str(path))
-    except Exception as err:
-        raise DataError(
-            f"{path.name} is not a readable NIfTI file ({type(err).__name__}: {err}); "
-            "re-export the BOLD run."
-        ) from err
-    if not isinstance(img, nib.Nifti1Image):  # Nifti2Image subclasses Nifti1Image
-        raise DataError(f"{path.name} is not a NIfTI image; pass the run's _bold.nii(.gz).")
+    # Nifti2Image subclasses Nifti1Image
+    img = _load_bold_image(path, nib.Nifti1Image, "NIfTI", "re-export the BOLD run",
+                           "_bold.nii(.gz)")
     if len(img.shape) != 4:
         raise DataError(
             f"{path.name} has shape {img.shape}; a BOLD run must be 4-D (x, y, z, volumes)."
@@ -438,18 +455,7 @@ def load_cifti_bold(file, *, atlas=None):
     import nibabel as nib
 
     path = Path(file)
-    _check_exists(path)
-    try:
-        img = nib.load(str(path))
-    except Exception as err:
-        raise DataError(
-            f"{path.name} is not a readable CIFTI-2 file ({type(err).__name__}: {err}); "
-            f"{_CIFTI_FIX}."
-        ) from err
-    if not isinstance(img, nib.Cifti2Image):
-        raise DataError(
-            f"{path.name} is not a CIFTI-2 image; pass the run's _bold.dtseries.nii."
-        )
+    img = _load_bold_image(path, nib.Cifti2Image, "CIFTI-2", _CIFTI_FIX, "_bold.dtseries.nii")
     data, brain_models, tr_s = _cifti_series(img, path.name)
     if atlas is not None:
         from .parcellation import _check_brain_models

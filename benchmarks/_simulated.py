@@ -44,8 +44,9 @@ def simulated_inputs(out_dir, templates_dir=None, *, duration_s=600.0, n_channel
     """Simulate (or reuse) a dataset under ``out_dir``; return ``(inputs, truth, config)``.
 
     ``inputs`` is :class:`samba_bids.workflows.RunInputs` of sub-01; ``truth`` a dict with the
-    planted ``hrf`` frame, the ``noise_ceiling`` frame, the ``parameters`` sidecar and the truth
-    folder (``dir``).
+    planted ``hrf`` frame, the ``noise_ceiling`` frame, the ``parameters`` sidecar, the truth
+    folder (``dir``) and the ``noiseless`` and ``noisy`` parcel BOLD (arrays (M, V), in
+    ``inputs.atlas.names`` order).
     """
     out_dir = Path(out_dir)
     templates_dir = find_templates_dir(templates_dir)
@@ -79,4 +80,7 @@ def simulated_inputs(out_dir, templates_dir=None, *, duration_s=600.0, n_channel
         "parameters": json.loads((truth_dir / f"{label}_desc-truth_parameters.json")
                                  .read_text()),
     }
+    for kind in ("noiseless", "noisy"):  # (M, V) in the pipeline's parcel order
+        frame = pd.read_csv(truth_dir / f"{label}_desc-{kind}_timeseries.tsv", sep="\t")
+        truth[kind] = frame[[str(n) for n in inputs.atlas.names]].to_numpy().T
     return inputs, truth, config

@@ -108,6 +108,9 @@ class Config:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     mse_weight: float = 0.1
+    #: Early stopping on the validation block's windowed loss ("loss") or on the median over
+    #: BOLD parcels of the Pearson r over the whole validation block ("validation-r").
+    early_stopping: str = "loss"  # loss | validation-r
 
     def __post_init__(self):
         for name in ("bids_dir", "output_dir", "templates_dir", "work_dir"):
@@ -122,6 +125,7 @@ class Config:
         _check_choice("modality", self.modality, ("auto", "eeg", "meg"))
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
         _check_choice("rnn", self.rnn, ("lstm", "gru"))
+        _check_choice("early_stopping", self.early_stopping, ("loss", "validation-r"))
         _check_choice("direction", self.direction, ("ephys-to-bold", "bold-to-ephys", "both"))
         _check_choice("confounds", self.confounds, ("auto", "all", "none"))
         _check_choice("inverse_method", self.inverse_method, ("dSPM", "eLORETA", "MNE", "sLORETA"))

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .metrics import hrf_recovery, parcel_metrics, pooled_spearman, summarise
+from .metrics import _rowwise_pearson, hrf_recovery, parcel_metrics, pooled_spearman, summarise
 from .model.baselines import DEFAULT_ALPHAS, fit_ridge_baseline
 from .training import ABLATIONS, ablation_configs, fit_samba, predict_run
 
@@ -149,3 +149,55 @@ def compare_models(features, bold, split, src_centroids_mm, bold_centroids_mm, c
         if truth_hrf is not None:
             details["hrf_recovery"] = recovery_frames
     return table, predictions
+
+
+def simulation_ceilings(noiseless, noisy, observed, volumes) -> dict:
+    """What a perfect translator could score on simulated data, on the scored volumes.
+
+    The simulator's noise ceiling (:func:`samba_bids.simulate.simulate_dataset`) is the Pearson
+    correlation of the noiseless with the noisy parcel BOLD over the whole run. A model is
+    scored on the test block only, and on the BOLD as the pipeline cleaned it (confound
+    regression, detrending): on a short block of a slow signal, and after regressors that
+    correlate with it by chance, even the noiseless BOLD itself scores lower. This gives the
+    three figures, medians over parcels, so that test scores are read against the right one.
+
+    Parameters
+    ----------
+    noiseless, noisy : ndarray, shape (M, V)
+        The simulator's noiseless and noisy parcel BOLD (``derivatives/truth``), in the
+        pipeline's parcel order.
+    observed : ndarray, shape (M, V)
+        The parcel BOLD the models are scored against (after the pipeline's cleaning).
+    volumes : array_like of int
+        The scored volumes (the test block), 0-based.
+
+    Returns
+    -------
+    dict
+        ``noise_ceiling_run``: noiseless vs noisy, all volumes (the simulator's figure);
+        ``noise_ceiling_block``: noiseless vs noisy, on ``volumes``;
+        ``perfect_model_block``: noiseless vs ``observed`` on ``volumes`` (the score of a
+        model that predicts the noiseless BOLD exactly).
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or ``volumes`` holds fewer than 3 indices.
+    """
+    noiseless, noisy, observed = (np.asarray(a, dtype=float) for a in (noiseless, noisy,
+                                                                         observed))
+    if not noiseless.shape == noisy.shape == observed.shape or noiseless.ndim != 2:
+        raise ValueError(f"noiseless, noisy and observed must be (parcels, volumes) of one "
+                         f"shape; got {noiseless.shape}, {noisy.shape}, {observed.shape}.")
+    volumes = np.asarray(volumes, dtype=int)
+    if volumes.size < 3:
+        raise ValueError(f"need at least 3 scored volumes; got {volumes.size}.")
+
+    def median_r(a, b):
+        return float(np.nanmedian(_rowwise_pearson(a, b)))
+
+    return {
+        "noise_ceiling_run": median_r(noiseless, noisy),
+        "noise_ceiling_block": median_r(noiseless[:, volumes], noisy[:, volumes]),
+        "perfect_model_block": median_r(noiseless[:, volumes], observed[:, volumes]),
+    }

@@ -472,9 +472,12 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
         return pearson_loss(forward(x, mask=mask)[..., history:], y,
                             mse_weight=config.mse_weight)
 
+    val_score = None
+    if getattr(config, "early_stopping", "loss") == "validation-r":
+        val_score = _block_r_score(model, features, bold, split, history, window, device)
     history_frame, best_epoch, best_loss = _train_epochs(
         model, batch_loss, train_windows, val_windows, config, rng, progress=progress,
-        desc="SAMBA")
+        desc="SAMBA", val_score=val_score)
     model.to("cpu").eval()
     logger.info("SAMBA: best validation loss %.4f at epoch %d of %d", best_loss, best_epoch,
                 len(history_frame))
@@ -687,7 +690,7 @@ def predict_reverse(model, bold, *, window_trs: int, device="cpu",
 
 
 def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
-                  progress=False, desc="SAMBA"):
+                  progress=False, desc="SAMBA", val_score=None):
     """Epochs of AdamW over shuffled training windows, early stopping on the validation loss.
 
     Inside a torch.distributed process group each batch of ``batch_size`` windows per process
@@ -698,11 +701,14 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
 
     ``batch_loss(windows) -> scalar Tensor`` computes the loss of a batch of windows with the
     model in its current mode. The model ends holding the best validation epoch's weights.
+    ``val_score() -> float`` (optional; higher is better, the model in eval mode) replaces the
+    validation loss as the early-stopping criterion.
 
     Returns
     -------
     history : pandas.DataFrame
-        ``epoch``, ``train_loss``, ``val_loss``, ``seconds`` per epoch.
+        ``epoch``, ``train_loss``, ``val_loss``, ``seconds`` per epoch (and ``val_score``
+        with ``val_score``).
     best_epoch : int
     best_loss : float
 
@@ -718,6 +724,7 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
     world, rank = _distributed()
     rows = []
     best_loss, best_epoch, best_state, stale = np.inf, 0, None, 0
+    best_criterion = np.inf
     bar = tqdm(range(1, int(config.max_epochs) + 1), desc=desc, unit="epoch",
                disable=not progress, leave=False)
     for epoch in bar:
@@ -744,6 +751,7 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
                            * len(val_windows[first:first + batch_size])
                            for first in range(0, len(val_windows), batch_size))
         val_loss /= len(val_windows)
+        score = float(val_score()) if val_score is not None else np.nan
         if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
             raise FloatingPointError(
                 f"{desc} training diverged at epoch {epoch} (train loss {train_loss}, "
@@ -751,9 +759,10 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
                 f"{config.learning_rate}).")
         seconds = time.perf_counter() - start
         rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                     "seconds": seconds})
-        if val_loss < best_loss:
-            best_loss, best_epoch, stale = val_loss, epoch, 0
+                     "val_score": score, "seconds": seconds})
+        criterion = -score if val_score is not None else val_loss
+        if criterion < best_criterion:
+            best_criterion, best_loss, best_epoch, stale = criterion, val_loss, epoch, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
                                         model.state_dict().items()})
         else:
@@ -762,13 +771,38 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
         logger.debug("epoch %d: train %.4f, validation %.4f (%.2f s)", epoch, train_loss,
                      val_loss, seconds)
         if stale >= int(config.patience):
-            logger.info("early stop at epoch %d: no better validation loss for %d epochs",
-                        epoch, stale)
+            logger.info("early stop at epoch %d: no better validation %s for %d epochs",
+                        epoch, "loss" if val_score is None else "score", stale)
             break
     bar.close()
     model.load_state_dict(best_state)
-    history = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss", "seconds"])
+    columns = ["epoch", "train_loss", "val_loss", "seconds"]
+    if val_score is not None:
+        columns.insert(3, "val_score")
+    history = pd.DataFrame(rows, columns=columns)
     return history, best_epoch, float(best_loss)
+
+
+def _block_r_score(model, features, bold, split, history, window, device):
+    """``score() -> float``: median over BOLD parcels of the Pearson r of the predicted and
+    observed BOLD over the whole validation block (the test metric, on validation volumes).
+
+    The run is predicted as :func:`predict_run` predicts it (windows tiling the run, zero
+    history before the recording); only validation volumes are scored. For runs concatenated
+    by :func:`concatenate_runs`, each run is predicted on its own."""
+    from .metrics import _rowwise_pearson
+
+    volumes = np.asarray(split.validation, dtype=int)
+    starts = list(getattr(split, "offsets", [0])) + [features.shape[1]]
+
+    def score() -> float:
+        predicted = np.concatenate([
+            predict_run(model, features[:, a:b], history=history, window_trs=window,
+                        device=device) for a, b in zip(starts[:-1], starts[1:])], axis=1)
+        r = _rowwise_pearson(predicted[:, volumes], np.asarray(bold)[:, volumes])
+        return float(np.nanmedian(r))
+
+    return score
 
 
 def _mean_over_processes(value: float, world: int) -> float:

@@ -4,6 +4,12 @@ The default dataset (10 min, 64 channels) is evaluated by ``benchmarks/evaluate_
 this is the same evaluation on 7 minutes of 32-channel EEG and 100 BOLD parcels, with a smaller
 window and at most 60 epochs (about 5 minutes on 2 CPU cores). Every model is
 selected on the validation block and scored on the test block only.
+
+The BOLD is read without confound regression (``confounds="none"``): the simulated confounds
+are random series that are not in the BOLD, so regressing them out only removes signal that
+correlates with them by chance. With the default strategy ("auto": 12 motion columns, CSF,
+white matter) even the noiseless BOLD itself scores 0.57 on this test block, below issue 3's
+target of 0.8 x 0.80 (measured 2026-11-22; see :func:`samba_bids.evaluation.simulation_ceilings`).
 """
 
 import numpy as np
@@ -11,7 +17,8 @@ import pytest
 
 from samba_bids.bids.layout import collect_pairs, index_dataset
 from samba_bids.config import Config
-from samba_bids.evaluation import compare_models
+from samba_bids.evaluation import compare_models, simulation_ceilings
+from samba_bids.metrics import parcel_metrics
 from samba_bids.simulate import simulate_dataset
 from samba_bids.workflows import prepare_run
 
@@ -27,7 +34,7 @@ def evaluation(tmp_path_factory, templates_dir):
                                 bold_scale=100, spaces=("fsaverage5",), seed=0)
     config = Config(bids_dir=bids_dir, templates_dir=templates_dir, volume_trigger="Volume",
                     bold_space="fsaverage5", bold_atlas_scale=100, window_trs=10,
-                    max_epochs=60, patience=10, device="cpu")
+                    max_epochs=60, patience=10, device="cpu", confounds="none")
     layout = index_dataset(bids_dir, {"preproc": bids_dir / "derivatives" / "preproc"},
                            root / "work")
     pair = collect_pairs(layout, participant_label=["01"], bold_space="fsaverage5")[0]
@@ -37,30 +44,50 @@ def evaluation(tmp_path_factory, templates_dir):
         inputs.features, inputs.observed, inputs.split, inputs.parcels.centroids_mm,
         inputs.atlas.centroids_mm, config, tr_s=inputs.tr_s, names=inputs.atlas.names,
         truth_hrf=truth_hrf, n_null=200)
-    ceiling = _tsv(_truth(bids_dir) / f"{PREFIX}_desc-noiseceiling_metrics.tsv")
+    names = [str(n) for n in inputs.atlas.names]
+    noiseless, noisy = (
+        _tsv(_truth(bids_dir) / f"{PREFIX}_desc-{kind}_timeseries.tsv")[names].to_numpy().T
+        for kind in ("noiseless", "noisy"))
+    bounds = simulation_ceilings(noiseless, noisy, inputs.observed, inputs.split.test)
     print(table.to_string())
-    return table.set_index("model"), float(np.median(ceiling["noise_ceiling_r"]))
+    print(bounds)
+    return dict(table=table.set_index("model"), bounds=bounds, inputs=inputs, noisy=noisy,
+                names=names)
+
+
+def test_pipeline_reads_the_simulated_bold(evaluation):
+    """Without confound regression the pipeline's parcel BOLD is the simulator's noisy parcel
+    BOLD (up to the small per-vertex noise, the linear detrending and the standardisation), so
+    a perfect translator would score the noise ceiling of the test block."""
+    inputs, bounds = evaluation["inputs"], evaluation["bounds"]
+    every = np.arange(inputs.observed.shape[1])
+    agreement = parcel_metrics(inputs.observed, evaluation["noisy"], every, evaluation["names"])
+    assert agreement["pearson_r"].median() > 0.99
+    assert agreement["pearson_r"].min() > 0.9  # detrending removes a parcel's linear trend
+    assert bounds["perfect_model_block"] == pytest.approx(bounds["noise_ceiling_block"],
+                                                          abs=0.01)
+    assert bounds["noise_ceiling_run"] == pytest.approx(0.8, abs=0.02)
 
 
 def test_samba_translates_and_needs_its_graphs(evaluation):
-    """What holds on the reduced dataset (measured 2026-11-22: SAMBA 0.150, no-graph 0.049,
-    ridge 0.169, median noise ceiling 0.80)."""
-    table, ceiling = evaluation
+    """What holds on the reduced dataset (measured 2026-11-22: see the table in the README,
+    'Simulated data with ground truth')."""
+    table, bounds = evaluation["table"], evaluation["bounds"]
     samba = table.loc["samba", "median_pearson_r"]
-    assert 0.1 < samba < ceiling
+    assert 0.1 < samba < bounds["perfect_model_block"]
     assert table.loc["ridge", "median_pearson_r"] > 0.1
-    # the dense N -> M map (no graph modules) overfits 130 training volumes
+    # the dense N -> M map (no graph modules) overfits 124 training volumes
     assert table.loc["no-graph", "median_pearson_r"] < samba - 0.05
     # learned HRFs stay near the canonical one: time-to-peak error below the planted spread
     assert table.loc["samba", "median_ttp_abs_error_s"] < 1.5
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3's targets are not met yet: see the README, "
+@pytest.mark.xfail(strict=True, reason="issue 3's targets are not met: see the README, "
                                       "'Simulated data with ground truth'")
 def test_issue_acceptance_targets(evaluation):
-    table, ceiling = evaluation
+    table, bounds = evaluation["table"], evaluation["bounds"]
     samba = table.loc["samba", "median_pearson_r"]
-    assert samba >= 0.8 * ceiling
+    assert samba >= 0.8 * bounds["noise_ceiling_run"]
     assert samba >= table.loc["ridge", "median_pearson_r"] + 0.05
     assert table.loc["samba", "median_ttp_abs_error_s"] <= 1.0
     for ablation in ("no-wavelet-attention", "no-graph", "fixed-hrf"):

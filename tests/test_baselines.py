@@ -8,7 +8,7 @@ import pytest
 from scipy.signal import lfilter
 
 from samba_bids.config import Config
-from samba_bids.evaluation import MODEL_NAMES, compare_models
+from samba_bids.evaluation import MODEL_NAMES, compare_models, simulation_ceilings
 from samba_bids.metrics import parcel_metrics
 from samba_bids.model.baselines import canonical_kernel, fit_ridge_baseline
 from samba_bids.model.wavelet import wavelet_band_features
@@ -139,3 +139,37 @@ def test_compare_models_structure():
         compare_models(features, data["bold"], data["split"], data["src_xyz"],
                        data["bold_xyz"], config, tr_s=2.0, names=list("abcd"),
                        models=["lasso"])
+
+
+def test_simulation_ceilings_known_answers():
+    """White signal: the block ceiling equals the run ceiling's expectation sqrt(s/(1+s));
+    a slow signal scores lower on a short block; cleaning that removes signal lowers the
+    perfect model's score, and a perfect model on the noiseless BOLD itself scores 1."""
+    rng = np.random.default_rng(0)
+    snr = 16.0 / 9.0
+    n_parcels, n_volumes = 400, 2000
+    white = rng.normal(size=(n_parcels, n_volumes))
+    noisy = white + rng.normal(size=white.shape) / np.sqrt(snr)
+    block = np.arange(1000, 1300)
+    out = simulation_ceilings(white, noisy, noisy, block)
+    assert out["noise_ceiling_run"] == pytest.approx(np.sqrt(snr / (1 + snr)), abs=0.01)
+    assert out["noise_ceiling_block"] == pytest.approx(0.8, abs=0.02)
+    assert out["perfect_model_block"] == pytest.approx(out["noise_ceiling_block"])
+    assert simulation_ceilings(white, noisy, white, block)["perfect_model_block"] == 1.0
+    # a slow signal (AR(1), 0.98) of the same SNR: short blocks hold little of its variance
+    slow = lfilter([1.0], [1.0, -0.98], rng.normal(size=(n_parcels, n_volumes)), axis=1)
+    slow /= slow.std(axis=1, keepdims=True)
+    noisy = slow + rng.normal(size=slow.shape) / np.sqrt(snr)
+    out = simulation_ceilings(slow, noisy, noisy, np.arange(1000, 1040))
+    assert out["noise_ceiling_run"] == pytest.approx(0.8, abs=0.03)
+    assert out["noise_ceiling_block"] < out["noise_ceiling_run"] - 0.1
+    # regressing out a chance-correlated slow regressor removes signal: lower than noisy
+    drift = lfilter([1.0], [1.0, -0.98], rng.normal(size=n_volumes))[None]
+    beta = (noisy @ drift.T) / (drift @ drift.T)
+    cleaned = noisy - beta * drift
+    out_cleaned = simulation_ceilings(slow, noisy, cleaned, np.arange(n_volumes))
+    assert out_cleaned["perfect_model_block"] < out_cleaned["noise_ceiling_block"]
+    with pytest.raises(ValueError, match="one shape"):
+        simulation_ceilings(slow, noisy[:, 1:], cleaned, block)
+    with pytest.raises(ValueError, match="at least 3"):
+        simulation_ceilings(slow, noisy, cleaned, [1, 2])

@@ -9,6 +9,7 @@ import torch
 from scipy import stats
 
 from samba_bids.config import Config
+from samba_bids.errors import UsageError
 from samba_bids.metrics import parcel_metrics
 from samba_bids.model.wavelet import wavelet_band_features
 from samba_bids.training import (
@@ -167,6 +168,24 @@ def test_early_stopping(small_data):
     n_epochs = len(fit.history)
     assert n_epochs < 30
     assert n_epochs == fit.best_epoch + 1
+
+
+def test_early_stopping_on_validation_block_r(small_data):
+    """``early_stopping="validation-r"`` keeps the epoch whose prediction of the validation
+    block correlates best with it (median over parcels); training itself is unchanged."""
+    by_loss = _fit(small_data, max_epochs=5, patience=10)
+    fit = _fit(small_data, max_epochs=5, patience=10, early_stopping="validation-r")
+    np.testing.assert_allclose(fit.history["train_loss"], by_loss.history["train_loss"],
+                               rtol=1e-6)
+    assert fit.best_epoch == int(fit.history["val_score"].idxmax()) + 1
+    split = small_data["split"]
+    predicted = predict_run(fit.model, small_data["features"], history=split.history,
+                            window_trs=fit.window_trs)
+    r = parcel_metrics(predicted, small_data["bold"], split.validation,
+                       [str(m) for m in range(small_data["bold"].shape[0])])["pearson_r"]
+    assert float(r.median()) == pytest.approx(fit.history["val_score"].max(), abs=1e-5)
+    with pytest.raises(UsageError, match="early_stopping must be one of"):
+        Config(early_stopping="test-r")
 
 
 def test_same_seed_same_result(small_data):

@@ -259,6 +259,11 @@ def record_config(config: Config) -> Path:
     with FileLock(str(path.parent / ".config.json.lock")):
         if path.is_file():
             previous = json.loads(path.read_text()).get("Settings", {})
+            # a setting added by a newer version is absent from older files: at its default
+            # it changes nothing those outputs were made with
+            defaults = _settings(Config())
+            previous = {**{k: defaults[k] for k in set(settings) - set(previous)
+                           if k in defaults}, **previous}
             differ = sorted(k for k in set(settings) | set(previous)
                             if settings.get(k) != previous.get(k))
             if not differ:

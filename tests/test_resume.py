@@ -145,3 +145,20 @@ def test_three_parallel_jobs_one_output_dir(dataset, tmp_path, templates_dir):
     # each job indexed the dataset into its own pybids database
     assert len(list((work / "pybids_db").iterdir())) == 3
     check_derivatives(out)
+
+
+def test_settings_added_later_compare_at_their_default(tmp_path):
+    """An OUTPUT_DIR made by an older version lacks settings added since: at their default they
+    are accepted, set otherwise they are refused like any other change."""
+    from samba_bids.config import Config
+    from samba_bids.errors import UsageError
+    from samba_bids.workflows import record_config
+
+    config = Config(output_dir=tmp_path / "out")
+    path = record_config(config)
+    stored = json.loads(path.read_text())
+    del stored["Settings"]["early_stopping"]  # as written before the setting existed
+    path.write_text(json.dumps(stored))
+    assert record_config(config) == path
+    with pytest.raises(UsageError, match=r"early_stopping \('loss' -> 'validation-r'\)"):
+        record_config(Config(output_dir=tmp_path / "out", early_stopping="validation-r"))

@@ -75,6 +75,25 @@ def test_dockerfile_contents():
     assert "%environment" in definition and "SAMBA_TEMPLATES=/opt/templates" in definition
 
 
+def test_constraints_pin_every_requirement():
+    """The image pins every package the base install needs (``install_requires``; torch comes
+    from the base image or the Dockerfile), so a plain ``pip install .`` and the image agree
+    on what is installed (the simulator's BrainVision writer, pybv, was once only in the test
+    extra, and the README's demo failed on a fresh install)."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    required = {re.split(r"[<>=;! ]", line.strip())[0].lower()
+                for line in setup["options"]["install_requires"].splitlines()
+                if line.strip() and "python_version" not in line}
+    pinned = {line.split("==")[0].lower()
+              for line in (ROOT / "docker" / "constraints.txt").read_text().splitlines()
+              if line and not line.startswith("#")}
+    assert "pybv" in required
+    assert required - {"torch"} <= pinned, sorted(required - {"torch"} - pinned)
+
+
 def test_entrypoint_read_only_home(tmp_path):
     """``samba-bids --version`` with HOME unwritable: every cache lands under TMPDIR."""
     env = _clean_env(tmp_path)

@@ -201,3 +201,73 @@ def simulation_ceilings(noiseless, noisy, observed, volumes) -> dict:
         "noise_ceiling_block": median_r(noiseless[:, volumes], noisy[:, volumes]),
         "perfect_model_block": median_r(noiseless[:, volumes], observed[:, volumes]),
     }
+
+
+def summarise_seeds(tables, *, reference: str = "samba",
+                    column: str = "median_pearson_r") -> pd.DataFrame:
+    """Summarise :func:`compare_models` tables of independent simulated subjects.
+
+    One test block of a short run is a noisy yardstick: on the default simulation, the median
+    test r of one model differs by about 0.1 between 41-volume blocks of the same run. Tables
+    from independently simulated subjects (one per seed) give each model's mean score with its
+    standard error, and the paired difference from a reference model, subject by subject, with
+    its standard error: the figures a claim "A scores above B" should be read against.
+
+    Parameters
+    ----------
+    tables : sequence of pandas.DataFrame
+        :func:`compare_models` tables (``model`` column or index, and ``column``), one per
+        simulated subject; at least one.
+    reference : str
+        Model the paired differences are taken from (``model - reference``).
+    column : str
+        The score compared.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model (the first table's order): ``model``, ``n``, ``mean``, ``sd`` and
+        ``sem`` of ``column`` over subjects; ``diff_mean`` and ``diff_sem`` of the paired
+        difference from ``reference`` (0 for the reference itself), and ``n_below`` (subjects
+        in which the model scored below the reference). SD and SEM are NaN with one subject.
+
+    Raises
+    ------
+    ValueError
+        If ``tables`` is empty, a table lacks ``column``, or a model (or the reference) is
+        missing from a table.
+    """
+    if len(tables) == 0:
+        raise ValueError("need at least one table.")
+    frames = []
+    for i, table in enumerate(tables):
+        frame = table.set_index("model") if "model" in table.columns else table
+        if column not in frame.columns:
+            raise ValueError(f"table {i} has no column {column!r}.")
+        frames.append(frame[column].astype(float))
+    models = list(frames[0].index)
+    if reference not in models:
+        raise ValueError(f"reference model {reference!r} is not in the tables "
+                         f"({', '.join(models)}).")
+    for i, frame in enumerate(frames):
+        missing = sorted(set(models) - set(frame.index))
+        if missing:
+            raise ValueError(f"table {i} lacks model(s) {', '.join(missing)}.")
+    scores = pd.DataFrame({i: frame[models] for i, frame in enumerate(frames)})  # models x n
+    n = scores.shape[1]
+    diff = scores - scores.loc[reference]
+
+    def sem(values):
+        return values.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else values.iloc[:, 0] * np.nan
+
+    out = pd.DataFrame({
+        "model": models,
+        "n": n,
+        "mean": scores.mean(axis=1).to_numpy(),
+        "sd": (scores.std(axis=1, ddof=1) if n > 1 else scores.iloc[:, 0] * np.nan).to_numpy(),
+        "sem": sem(scores).to_numpy(),
+        "diff_mean": diff.mean(axis=1).to_numpy(),
+        "diff_sem": sem(diff).to_numpy(),
+        "n_below": (diff < 0).sum(axis=1).to_numpy(),
+    })
+    return out

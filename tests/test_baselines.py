@@ -8,7 +8,12 @@ import pytest
 from scipy.signal import lfilter
 
 from samba_bids.config import Config
-from samba_bids.evaluation import MODEL_NAMES, compare_models, simulation_ceilings
+from samba_bids.evaluation import (
+    MODEL_NAMES,
+    compare_models,
+    simulation_ceilings,
+    summarise_seeds,
+)
 from samba_bids.metrics import parcel_metrics
 from samba_bids.model.baselines import canonical_kernel, fit_ridge_baseline
 from samba_bids.model.wavelet import wavelet_band_features
@@ -173,3 +178,39 @@ def test_simulation_ceilings_known_answers():
         simulation_ceilings(slow, noisy[:, 1:], cleaned, block)
     with pytest.raises(ValueError, match="at least 3"):
         simulation_ceilings(slow, noisy, cleaned, [1, 2])
+
+
+def test_summarise_seeds_known_answers():
+    """Means, SDs and paired differences over subjects, against numbers computed by hand."""
+    scores = {"samba": [0.30, 0.40, 0.50], "ridge": [0.20, 0.45, 0.31],
+              "no-graph": [0.10, 0.20, 0.30]}
+    tables = [pd.DataFrame({"model": list(scores), "median_pearson_r":
+                            [scores[m][i] for m in scores], "best_epoch": 1.0})
+              for i in range(3)]
+    out = summarise_seeds(tables).set_index("model")
+    assert list(out.index) == ["samba", "ridge", "no-graph"]
+    assert out.loc["samba", "mean"] == pytest.approx(0.4)
+    assert out.loc["samba", "sd"] == pytest.approx(0.1)
+    assert out.loc["samba", "sem"] == pytest.approx(0.1 / np.sqrt(3))
+    # ridge - samba: -0.10, +0.05, -0.19 -> mean -0.08, SD 0.1212, one subject above
+    diff = np.array([-0.10, 0.05, -0.19])
+    assert out.loc["ridge", "diff_mean"] == pytest.approx(diff.mean())
+    assert out.loc["ridge", "diff_sem"] == pytest.approx(diff.std(ddof=1) / np.sqrt(3))
+    assert out.loc["ridge", "n_below"] == 2
+    # a constant offset: paired SEM 0 although the scores themselves vary
+    assert out.loc["no-graph", "diff_mean"] == pytest.approx(-0.2)
+    assert out.loc["no-graph", "diff_sem"] == pytest.approx(0.0, abs=1e-12)
+    assert out.loc["no-graph", "n_below"] == 3
+    assert out.loc["samba", "diff_mean"] == 0 and out.loc["samba", "n_below"] == 0
+    # model as the index works too; one subject has no spread
+    single = summarise_seeds([tables[0].set_index("model")]).set_index("model")
+    assert single.loc["ridge", "diff_mean"] == pytest.approx(-0.1)
+    assert np.isnan(single.loc["ridge", "sem"]) and np.isnan(single.loc["ridge", "diff_sem"])
+    with pytest.raises(ValueError, match="at least one"):
+        summarise_seeds([])
+    with pytest.raises(ValueError, match="lacks model"):
+        summarise_seeds([tables[0], tables[1].iloc[:2]])
+    with pytest.raises(ValueError, match="reference model"):
+        summarise_seeds(tables, reference="oracle")
+    with pytest.raises(ValueError, match="no column"):
+        summarise_seeds(tables, column="pooled_spearman")

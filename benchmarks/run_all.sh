@@ -8,3 +8,4 @@ python benchmarks/bench_hrf_convolution.py
 python benchmarks/bench_memory.py --templates-dir "$templates"
 python benchmarks/bench_training.py --templates-dir "$templates"
 python benchmarks/evaluate_simulation.py --templates-dir "$templates"
+python benchmarks/learning_curve.py --templates-dir "$templates"

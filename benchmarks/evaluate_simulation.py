@@ -13,8 +13,8 @@ correlate with the signal by chance. The BOLD is read without confound regressio
 ``--confounds auto`` (the pipeline's default) is given: the simulated confounds are not in the
 BOLD.
 
-One 41-volume test block is a noisy yardstick (a model's median test r moves by about 0.1
-from one block of a run to the next), so the evaluation runs on several independently simulated
+One 41-volume test block is a noisy yardstick (a model's median test r moves by 0.15-0.22
+between 41-volume pieces of one long run: ``learning_curve.py``), so the evaluation runs on several independently simulated
 subjects (``--seeds``, default 0 1 2) and prints, besides each subject's table, every model's
 mean over subjects and its paired difference from SAMBA with the standard error
 (:func:`samba_bids.evaluation.summarise_seeds`); the acceptance checks read the means. Each

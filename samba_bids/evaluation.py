@@ -208,7 +208,8 @@ def summarise_seeds(tables, *, reference: str = "samba",
     """Summarise :func:`compare_models` tables of independent simulated subjects.
 
     One test block of a short run is a noisy yardstick: on the default simulation, the median
-    test r of one model differs by about 0.1 between 41-volume blocks of the same run. Tables
+    test r of one model differs by 0.15-0.22 between 41-volume pieces of one long run
+    (``benchmarks/learning_curve.py``). Tables
     from independently simulated subjects (one per seed) give each model's mean score with its
     standard error, and the paired difference from a reference model, subject by subject, with
     its standard error: the figures a claim "A scores above B" should be read against.

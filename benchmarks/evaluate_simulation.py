@@ -14,9 +14,10 @@ correlate with the signal by chance. The BOLD is read without confound regressio
 BOLD.
 
 One 41-volume test block is a noisy yardstick (a model's median test r moves by 0.15-0.22
-between 41-volume pieces of one long run: ``learning_curve.py``), so the evaluation runs on several independently simulated
-subjects (``--seeds``, default 0 1 2) and prints, besides each subject's table, every model's
-mean over subjects and its paired difference from SAMBA with the standard error
+between 41-volume pieces of one long run: ``learning_curve.py``), so the evaluation runs on
+several independently simulated subjects (``--seeds``, default 0 1 2) and prints, besides each
+subject's table, every model's mean over subjects and its paired difference from SAMBA with the
+standard error
 (:func:`samba_bids.evaluation.summarise_seeds`); the acceptance checks read the means. Each
 subject's results are stored under ``OUT_DIR/results/<key>`` (the key hashes the settings and
 the package's source), so an interrupted evaluation resumes.
@@ -142,8 +143,12 @@ def cached_evaluate_seed(args, seed):
         return result
     result = evaluate_seed(args, seed)
     folder.mkdir(parents=True, exist_ok=True)
-    result["table"].to_csv(table_path, sep="\t", index=False)
-    extra_path.write_text(json.dumps({k: v for k, v in result.items() if k != "table"}))
+    for path, text in ((table_path, result["table"].to_csv(sep="\t", index=False)),
+                       (extra_path, json.dumps({k: v for k, v in result.items()
+                                                if k != "table"}))):
+        partial = path.with_name(f".tmp-{path.name}")  # whole files only: a rerun reuses them
+        partial.write_text(text)
+        partial.replace(path)
     return result
 
 

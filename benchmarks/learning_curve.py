@@ -86,8 +86,9 @@ def main(argv=None) -> int:
           f"{len(test)}, validation block {len(validation)}, gaps {gap}; prepared in "
           f"{time.perf_counter() - start:.0f} s")
     low, high = piece_range(truth["noiseless"], observed, test)
-    print(f"perfect translator (noiseless BOLD): {median_r(truth['noiseless'], observed, test):.3f} "
-          f"on the test block; {PIECE}-volume pieces {low:.3f}-{high:.3f}")
+    perfect = median_r(truth["noiseless"], observed, test)
+    print(f"perfect translator (noiseless BOLD): {perfect:.3f} on the test block; "
+          f"{PIECE}-volume pieces {low:.3f}-{high:.3f}")
     print("model  train_volumes  median_r_test_block  pieces_min  pieces_max  detail")
     for n_train in lengths:
         train = np.arange(validation[0] - gap - n_train, validation[0] - gap)

@@ -258,17 +258,14 @@ def summarise_seeds(tables, *, reference: str = "samba",
     n = scores.shape[1]
     diff = scores - scores.loc[reference]
 
-    def sem(values):
-        return values.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else values.iloc[:, 0] * np.nan
-
-    out = pd.DataFrame({
+    sd = scores.std(axis=1, ddof=1)  # NaN with one subject
+    return pd.DataFrame({
         "model": models,
         "n": n,
         "mean": scores.mean(axis=1).to_numpy(),
-        "sd": (scores.std(axis=1, ddof=1) if n > 1 else scores.iloc[:, 0] * np.nan).to_numpy(),
-        "sem": sem(scores).to_numpy(),
+        "sd": sd.to_numpy(),
+        "sem": (sd / np.sqrt(n)).to_numpy(),
         "diff_mean": diff.mean(axis=1).to_numpy(),
-        "diff_sem": sem(diff).to_numpy(),
+        "diff_sem": (diff.std(axis=1, ddof=1) / np.sqrt(n)).to_numpy(),
         "n_below": (diff < 0).sum(axis=1).to_numpy(),
     })
-    return out

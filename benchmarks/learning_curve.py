@@ -36,7 +36,7 @@ from _simulated import add_arguments, simulated_inputs  # noqa: E402
 
 from samba_bids.alignment import Split  # noqa: E402
 from samba_bids.config import Config  # noqa: E402
-from samba_bids.metrics import _rowwise_pearson  # noqa: E402
+from samba_bids.metrics import pearson_r  # noqa: E402
 from samba_bids.model.baselines import fit_ridge_baseline  # noqa: E402
 from samba_bids.training import fit_samba, predict_run  # noqa: E402
 
@@ -46,7 +46,7 @@ PIECE = 41
 
 def median_r(predicted, observed, volumes) -> float:
     """Median over parcels of the Pearson r on ``volumes``."""
-    return float(np.nanmedian(_rowwise_pearson(predicted[:, volumes], observed[:, volumes])))
+    return float(np.nanmedian(pearson_r(predicted[:, volumes], observed[:, volumes])))
 
 
 def piece_range(predicted, observed, test) -> tuple[float, float]:

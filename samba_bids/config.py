@@ -21,96 +21,152 @@ except ModuleNotFoundError:  # pragma: no cover
 
 from .errors import UsageError
 
-#: Fields that describe where things are, not how they are computed (excluded from the digest).
-#: Resources (threads, memory, the chunk length that ``mem_mb`` lowers: chunked and whole
-#: results are equal to float precision) and ``overwrite`` do not change results either.
-_LOCATION_FIELDS = ("bids_dir", "output_dir", "work_dir", "templates_dir", "nprocs",
-                    "omp_nthreads", "mem_mb", "chunk_s", "overwrite", "group_model",
-                    "verbose")
+#: The sections of the configuration, in the order of DESIGN.md's data flow. A field's section
+#: is in its metadata (:func:`setting`).
+#:
+#: - ``execution``: where things are and what is selected (locations, participant/session/task
+#:   filters, the BOLD space, the level), and run control (validation, overwrite, verbosity).
+#:   A cohort's array jobs differ in these and still write into one OUTPUT_DIR.
+#: - ``resources``: threads, memory, the device and the streaming chunk length: they change
+#:   how fast a result comes, not the result (chunked and whole results are equal to float
+#:   precision; CPU and CUDA agree within tolerance).
+#: - ``ephys``, ``bold``, ``split``, ``model``, ``training``: the settings that make the outputs,
+#:   by the stage that reads them.
+SECTIONS = ("execution", "resources", "ephys", "bold", "split", "model", "training")
+#: The sections whose settings change results: the run's identity (:meth:`Config.digest`, the
+#: ``ConfigDigest`` of the model sidecars, ``logs/config.json``).
+RESULT_SECTIONS = ("ephys", "bold", "split", "model", "training")
+#: The sections :func:`samba_bids.workflows.participant.prepare_run` reads: its cache key
+#: (changing a model or training setting reuses the prepared inputs).
+PREPARE_SECTIONS = ("ephys", "bold", "split")
+
+#: The allowed values of every setting that has a fixed list (the parser, the Config check and
+#: the stages read them from here).
+CHOICES = {
+    "analysis_level": ("participant", "group"),
+    "modality": ("auto", "eeg", "meg"),
+    "device": ("auto", "cpu", "cuda"),
+    "rnn": ("lstm", "gru"),
+    "early_stopping": ("loss", "validation-r"),
+    "direction": ("ephys-to-bold", "bold-to-ephys", "both"),
+    "confounds": ("auto", "all", "none"),
+    "inverse_method": ("dSPM", "eLORETA", "MNE", "sLORETA"),
+    "ephys_atlas_scale": (100, 200, 400),
+    "bold_atlas_scale": (100, 200, 400),
+}
+
+
+def setting(default=dataclasses.MISSING, *, section: str, factory=dataclasses.MISSING):
+    """A :class:`Config` field that belongs to ``section`` (one of :data:`SECTIONS`)."""
+    if section not in SECTIONS:  # pragma: no cover - a programming error
+        raise ValueError(f"unknown section {section!r}")
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"section": section})
+    return field(default=default, metadata={"section": section})
+
+
+def check_option(name: str, value, allowed, *, error=UsageError):
+    """Raise ``error`` naming the setting and its allowed values when ``value`` is not one.
+
+    As MNE's ``mne.utils._check_option``: one guard for every option with a fixed list.
+
+    Raises
+    ------
+    UsageError
+        (or ``error``) if ``value`` is not in ``allowed``.
+    """
+    if value not in allowed:
+        raise error(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}.")
+    return value
 
 
 @dataclass
 class Config:
-    """Resolved settings of one run.
+    """Resolved settings of one run, in sections (:data:`SECTIONS`).
 
-    Locations are :class:`pathlib.Path`; times in s, frequencies in Hz.
+    Locations are :class:`pathlib.Path`; times in s, frequencies in Hz. The fields stay flat
+    (``config.learning_rate``; TOML files may use flat keys or tables) and each names its
+    section in its metadata: :meth:`settings` and :meth:`digest` read them.
     """
 
-    # --- locations and selection -------------------------------------------------------
-    bids_dir: Path | None = None
-    output_dir: Path | None = None
-    analysis_level: str = "participant"
-    participant_label: list[str] = field(default_factory=list)
-    session_label: list[str] = field(default_factory=list)
-    task_label: list[str] = field(default_factory=list)
+    # --- execution: locations, selections, run control ---------------------------------
+    bids_dir: Path | None = setting(None, section="execution")
+    output_dir: Path | None = setting(None, section="execution")
+    analysis_level: str = setting("participant", section="execution")
+    participant_label: list[str] = setting(section="execution", factory=list)
+    session_label: list[str] = setting(section="execution", factory=list)
+    task_label: list[str] = setting(section="execution", factory=list)
     #: Derivative folders with preprocessed BOLD, as {name: path}.
-    derivatives: dict[str, Path] = field(default_factory=dict)
-    bold_space: str | None = None
-    templates_dir: Path | None = None
-    work_dir: Path | None = None
-    skip_bids_validation: bool = False
-    nprocs: int | None = None
-    #: Threads per BLAS/OpenMP call (None: ``nprocs``).
-    omp_nthreads: int | None = None
-    #: Memory budget in MB (None: no budget); lowers ``chunk_s`` when needed.
-    mem_mb: int | None = None
+    derivatives: dict[str, Path] = setting(section="execution", factory=dict)
+    bold_space: str | None = setting(None, section="execution")
+    templates_dir: Path | None = setting(None, section="execution")
+    work_dir: Path | None = setting(None, section="execution")
+    skip_bids_validation: bool = setting(False, section="execution")
     #: Replace outputs written with a different configuration.
-    overwrite: bool = False
+    overwrite: bool = setting(False, section="execution")
     #: Group level: one model across participants, leave-one-participant-out.
-    group_model: bool = False
-    verbose: int = 0
+    group_model: bool = setting(False, section="execution")
+    verbose: int = setting(0, section="execution")
 
-    # --- atlases -----------------------------------------------------------------------
-    ephys_atlas_scale: int = 100
-    bold_atlas_scale: int = 200
+    # --- resources: how fast, not what ---------------------------------------------------
+    nprocs: int | None = setting(None, section="resources")
+    #: Threads per BLAS/OpenMP call (None: ``nprocs``).
+    omp_nthreads: int | None = setting(None, section="resources")
+    #: Memory budget in MB (None: no budget); lowers ``chunk_s`` when needed.
+    mem_mb: int | None = setting(None, section="resources")
+    #: Length of the electrophysiology chunks streamed through the parcel kernel, s.
+    chunk_s: float = setting(60.0, section="resources")
+    device: str = setting("auto", section="resources")  # auto | cpu | cuda
 
-    # --- electrophysiology -------------------------------------------------------------
-    modality: str = "auto"  # auto | eeg | meg
-    volume_trigger: str | None = None
-    l_freq_hz: float = 0.5
-    h_freq_hz: float = 45.0
-    resample_sfreq_hz: float = 100.0
-    inverse_method: str = "dSPM"  # dSPM | eLORETA | MNE | sLORETA
-    snr: float = 3.0
-    chunk_s: float = 60.0
+    # --- electrophysiology ---------------------------------------------------------------
+    ephys_atlas_scale: int = setting(100, section="ephys")
+    modality: str = setting("auto", section="ephys")  # auto | eeg | meg
+    volume_trigger: str | None = setting(None, section="ephys")
+    l_freq_hz: float = setting(0.5, section="ephys")
+    h_freq_hz: float = setting(45.0, section="ephys")
+    resample_sfreq_hz: float = setting(100.0, section="ephys")
+    inverse_method: str = setting("dSPM", section="ephys")  # dSPM | eLORETA | MNE | sLORETA
+    snr: float = setting(3.0, section="ephys")
+    #: The wavelet decomposition of each volume's segment is computed with the
+    #: electrophysiology (once per run); the model's wavelet attention weighs its bands.
+    wavelet: str = setting("db5", section="ephys")
+    wavelet_level: int = setting(3, section="ephys")
 
     # --- BOLD ----------------------------------------------------------------------------
-    confounds: str = "auto"  # auto | all | none
-    repetition_time_s: float | None = None
+    bold_atlas_scale: int = setting(200, section="bold")
+    confounds: str = setting("auto", section="bold")  # auto | all | none
+    repetition_time_s: float | None = setting(None, section="bold")
 
     # --- split and windows -------------------------------------------------------------
-    hrf_support_s: float = 32.0
-    window_trs: int = 15
-    train_fraction: float = 0.7
-    validation_fraction: float = 0.15
+    hrf_support_s: float = setting(32.0, section="split")
+    window_trs: int = setting(15, section="split")
+    train_fraction: float = setting(0.7, section="split")
+    validation_fraction: float = setting(0.15, section="split")
 
     # --- model ---------------------------------------------------------------------------
-    wavelet: str = "db5"
-    wavelet_level: int = 3
-    hidden_size: int = 32
-    rnn: str = "lstm"  # lstm | gru
-    gat_heads: int = 2
-    k_spatial: int = 6
-    k_functional: int = 6
-    dropout: float = 0.1
+    hidden_size: int = setting(32, section="model")
+    rnn: str = setting("lstm", section="model")  # lstm | gru
+    gat_heads: int = setting(2, section="model")
+    k_spatial: int = setting(6, section="model")
+    k_functional: int = setting(6, section="model")
+    dropout: float = setting(0.1, section="model")
+    direction: str = setting("ephys-to-bold", section="model")  # see CHOICES
     #: Ablations (defaults: the full model; see ``samba_bids.training.ablation_configs``).
-    direction: str = "ephys-to-bold"  # ephys-to-bold | bold-to-ephys | both
-    use_wavelet_attention: bool = True  # False: uniform average over wavelet bands
-    use_graph: bool = True  # False: dense learned N -> M map instead of the two GAT layers
-    learn_hrf: bool = True  # False: HRFs fixed at SPM's canonical
+    use_wavelet_attention: bool = setting(True, section="model")  # False: uniform band average
+    use_graph: bool = setting(True, section="model")  # False: dense learned N -> M map
+    learn_hrf: bool = setting(True, section="model")  # False: HRFs fixed at SPM's canonical
 
     # --- training ----------------------------------------------------------------------
-    device: str = "auto"  # auto | cpu | cuda
-    seed: int = 0
-    max_epochs: int = 100
-    patience: int = 15
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    mse_weight: float = 0.1
+    seed: int = setting(0, section="training")
+    max_epochs: int = setting(100, section="training")
+    patience: int = setting(15, section="training")
+    batch_size: int = setting(8, section="training")
+    learning_rate: float = setting(1e-3, section="training")
+    weight_decay: float = setting(1e-4, section="training")
+    mse_weight: float = setting(0.1, section="training")
     #: Early stopping on the validation block's windowed loss ("loss") or on the median over
     #: BOLD parcels of the Pearson r over the whole validation block ("validation-r").
-    early_stopping: str = "loss"  # loss | validation-r
+    early_stopping: str = setting("loss", section="training")  # loss | validation-r
 
     def __post_init__(self):
         for name in ("bids_dir", "output_dir", "templates_dir", "work_dir"):
@@ -121,16 +177,8 @@ class Config:
         self.participant_label = [_strip(p, "sub-") for p in self.participant_label]
         self.session_label = [_strip(s, "ses-") for s in self.session_label]
         self.task_label = [_strip(t, "task-") for t in self.task_label]
-        _check_choice("analysis_level", self.analysis_level, ("participant", "group"))
-        _check_choice("modality", self.modality, ("auto", "eeg", "meg"))
-        _check_choice("device", self.device, ("auto", "cpu", "cuda"))
-        _check_choice("rnn", self.rnn, ("lstm", "gru"))
-        _check_choice("early_stopping", self.early_stopping, ("loss", "validation-r"))
-        _check_choice("direction", self.direction, ("ephys-to-bold", "bold-to-ephys", "both"))
-        _check_choice("confounds", self.confounds, ("auto", "all", "none"))
-        _check_choice("inverse_method", self.inverse_method, ("dSPM", "eLORETA", "MNE", "sLORETA"))
-        for scale_name in ("ephys_atlas_scale", "bold_atlas_scale"):
-            _check_choice(scale_name, getattr(self, scale_name), (100, 200, 400))
+        for name, allowed in CHOICES.items():
+            check_option(name, getattr(self, name), allowed)
         if not 0 < self.train_fraction < 1 or not 0 < self.validation_fraction < 1:
             raise UsageError("train_fraction and validation_fraction must lie between 0 and 1.")
         if self.train_fraction + self.validation_fraction >= 1:
@@ -190,9 +238,32 @@ class Config:
             out[f.name] = value
         return out
 
-    def digest(self) -> str:
-        """SHA-1 of the settings that change results (locations excluded)."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
+    @classmethod
+    def section_fields(cls, *sections) -> tuple[str, ...]:
+        """Names of the fields in ``sections`` (all of :data:`SECTIONS` when none)."""
+        for section in sections:
+            check_option("section", section, SECTIONS, error=ValueError)
+        wanted = set(sections or SECTIONS)
+        return tuple(f.name for f in dataclasses.fields(cls)
+                     if f.metadata.get("section") in wanted)
+
+    def settings(self, *sections) -> dict:
+        """The settings of ``sections`` (default :data:`RESULT_SECTIONS`), JSON-serialisable.
+
+        This is the one definition of what makes the outputs: ``logs/config.json`` records it
+        and :meth:`digest` hashes it.
+        """
+        names = self.section_fields(*(sections or RESULT_SECTIONS))
+        return {k: v for k, v in self.to_dict().items() if k in names}
+
+    def digest(self, *sections) -> str:
+        """SHA-1 of the settings of ``sections`` (default: those that change results).
+
+        Two participants run with the same settings share it, whatever their locations and
+        selections (``ConfigDigest`` in the model sidecars); the work-directory cache keys
+        each stage on the sections it reads (:data:`PREPARE_SECTIONS`).
+        """
+        payload = self.settings(*sections)
         return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     @property
@@ -206,8 +277,3 @@ class Config:
 def _strip(value, prefix):
     value = str(value)
     return value[len(prefix) :] if value.startswith(prefix) else value
-
-
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise UsageError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}.")

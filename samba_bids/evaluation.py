@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .metrics import _rowwise_pearson, hrf_recovery, parcel_metrics, pooled_spearman, summarise
+from .metrics import hrf_recovery, pearson_r, parcel_metrics, pooled_spearman, summarise
 from .model.baselines import DEFAULT_ALPHAS, fit_ridge_baseline
 from .training import ABLATIONS, ablation_configs, fit_samba, predict_run
 
@@ -194,7 +194,7 @@ def simulation_ceilings(noiseless, noisy, observed, volumes) -> dict:
         raise ValueError(f"need at least 3 scored volumes; got {volumes.size}.")
 
     def median_r(a, b):
-        return float(np.nanmedian(_rowwise_pearson(a, b)))
+        return float(np.nanmedian(pearson_r(a, b)))
 
     return {
         "noise_ceiling_run": median_r(noiseless, noisy),

@@ -19,24 +19,75 @@ import pandas as pd
 from scipy import stats
 
 
-def _rowwise_pearson(a, b):
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((a**2).sum(axis=1) * (b**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (a * b).sum(axis=1) / denominator
-    r = np.where(denominator > 0, r, np.nan)
-    return np.clip(r, -1.0, 1.0)
+def pearson_r(a, b, *, omit_nan: bool = False, min_count: int = 3) -> np.ndarray:
+    """Pearson r over the last axis, broadcasting the leading axes: the one implementation.
 
+    Parameters
+    ----------
+    a, b : array-like, shape (..., T)
+        Series (for example parcels x volumes); leading axes broadcast.
+    omit_nan : bool
+        Leave out, per series, the samples where either is not finite (the report's figures
+        score series with gaps); then a series with fewer than ``min_count`` valid samples
+        gives NaN.
+    min_count : int
+        With ``omit_nan``, the fewest valid samples that give an r.
 
-def _pearson_last_axis(a, b):
-    """Pearson r over the last axis, broadcasting the leading axes; NaN for constant series."""
-    a = a - a.mean(axis=-1, keepdims=True)
-    b = b - b.mean(axis=-1, keepdims=True)
+    Returns
+    -------
+    ndarray, shape (...)
+        r in [-1, 1]; NaN for a constant series.
+
+    Notes
+    -----
+    The sample Pearson correlation, as ``scipy.stats.pearsonr`` (tested against it), vectorised
+    over series. The training loss has its own differentiable torch version
+    (:func:`samba_bids.model.losses.pearson_r`), which adds an epsilon for gradients.
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if omit_nan:
+        keep = np.isfinite(a) & np.isfinite(b)
+        n = keep.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = np.where(keep, a, 0.0)
+            b = np.where(keep, b, 0.0)
+            a = np.where(keep, a - (a.sum(axis=-1) / n)[..., None], 0.0)
+            b = np.where(keep, b - (b.sum(axis=-1) / n)[..., None], 0.0)
+    else:
+        a = a - a.mean(axis=-1, keepdims=True)
+        b = b - b.mean(axis=-1, keepdims=True)
     denominator = np.sqrt((a**2).sum(axis=-1) * (b**2).sum(axis=-1))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (a * b).sum(axis=-1) / denominator
-    return np.clip(np.where(denominator > 0, r, np.nan), -1.0, 1.0)
+    valid = denominator > 0
+    if omit_nan:
+        valid = valid & (n >= min_count)
+    return np.clip(np.where(valid, r, np.nan), -1.0, 1.0)
+
+
+def pearson_matrix(a, b) -> np.ndarray:
+    """Pearson r between every row of ``b`` and every row of ``a`` (a correlation matrix).
+
+    Parameters
+    ----------
+    a : ndarray, shape (N, T)
+    b : ndarray, shape (M, T)
+
+    Returns
+    -------
+    ndarray, shape (M, N)
+        ``r[m, n]``; 0 where a row is constant (the graphs use it as an edge weight).
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+
+    def _z(x):
+        x = x - x.mean(axis=1, keepdims=True)
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+    return _z(b) @ _z(a).T
 
 
 def _check_series(predicted, observed, volumes):
@@ -122,13 +173,13 @@ def null_pvalues(predicted, observed, volumes, *, n_null: int = 1000, seed=0,
     if n_null < 1:
         raise ValueError(f"n_null must be at least 1; got {n_null}.")
     rng = np.random.default_rng(seed)
-    r = np.abs(_pearson_last_axis(pred, obs))
+    r = np.abs(pearson_r(pred, obs))
     exceed = np.zeros(pred.shape[0], dtype=np.int64)
     per_chunk = max(1, int(chunk_elements) // pred.size)
     done = 0
     while done < n_null:
         count = min(per_chunk, n_null - done)
-        r_null = np.abs(_pearson_last_axis(phase_randomize(pred, count, rng), obs[None]))
+        r_null = np.abs(pearson_r(phase_randomize(pred, count, rng), obs[None]))
         with np.errstate(invalid="ignore"):
             exceed += (r_null >= r[None] - 1e-12).sum(axis=0)
         done += count
@@ -195,8 +246,8 @@ def parcel_metrics(predicted, observed, volumes, names, *, n_null: int = 0, seed
     pred, obs, volumes = _check_series(predicted, observed, volumes)
     if len(names) != pred.shape[0]:
         raise ValueError(f"{len(names)} names for {pred.shape[0]} parcels.")
-    pearson = _rowwise_pearson(pred, obs)
-    spearman = _rowwise_pearson(stats.rankdata(pred, axis=1), stats.rankdata(obs, axis=1))
+    pearson = pearson_r(pred, obs)
+    spearman = pearson_r(stats.rankdata(pred, axis=1), stats.rankdata(obs, axis=1))
     frame = pd.DataFrame({"parcel": names, "pearson_r": pearson, "spearman_rho": spearman,
                           "n_volumes": volumes.size})
     if n_null:
@@ -237,7 +288,7 @@ def pooled_spearman(predicted, observed, volumes, *, zscore: bool = False) -> fl
             sd = x.std(axis=1, keepdims=True)
             return (x - x.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
         pred, obs = _z(pred), _z(obs)
-    return float(_pearson_last_axis(stats.rankdata(pred.ravel()), stats.rankdata(obs.ravel())))
+    return float(pearson_r(stats.rankdata(pred.ravel()), stats.rankdata(obs.ravel())))
 
 
 def hrf_recovery(learned_frame: pd.DataFrame, truth_frame: pd.DataFrame) -> pd.DataFrame:
@@ -296,7 +347,7 @@ def hrf_recovery_summary(frame: pd.DataFrame) -> dict:
     errors = frame["abs_error_s"].to_numpy(dtype=float)
     learned = frame["learned_time_to_peak_s"].to_numpy(dtype=float)
     true = frame["true_time_to_peak_s"].to_numpy(dtype=float)
-    rho = (float(_pearson_last_axis(stats.rankdata(learned), stats.rankdata(true)))
+    rho = (float(pearson_r(stats.rankdata(learned), stats.rankdata(true)))
            if len(frame) >= 2 else float("nan"))
     return {"median_abs_error_s": float(np.median(errors)),
             "mean_abs_error_s": float(np.mean(errors)),

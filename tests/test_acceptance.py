@@ -78,8 +78,17 @@ def test_samba_translates_and_needs_its_graphs(evaluation):
     assert table.loc["ridge", "median_pearson_r"] > 0.1
     # the dense N -> M map (no graph modules) overfits 124 training volumes
     assert table.loc["no-graph", "median_pearson_r"] < samba - 0.05
-    # learned HRFs stay near the canonical one: time-to-peak error below the planted spread
-    assert table.loc["samba", "median_ttp_abs_error_s"] < 1.5
+
+
+def test_learned_hrfs_beat_the_canonical_one(evaluation):
+    """Learning the HRFs must bring them closer to the planted ones than SPM's canonical HRF
+    (the fixed-HRF ablation) is. The former check, a time-to-peak error below 1.5 s, passed
+    with the canonical HRF itself (about 0.75 s), so it could not fail."""
+    table = evaluation["table"]
+    learned = table.loc["samba", "median_ttp_abs_error_s"]
+    canonical = table.loc["fixed-hrf", "median_ttp_abs_error_s"]
+    print(f"time-to-peak error: learned {learned:.3f} s, canonical {canonical:.3f} s")
+    assert learned < canonical
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3's targets are not met: see the README, "

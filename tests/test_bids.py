@@ -1,18 +1,25 @@
 """pybids indexing, run pairing, validation, derivative names and dataset_description."""
 
 import json
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from samba_bids.bids.derivatives import (
+    ENTITY_ORDER,
+    GROUP_FOLDER,
+    NONSTANDARD,
     atomic_path,
     derivative_path,
     group_derivative_path,
+    output_path,
     parse_derivative_name,
+    record_writes,
     sidecar_path,
     write_dataset_description,
+    write_output,
 )
 from samba_bids.bids.layout import (
     collect_pairs,
@@ -20,7 +27,9 @@ from samba_bids.bids.layout import (
     index_dataset,
     validate_dataset,
 )
+from samba_bids.bids.outputs import OUTPUTS, bidsignore_patterns
 from samba_bids.errors import (
+    CantCreateError,
     DataError,
     EmptySelectionError,
     NoInputError,
@@ -175,3 +184,237 @@ def test_dataset_description_parallel_writers(tmp_path):
     assert "*_hrf.tsv" in (out / ".bidsignore").read_text()
     assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".lock")) == [
         ".bidsignore", "dataset_description.json"]
+
+
+# --- the table of outputs (samba_bids.bids.outputs) and the names it makes -------------------
+
+#: Entities of a BOLD run as collect_pairs gives them, per input format (grid extension).
+_RUN = {"subject": "01", "session": "a", "task": "rest", "acquisition": "hi", "run": "2"}
+_GRIDS = {".func.gii": {"space": "fsaverage5"},
+          ".nii.gz": {"space": "MNI152NLin6Asym", "resolution": "2"},
+          ".dtseries.nii": {"space": "fsLR", "density": "91k"},
+          ".ptseries.nii": {"space": "fsLR", "density": "91k"},
+          ".pscalar.nii": {"space": "fsLR", "density": "91k"}}
+_ATLAS = {"atlas": "Schaefer2018", "seg": "7n", "scale": 200}
+_NO_SPACE = {"space": None, "resolution": None, "density": None}
+
+
+def _written_names(out):
+    """(row, path, entities) of every file named from entities, in every format of its row."""
+    names = []
+    for row in OUTPUTS:
+        for extension in row.extensions if row.suffix else ():
+            carried = row.carries(extension)
+            spaces = [_GRIDS[extension]] if extension in _GRIDS else _GRIDS.values()
+            for space in spaces:  # a parcel table is named alike from every input space
+                source = {**_RUN, **space, "desc": "preproc"}
+                overrides = {"hemi": "L"} if extension == ".func.gii" else {}
+                overrides.update(_ATLAS if "atlas" in carried else {})
+                path = output_path(out, row.key, source, extension=extension, **overrides)
+                expected = {k: str(v) for k, v in {**source, **overrides}.items()
+                            if k in carried}
+                names.append((row, path, {**expected, "desc": row.desc}))
+    return names
+
+
+def test_every_output_name_round_trips(tmp_path):
+    names = _written_names(tmp_path)
+    assert len({p for _, p, _ in names}) == 36  # the parcel tables drop the input's space
+    for row, path, expected in names:
+        parsed, suffix, extension = parse_derivative_name(path)
+        assert parsed == expected, path.name
+        assert (suffix, "." + path.name.partition(".")[2]) == (row.suffix, extension)
+        folder = path.parent.relative_to(tmp_path).as_posix()
+        assert folder == (GROUP_FOLDER if row.level == "group"
+                          else "sub-01/ses-a/" + row.datatype), path
+
+
+def test_entity_order_and_names_agree_with_the_bids_schema(tmp_path):
+    schema = pytest.importorskip("bidsschematools.schema").load_schema()
+    keys = [schema.objects.entities[name]["name"] for name in schema.rules.entities]
+    ours = [key for _, key in ENTITY_ORDER]
+    assert set(ours) <= set(keys)
+    assert ours == sorted(ours, key=keys.index)  # the schema's order (hemi before space, ...)
+    # the long names differ from the schema's where derivatives.ENTITY_ORDER says so
+    long_names = {schema.objects.entities[name]["name"]: name for name in schema.rules.entities}
+    assert {long: long_names[key] for long, key in ENTITY_ORDER if long_names[key] != long} == {
+        "hemi": "hemisphere", "seg": "segmentation", "desc": "description"}
+    for _, path, _ in _written_names(tmp_path):
+        order = [part.split("-")[0] for part in path.name.split(".")[0].split("_")[:-1]]
+        assert order == sorted(order, key=keys.index), path.name
+    # suffixes: BIDS knows only bold; timeseries is kept out of .bidsignore (see outputs.py)
+    suffixes = {s["value"] for s in schema.objects.suffixes.values()}
+    ours_in_bids = {row.suffix for row in OUTPUTS if row.in_bids and row.suffix}
+    assert ours_in_bids - suffixes == {"timeseries"}
+    assert not {row.suffix for row in OUTPUTS if not row.in_bids and row.suffix} & suffixes
+
+
+def test_pybids_parses_our_names_as_we_do_except_scale(tmp_path):
+    from bids.layout import parse_file_entities
+
+    renamed = {"segmentation": "seg", "res": "resolution", "den": "density"}
+    for _, path, expected in _written_names(tmp_path):
+        found = parse_file_entities(path.relative_to(tmp_path).as_posix())
+        assert (found.pop("suffix"), found.pop("extension")) == parse_derivative_name(path)[1:]
+        found.pop("datatype", None)
+        found = {renamed.get(k, k): str(v) for k, v in found.items()}
+        # pybids (0.22) knows no scale entity; it agrees on every other entity
+        assert set(expected) - set(found) == ({"scale"} if "scale" in expected else set())
+        assert found == {k: v for k, v in expected.items() if k in found}, path.name
+
+
+def test_pybids_default_patterns_cannot_build_our_names(tmp_path):
+    # why derivative_path orders the entities itself (see its comment)
+    from bids.layout.models import Config
+    from bids.layout.writing import build_path
+
+    patterns = [p for name in ("derivatives", "bids")
+                for p in Config.load(name).default_path_patterns]
+    pybids_names = {"seg": "segmentation", "resolution": "res", "density": "den"}
+    built = {}
+    for row, path, entities in _written_names(tmp_path):
+        entities = {pybids_names.get(k, k): v for k, v in entities.items()}
+        built[path.relative_to(tmp_path).as_posix()] = build_path(
+            {**entities, "suffix": row.suffix, "datatype": row.datatype,
+             "extension": "." + path.name.partition(".")[2]}, patterns, strict=False)
+    made = {ours: theirs for ours, theirs in built.items() if theirs is not None}
+    assert made == {  # the only pattern that fits drops res
+        "sub-01/ses-a/func/sub-01_ses-a_task-rest_acq-hi_run-2_space-MNI152NLin6Asym_res-2_"
+        "desc-samba_bold.nii.gz": "sub-01/ses-a/func/sub-01_ses-a_task-rest_acq-hi_run-2_"
+                                  "space-MNI152NLin6Asym_desc-samba_bold.nii.gz"}
+
+
+def test_output_paths_are_the_names_written_today(tmp_path):
+    """output_path gives the names of today's derivative_path calls (samba_bids/workflows)."""
+    out = tmp_path
+    for grid, space in _GRIDS.items():
+        ents = {**_RUN, **space, "desc": "preproc"}
+        hemi = {"hemi": "L"} if grid == ".func.gii" else {}
+        atlas = _ATLAS if grid in (".ptseries.nii", ".pscalar.nii") else {}
+        parcel = {"density": None} if atlas else {}  # parcel-level CIFTI: density=None
+        in_grid = [("bold", "samba", "bold")] * (grid != ".pscalar.nii")
+        if grid in (".func.gii", ".pscalar.nii", ".nii.gz"):
+            in_grid += [("testr_map", "testr", "boldmap"), ("hrfttp_map", "hrfttp", "boldmap")]
+        for key, desc, suffix in in_grid:
+            assert output_path(out, key, ents, extension=grid, **hemi, **atlas) == (
+                derivative_path(out, ents, suffix=suffix, extension=grid, **parcel, desc=desc,
+                                **hemi, **atlas))
+        for key, desc, suffix in (("timeseries", "samba", "timeseries"),
+                                  ("observed_timeseries", "observed", "timeseries"),
+                                  ("reverse_timeseries", "sambareverse", "timeseries"),
+                                  ("observed_power", "observedpower", "timeseries"),
+                                  ("hrf", "samba", "hrf"), ("metrics", "samba", "metrics"),
+                                  ("reverse_metrics", "sambareverse", "metrics")):
+            assert output_path(out, key, ents, **_ATLAS) == derivative_path(
+                out, ents, suffix=suffix, extension=".tsv", **_NO_SPACE, desc=desc, **_ATLAS)
+        for key, desc, suffix, ext in (("model", "samba", "model", ".pt"),
+                                       ("history", "samba", "history", ".tsv"),
+                                       ("reverse_model", "sambareverse", "model", ".pt"),
+                                       ("reverse_history", "sambareverse", "history", ".tsv")):
+            assert output_path(out, key, ents) == derivative_path(
+                out, ents, suffix=suffix, extension=ext, datatype="model", **_NO_SPACE,
+                desc=desc)
+        # group level: tables per task and atlas; maps named from a participant map's entities
+        for key, desc in (("group_model_metrics", "groupmodel"),
+                          ("group_participants", "participants"), ("group_parcels", "parcels")):
+            assert output_path(out, key, {**ents, **_ATLAS}) == group_derivative_path(
+                out, {"task": "rest", **_ATLAS}, suffix="metrics", extension=".tsv", desc=desc)
+        if grid in (".func.gii", ".pscalar.nii", ".nii.gz"):
+            participant_map = output_path(out, "testr_map", ents, extension=grid, **hemi, **atlas)
+            found, _, extension = parse_derivative_name(participant_map)
+            kept = {k: v for k, v in found.items()
+                    if k not in ("subject", "session", "run", "desc")}
+            for key, desc in (("group_testr_mean", "testrmean"), ("group_testr_sd", "testrsd"),
+                              ("group_hrfttp_mean", "hrfttpmean"),
+                              ("group_hrfttp_sd", "hrfttpsd")):
+                assert output_path(out, key, found, extension=extension) == (
+                    group_derivative_path(out, kept, suffix="boldmap", extension=extension,
+                                          desc=desc))
+    # files not named from entities
+    assert output_path(out, "report", _RUN) == out / "sub-01.html"
+    assert output_path(out, "group_report", _RUN) == out / "group.html"
+    assert output_path(out, "group_task_report", {**_RUN, **_ATLAS}) == (
+        out / "group_task-rest_scale-200.html")
+    assert output_path(out, "config", _RUN) == out / "logs" / "config.json"
+    assert output_path(out, "citation", {}, extension=".bib") == out / "logs" / "CITATION.bib"
+    assert output_path(out, "bidsignore", {}) == out / ".bidsignore"
+    with pytest.raises(ValueError, match="do not carry"):
+        output_path(out, "hrf", _RUN, hemi="L")
+    with pytest.raises(ValueError, match="pass extension"):
+        output_path(out, "bold", _RUN)
+    with pytest.raises(ValueError, match="not '.tsv'"):
+        output_path(out, "bold", _RUN, extension=".tsv")
+    with pytest.raises(KeyError, match="No output 'colour'"):
+        output_path(out, "colour", _RUN)
+
+
+def test_bidsignore_comes_from_the_table(tmp_path):
+    before = ("*_hrf.tsv", "*_hrf.json", "*_metrics.tsv", "*_metrics.json", "*_model.pt",
+              "*_model.json", "*_history.tsv", "*_history.json", "*_boldmap.*",
+              "*_boldmap.json", "*.html", "logs/", "group/")  # the hand-kept list it replaced
+    assert NONSTANDARD == bidsignore_patterns() == before
+    write_dataset_description(tmp_path, {"raw": tmp_path / "raw"})
+    assert (tmp_path / ".bidsignore").read_text() == "\n".join(before) + "\n"
+
+
+def test_write_output_writes_file_and_sidecar(tmp_path):
+    import nibabel as nib
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"parcel": ["7Networks_LH_Vis_1", "7Networks_RH_Vis_1"],
+                          "pearson_r": [0.25, np.nan], "significant": [True, False]})
+    sources = ["bids:raw:sub-01/eeg/sub-01_task-rest_eeg.vhdr"]
+    parameters = {"Description": "Per-parcel scores.", "RidgePenalty": np.float64(10.0),
+                  "Summary": {"median_pearson_r": 0.25}}
+    with record_writes() as written:
+        path = write_output(tmp_path, "metrics", _RUN, frame, sources=sources,
+                            parameters=parameters, **_ATLAS)
+    assert path.name == ("sub-01_ses-a_task-rest_acq-hi_run-2_atlas-Schaefer2018_seg-7n_"
+                         "scale-200_desc-samba_metrics.tsv")
+    assert written == [path, sidecar_path(path)]
+    reloaded = pd.read_csv(path, sep="\t", na_values="n/a")
+    pd.testing.assert_frame_equal(reloaded, frame)
+    assert json.loads(sidecar_path(path).read_text()) == {
+        "Sources": sources, "Description": "Per-parcel scores.", "RidgePenalty": 10.0,
+        "Summary": {"median_pearson_r": 0.25}}
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    img = nib.Nifti1Image(data, np.eye(4))
+    path = write_output(tmp_path, "testr_map", {**_RUN, **_GRIDS[".nii.gz"]}, img,
+                        extension=".nii.gz", sources=sources)
+    assert path.name.endswith("_space-MNI152NLin6Asym_res-2_desc-testr_boldmap.nii.gz")
+    np.testing.assert_array_equal(np.asarray(nib.load(path).dataobj), data)
+    assert json.loads(sidecar_path(path).read_text()) == {"Sources": sources}
+    with pytest.raises(ValueError, match="no JSON sidecar"):
+        write_output(tmp_path, "report", _RUN, "<html/>", sources=sources)
+    with pytest.raises(ValueError, match="No default writer"):
+        write_output(tmp_path, "model", _RUN, object(), sources=sources)
+
+
+def test_write_output_failure_leaves_neither_file(tmp_path, monkeypatch):
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [1.0]})
+    folder = tmp_path / "sub-01" / "ses-a" / "func"
+
+    def broken(path, obj):
+        raise RuntimeError("killed while writing")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        write_output(tmp_path, "hrf", _RUN, frame, sources=[], writer=broken, **_ATLAS)
+    assert list(folder.iterdir()) == []
+    with pytest.raises(TypeError, match="not JSON serialisable"):  # before any file
+        write_output(tmp_path, "hrf", _RUN, frame, sources=[], parameters={"x": object()},
+                     **_ATLAS)
+    assert list(folder.iterdir()) == []
+    real_replace = os.replace
+
+    def full_disk_for_json(src, dst):
+        if str(dst).endswith(".json"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk_for_json)
+    with record_writes() as written, pytest.raises(CantCreateError, match="disk is full"):
+        write_output(tmp_path, "hrf", _RUN, frame, sources=[], **_ATLAS)
+    assert list(folder.iterdir()) == [] and written == []

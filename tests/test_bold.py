@@ -5,6 +5,7 @@ planted parcel signals, so the expected parcel time series are known exactly.
 """
 
 import logging
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -494,3 +495,119 @@ def test_unparseable_confounds(tmp_path):
     tsv.write_text("a\tb\n1\tx\n2\ty\n")
     with pytest.raises(DataError, match="non-numeric"):
         select_confounds(tsv, "all")
+
+
+# --- 7. against nilearn's fMRIPrep interface and maskers -----------------------------------
+
+
+def _nilearn_auto_confounds(tsv, n_volumes):
+    """nilearn's nearest strategy to ``--confounds auto`` on ``tsv`` (None when it refuses).
+
+    nilearn finds the table from a BOLD file name in fMRIPrep naming beside it.
+    """
+    import warnings
+
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    tsv = Path(tsv)
+    stem = tsv.name.replace("_desc-confounds_timeseries.tsv", "")
+    bold = tsv.parent / f"{stem}_space-MNI152NLin6Asym_desc-preproc_bold.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2, n_volumes), np.float32), np.eye(4)), bold)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            confounds, _ = load_confounds(
+                str(bold), strategy=("motion", "wm_csf"), motion="derivatives",
+                wm_csf="basic", demean=False,
+            )
+    except (ValueError, KeyError):
+        return None
+    return confounds
+
+
+def test_nilearn_load_confounds_is_not_our_auto_selection(tmp_path, real_func):
+    """Why select_confounds keeps its own code (see the comment there)."""
+    import shutil
+
+    # The real table has no fMRIPrep names: ours takes every non-constant column, nilearn
+    # refuses it.
+    real = tmp_path / "real"
+    real.mkdir()
+    tsv = shutil.copy(real_func / f"{STEM}_desc-confounds_timeseries.tsv", real)
+    assert select_confounds(tsv).shape[1] > 0
+    assert _nilearn_auto_confounds(tsv, 170) is None
+
+    # A complete fMRIPrep table: the same columns and values, except the first row of the
+    # derivatives (NaN in the file): 0 here, back-filled from the second row by nilearn.
+    rng = np.random.default_rng(12)
+    n = 30
+    names = ["global_signal", "csf", "white_matter", "a_comp_cor_00",
+             "trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]
+    table = pd.DataFrame(rng.standard_normal((n, len(names))), columns=names)
+    for base in ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"):
+        table[f"{base}_derivative1"] = table[base].diff()
+    tsv = tmp_path / f"{STEM}_desc-confounds_timeseries.tsv"
+    table.to_csv(tsv, sep="\t", index=False, na_rep="n/a")
+    ours = select_confounds(tsv, "auto")
+    theirs = _nilearn_auto_confounds(tsv, n)
+    assert list(ours.columns) == list(FMRIPREP_AUTO_CONFOUNDS)
+    assert sorted(theirs.columns) == sorted(ours.columns)
+    theirs = theirs[ours.columns]
+    pd.testing.assert_frame_equal(theirs.iloc[1:], ours.iloc[1:])
+    derivatives = [c for c in ours.columns if c.endswith("_derivative1")]
+    assert (ours.loc[0, derivatives] == 0).all()
+    np.testing.assert_array_equal(theirs.loc[0, derivatives], ours.loc[1, derivatives])
+
+    # Part of the columns (no white_matter, as in test_fmriprep_confounds_auto_subset; no
+    # derivatives, as in the synthetic datasets): ours keeps those present, nilearn refuses.
+    for dropped in (["white_matter"], derivatives):
+        table.drop(columns=dropped).to_csv(tsv, sep="\t", index=False, na_rep="n/a")
+        assert select_confounds(tsv, "auto").shape[1] == 14 - len(dropped)
+        assert _nilearn_auto_confounds(tsv, n) is None
+
+
+def test_projection_equals_nilearn_inverse_transform(templates_dir, surface_atlas, volume_atlas):
+    """For finite values, project_parcels paints what the maskers' inverse_transform does."""
+    import warnings
+
+    from nilearn.maskers import NiftiLabelsMasker, SurfaceLabelsMasker
+    from nilearn.surface import PolyMesh, SurfaceImage
+
+    from samba_bids.bold import labels_on_grid
+
+    rng = np.random.default_rng(13)
+    values = rng.standard_normal((N_PARCELS, 3))
+
+    # Volume, on a 3 mm grid other than the atlas's (the atlas is resampled to it).
+    affine = np.array([[-3.0, 0, 0, 90], [0, 3.0, 0, -126], [0, 0, 3.0, -72], [0, 0, 0, 1]])
+    reference = nib.Nifti1Image(np.zeros((61, 73, 61, 3), np.int16), affine)
+    (ours,) = project_parcels(values, volume_atlas, reference, tr_s=1.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        masker = NiftiLabelsMasker(labels_img=labels_on_grid(volume_atlas, (61, 73, 61), affine))
+        masker.fit()
+        present = np.array([v for k, v in masker.region_ids_.items() if k != "background"])
+        theirs = masker.inverse_transform(values[present - 1].T.astype(np.float32))
+    np.testing.assert_array_equal(theirs.affine, ours.affine)
+    np.testing.assert_array_equal(np.asarray(theirs.dataobj), np.asarray(ours.dataobj))
+
+    # Surface (fsaverage5): the masker needs the template meshes.
+    surf = templates_dir / "fsaverage5" / "surf"
+    labels = SurfaceImage(
+        mesh=PolyMesh(left=str(surf / "lh.white"), right=str(surf / "rh.white")),
+        data={"left": surface_atlas.surface_labels["lh"],
+              "right": surface_atlas.surface_labels["rh"]},
+    )
+    reference = [GiftiImage(meta=GiftiMetaData({"AnatomicalStructurePrimary": s}))
+                 for s in ("CortexLeft", "CortexRight")]
+    ours = project_parcels(values, surface_atlas, reference, tr_s=1.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = SurfaceLabelsMasker(labels_img=labels).fit().inverse_transform(
+            values.T.astype(np.float32)
+        )
+    for image, part in zip(ours, ("left", "right")):
+        np.testing.assert_array_equal(
+            np.asarray(theirs.data.parts[part]),
+            np.stack([array.data for array in image.darrays], axis=1),
+        )

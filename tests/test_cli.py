@@ -75,3 +75,20 @@ def test_container_entrypoint_uses_writable_caches(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("samba-bids ")
     assert (tmp_path / f"samba-bids-cache-{os.getuid()}").is_dir()
+
+
+def test_help_shows_each_default_once(capsys):
+    """Defaults come from Config, once, in one form; never argparse's '(default: None)'."""
+    from samba_bids.cli.parser import build_parser
+    from samba_bids.config import CHOICES
+
+    text = " ".join(build_parser().format_help().split())
+    assert "(default: None)" not in text and "(default auto)" not in text
+    assert "(default: dSPM)" in text and "(default: 100)" in text
+    assert text.count("(default: ephys-to-bold)") == 1
+    for space in ("fsaverage5", "fsaverage", "MNI152NLin6Asym", "fsLR"):
+        assert space in text.split("--bold-space BOLD_SPACE, --bold_space BOLD_SPACE")[1][:200]
+    for name, allowed in CHOICES.items():
+        flag = "--" + name.replace("_", "-")
+        if flag in text and name not in ("analysis_level",):
+            assert "{" + ",".join(map(str, allowed)) + "}" in text, name

@@ -8,7 +8,13 @@ import torch.multiprocessing as mp
 
 from samba_bids.config import Config
 from samba_bids.model.wavelet import wavelet_band_features
-from samba_bids.training import concatenate_runs, fit_samba, make_windows, split_windows
+from samba_bids.training import (
+    concatenate_runs,
+    evaluate_loss,
+    fit_samba,
+    make_windows,
+    split_windows,
+)
 
 from .test_training import simulate
 
@@ -81,6 +87,65 @@ def test_ddp_two_processes_equal_one_process_with_twice_the_batch(tmp_path):
                                rtol=1e-4)
 
 
+#: One optimisation step: 8 training windows (12 training volumes, W = 5), one epoch.
+ONE_STEP = {**SETTINGS, "max_epochs": 1}
+
+
+def _one_batch_problem():
+    features, bold, split, src_xyz, bold_xyz = _problem()
+    split.train = split.train[:12]
+    return features, bold, split, src_xyz, bold_xyz
+
+
+def _one_step_worker(rank, world, init_file, out_file):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    try:
+        torch.set_num_threads(1)
+        fit = fit_samba(*_one_batch_problem(), Config(batch_size=4, **ONE_STEP))
+        state = {k: v.detach().clone() for k, v in fit.model.state_dict().items()}
+        gathered = [None] * world
+        dist.all_gather_object(gathered, state)
+        if rank == 0:
+            torch.save({"states": gathered, "history": fit.history}, out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_one_step_equals_one_process_on_the_whole_batch(tmp_path):
+    """Known answer for DDP's gradient averaging: one AdamW step of two gloo processes, each
+    on its half (4 windows) of the one batch of 8, lands where one step of a single process
+    on the whole batch does, to float rounding (the loss is a mean over equal halves, so the
+    mean of the halves' gradients is the whole batch's gradient)."""
+    problem = _one_batch_problem()
+    split = problem[2]
+    assert len(make_windows(split.train, split.history, ONE_STEP["window_trs"])) == 8
+    out_file = tmp_path / "ddp.pt"
+    mp.spawn(_one_step_worker, args=(2, str(tmp_path / "init"), str(out_file)), nprocs=2,
+             join=True)
+    result = torch.load(out_file, weights_only=False)
+    replica0, replica1 = result["states"]
+    torch.set_num_threads(1)
+    single_fit = fit_samba(*problem, Config(batch_size=8, **ONE_STEP))
+    single = single_fit.model.state_dict()
+    # learning rate 0: the initial weights (same seed), to show that the step moved them
+    initial = fit_samba(*problem, Config(batch_size=8, **{**ONE_STEP, "learning_rate": 0.0})
+                        ).model.state_dict()
+    step = max(float((single[k] - initial[k]).abs().max()) for k in single
+               if single[k].is_floating_point())
+    assert step > 1e-3  # AdamW's first step moves a weight by about the learning rate
+    for key in single:
+        torch.testing.assert_close(replica0[key], replica1[key], rtol=0, atol=0)
+        torch.testing.assert_close(replica0[key], single[key], rtol=0, atol=1e-6,
+                                   msg=lambda m, key=key: f"{key}: {m}")
+    # the training loss is the batch's loss before the step: the mean of the halves' losses
+    for column in ("train_loss", "val_loss"):
+        np.testing.assert_allclose(result["history"][column], single_fit.history[column],
+                                   rtol=1e-5)
+
+
 def test_split_windows_never_cross_runs():
     """Windows of concatenated runs stay inside their run; history before a run is absent."""
     features, bold, split, _, _ = _problem()
@@ -121,6 +186,21 @@ def test_one_model_across_runs_trains(tmp_path):
                     np.zeros((4, 3)) + np.arange(4)[:, None],
                     Config(batch_size=8, **{**SETTINGS, "max_epochs": 3}))
     assert np.isfinite(fit.history[["train_loss", "val_loss"]].to_numpy()).all()
+    # the best epoch's validation loss is the restored model's mean loss over the runs'
+    # validation windows, each run's windows on their own (split_windows)
+    windows = split_windows(split, "validation", split.history, fit.window_trs, tile=True)
+    loss = evaluate_loss(fit.model, torch.as_tensor(features, dtype=torch.float32),
+                         torch.as_tensor(bold, dtype=torch.float32), windows, split.history,
+                         mse_weight=SETTINGS["mse_weight"], batch_size=8)
+    assert loss == pytest.approx(fit.history["val_loss"].iloc[fit.best_epoch - 1], rel=1e-6)
+    # one HRF per BOLD parcel, each learned on its own: they all start at SPM's canonical HRF,
+    # so no two are alike after training; unit-sum kernels over the K + 1 taps of the history
+    params = fit.model.hrf.params().detach()
+    assert params.shape == (4, 6)
+    assert all(not torch.equal(params[m], params[n]) for m in range(4) for n in range(m))
+    kernels = fit.model.hrf.kernel(split.tr_s).detach()
+    assert kernels.shape == (4, split.history + 1)
+    torch.testing.assert_close(kernels.sum(dim=1), torch.ones(4))
     held_out = simulate(seed=7, n_src=5, n_bold=4, n_volumes=160)
     predicted = predict_run(fit.model, wavelet_band_features(held_out["segments"], level=3),
                             history=split.history, window_trs=fit.window_trs)

@@ -86,7 +86,7 @@ def ico4_source_space(monkeypatch, _ico4):
     Only for the slow forward models (MEG BEM, EEG three-layer BEM: MNE's BEM forward runs
     without numba here); everything else in ``make_template_forward`` is unchanged.
     """
-    from samba_bids.ephys import source
+    from samba_bids.ephys import forward as source
 
     monkeypatch.setattr(source, "_cached_source_space", lambda templates_dir, subject: _ico4)
     return _ico4

@@ -9,6 +9,7 @@ server on 127.0.0.1. The real downloads from the internet are not run by these t
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import inspect
 import json
@@ -356,3 +357,50 @@ def test_official_table():
     assert MNE_FSAVERAGE_BEM_URL in source and MNE_FSAVERAGE_BEM_MD5 in source
     assert table["fsaverage/MNE-fsaverage-bem.zip"]["known_hash"] == (
         f"md5:{MNE_FSAVERAGE_BEM_MD5}")
+
+
+def test_sha256_of_downloads_is_hashlib_sha256(fetched, local_sources, tmp_path):
+    """The SHA256 recorded per download (pooch.file_hash) is hashlib's, on small files too."""
+    import pooch
+
+    small = tmp_path / "small.bin"
+    for content in (b"", b"samba-bids\n", bytes(range(256)) * 4099):  # 0 B, 11 B, > 1 MiB
+        small.write_bytes(content)
+        assert pooch.file_hash(str(small), alg="sha256") == hashlib.sha256(content).hexdigest()
+    downloads = json.loads((fetched / "dataset_description.json").read_text())["Downloads"]
+    assert set(downloads) == set(local_sources)
+    for name, entry in downloads.items():
+        content = Path(local_sources[name].removeprefix("file://")).read_bytes()
+        assert entry["SHA256"] == hashlib.sha256(content).hexdigest(), name
+
+
+def test_fetch_check_rejects_what_the_bold_stage_rejects(local_sources, templates_dir, tmp_path):
+    """The fetch checks atlases without the BOLD stage, with the same checks and messages."""
+    import nibabel as nib
+
+    from samba_bids.bold import load_bold_atlas
+    from samba_bids.templates.atlases import check_atlas
+
+    image = "tpl-MNI152NLin6Asym_res-02_atlas-Schaefer2018_desc-100Parcels7Networks_dseg.nii.gz"
+    table = "tpl-MNI152NLin6Asym_atlas-Schaefer2018_desc-100Parcels7Networks_dseg.tsv"
+    img = nib.load(str(templates_dir / "MNI152NLin6Asym" / image))
+    data = np.asanyarray(img.dataobj).copy()
+    data[data == 7] = 0  # parcel 7 gone
+    folder = tmp_path / "broken" / "MNI152NLin6Asym"
+    folder.mkdir(parents=True)
+    nib.Nifti1Image(data, img.affine, img.header).to_filename(str(folder / image))
+    (folder / table).write_bytes((templates_dir / "MNI152NLin6Asym" / table).read_bytes())
+    with pytest.raises(DataError) as bold_error:
+        load_bold_atlas(folder.parent, "MNI152NLin6Asym", 100)
+    with pytest.raises(DataError) as check_error:
+        check_atlas(folder.parent, "MNI152NLin6Asym", 100)
+    assert str(check_error.value) == str(bold_error.value)
+    assert "lacks parcel(s) [7]" in str(bold_error.value)
+    sources = {name: local_sources[name] for name in fetch_sources((100,), ("MNI152NLin6Asym",))}
+    sources[f"MNI152NLin6Asym/{image}"] = (folder / image).as_uri()
+    dest = tmp_path / "templates"
+    with pytest.raises(DataError) as fetch_error:
+        fetch_templates(dest, scales=(100,), spaces=("MNI152NLin6Asym",), sources=sources)
+    assert str(fetch_error.value) == (
+        f"The fetched MNI152NLin6Asym Schaefer-100 atlas does not load: {bold_error.value}")
+    assert not dest.exists() and _leftovers(dest) == []

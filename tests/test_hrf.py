@@ -24,6 +24,25 @@ def test_spm_canonical_hrf_is_spm_double_gamma():
     assert spm_canonical_hrf(0.0) == 0.0 and spm_canonical_hrf(-1.0) == 0.0
 
 
+@pytest.mark.parametrize("tr_s", [0.72, 2.0])
+def test_canonical_hrf_is_nilearns_spm_hrf(tr_s):
+    """Against an independent implementation: nilearn's ``spm_hrf`` (its gamma densities are
+    shifted by one oversampled step, ``loc=dt``, and its undershoot ratio is 0.167 where SPM's
+    is 1/6), and the differentiable HRF at its canonical parameters."""
+    from nilearn.glm.first_level import spm_hrf
+
+    oversampling = 50
+    expected = spm_hrf(tr_s, oversampling=oversampling, time_length=32.0)
+    dt = tr_s / oversampling
+    t = np.linspace(0.0, 32.0, expected.size) - dt
+    ours = spm_canonical_hrf(t)
+    np.testing.assert_allclose(ours / ours.sum(), expected, atol=2e-3 * expected.max())
+    assert np.argmax(ours) == np.argmax(expected)
+    learned = double_gamma(torch.as_tensor(t), ParcelHRF(1).params().double())
+    learned = learned.detach().numpy().reshape(-1)
+    np.testing.assert_allclose(learned / learned.sum(), expected, atol=2e-3 * expected.max())
+
+
 @pytest.mark.parametrize("tr_s", [0.72, 1.0, 2.0, 2.1])
 def test_parcel_hrf_starts_at_spm_canonical(tr_s):
     hrf = ParcelHRF(4, support_s=32.0)

@@ -202,3 +202,27 @@ def test_group_parcel_summary_averages_runs_then_participants():
     assert single["sd_pearson_r"].isna().all() and list(single["n_pearson_r"]) == [1, 1]
     with pytest.raises(ValueError, match="lack"):
         group_parcel_summary([run1.drop(columns="pearson_r")], "pearson_r")
+
+
+def test_pearson_r_is_scipys_and_handles_gaps():
+    """The package's one Pearson r equals scipy.stats.pearsonr, row by row; with
+    ``omit_nan`` it leaves out non-finite pairs like pearsonr on the finite ones."""
+    from scipy import stats
+
+    from samba_bids.metrics import pearson_r
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(2, 5, 40))
+    b[1] += 2 * a[1]
+    expected = [stats.pearsonr(x, y)[0] for x, y in zip(a, b)]
+    np.testing.assert_allclose(pearson_r(a, b), expected, rtol=1e-12)
+    assert np.isnan(pearson_r(np.ones(10), rng.normal(size=10)))  # constant series
+    a[2, :7] = np.nan
+    b[3, -4:] = np.inf
+    got = pearson_r(a, b, omit_nan=True)
+    for row in (2, 3):
+        keep = np.isfinite(a[row]) & np.isfinite(b[row])
+        assert got[row] == pytest.approx(stats.pearsonr(a[row, keep], b[row, keep])[0])
+    assert np.isnan(pearson_r(a, b)[2])  # without omit_nan a gap gives NaN
+    short = pearson_r(np.array([1.0, 2.0, np.nan]), np.array([2.0, 1.0, 3.0]), omit_nan=True)
+    assert np.isnan(short)  # fewer than 3 finite pairs

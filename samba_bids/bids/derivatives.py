@@ -2,8 +2,9 @@
 
 Every output name is made by :func:`derivative_path` from the source run's entities, in BIDS
 entity order (never by string concatenation elsewhere), following fMRIPrep's
-``DerivativesDataSink``. Every file is written to a temporary name in its folder and renamed, so
-a killed job leaves no partial file.
+``DerivativesDataSink``; :func:`output_path` and :func:`write_output` name and write the kinds of
+file listed in :data:`~.outputs.OUTPUTS`. Every file is written to a temporary name in its folder
+and renamed, so a killed job leaves no partial file.
 """
 
 from __future__ import annotations
@@ -19,8 +20,15 @@ import numpy as np
 
 from .. import __version__
 from ..errors import CantCreateError, UsageError
+from .outputs import bidsignore_patterns, output
 
-#: Entity order of the BIDS specification (plus the atlas entities samba-bids uses).
+#: BIDS entity order, ``(long name, key)``, with the atlas entities samba-bids uses. The keys
+#: are bidsschematools' ``objects.entities[...]["name"]`` in its ``rules.entities`` order
+#: (tests/test_bids.py checks both). Not read from the schema: bidsschematools is no declared
+#: dependency (pybids pulls it in) and schema versions differ at the end (atlas left in
+#: bids-specification#1579 and came back with BEP038, with seg and scale), so names would follow
+#: the installed version. Long names as callers pass them; the schema says hemisphere,
+#: segmentation, description for hemi, seg, desc (pybids: segmentation, res, den).
 ENTITY_ORDER = (
     ("subject", "sub"), ("session", "ses"), ("task", "task"), ("acquisition", "acq"),
     ("ceagent", "ce"), ("reconstruction", "rec"), ("direction", "dir"), ("run", "run"),
@@ -29,12 +37,11 @@ ENTITY_ORDER = (
     ("density", "den"), ("desc", "desc"),
 )
 _KEYS = dict(ENTITY_ORDER)
-#: Suffixes samba-bids writes that BIDS does not define (listed in .bidsignore).
-NONSTANDARD = ("*_hrf.tsv", "*_hrf.json", "*_metrics.tsv", "*_metrics.json", "*_model.pt",
-               "*_model.json", "*_history.tsv", "*_history.json", "*_boldmap.*",
-               "*_boldmap.json", "*.html", "logs/", "group/")
 #: Folder of the group level's outputs (names without the subject entity).
 GROUP_FOLDER = "group"
+#: Files samba-bids writes that BIDS does not define (the lines of .bidsignore), from the table
+#: of outputs (:data:`~.outputs.OUTPUTS`).
+NONSTANDARD = bidsignore_patterns(GROUP_FOLDER)
 
 
 def derivative_path(output_dir, entities, *, suffix, extension, datatype="func", **overrides):
@@ -88,6 +95,8 @@ def _merge_entities(entities, overrides) -> dict:
 
 def _file_name(merged, suffix, extension) -> str:
     """``key-value`` parts in BIDS entity order, then the suffix and extension."""
+    # Not pybids' build_path: of its default path patterns (0.22) none fits our names but the
+    # volume BOLD's, which drops res (tests/test_bids.py, test_pybids_default_patterns_...).
     parts = [f"{key}-{merged[name]}" for name, key in ENTITY_ORDER if merged.get(name) is not None]
     if not parts:
         raise ValueError("A file name needs at least one entity (e.g. task).")
@@ -110,6 +119,62 @@ def group_derivative_path(output_dir, entities, *, suffix, extension, **override
     merged = _merge_entities(entities, overrides)
     merged["subject"] = merged["session"] = None
     return Path(output_dir) / GROUP_FOLDER / _file_name(merged, suffix, extension)
+
+
+def output_path(output_dir, key, entities, *, extension=None, **overrides) -> Path:
+    """Path of an output of :data:`~.outputs.OUTPUTS`, named from its row.
+
+    The row ``key`` gives the folder, ``desc``, suffix and the entities the name may carry
+    (:meth:`~.outputs.Output.carries`); the source's other entities are left out (e.g. the space
+    of a parcel table), so callers pass only what the source lacks (``hemi``, atlas entities).
+
+    Parameters
+    ----------
+    output_dir : path-like
+        Root of the derivatives dataset.
+    key : str
+        Row of :data:`~.outputs.OUTPUTS`, e.g. ``"hrf"``.
+    entities : dict
+        pybids-style entities of the source (long names as in ``ENTITY_ORDER``).
+    extension : str | None
+        One of the row's extensions; None when it has only one.
+    **overrides
+        Entities to add or replace (None removes one), as in :func:`derivative_path`.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        If ``extension`` is not the row's (or None where it has several), or an override
+        gives an entity the row's names do not carry.
+
+    Examples
+    --------
+    >>> output_path("/out", "hrf", {"subject": "01", "task": "rest", "space": "fsLR"},
+    ...             atlas="Schaefer2018", seg="7n", scale=200)
+    PosixPath('/out/sub-01/func/sub-01_task-rest_atlas-Schaefer2018_seg-7n_scale-200_desc-samba_hrf.tsv')
+    """
+    row = output(key)
+    if extension is None:
+        if len(row.extensions) != 1:
+            raise ValueError(f"{key} files are written as {', '.join(row.extensions)}; pass "
+                             "extension=.")
+        (extension,) = row.extensions
+    carried = row.carries(extension)
+    extra = sorted(k for k, v in overrides.items() if v is not None and k not in carried)
+    if extra:
+        raise ValueError(f"{key} names do not carry {extra}; they carry {list(carried)}.")
+    kept = {k: v for k, v in {**entities, **overrides}.items() if k in carried}
+    if row.suffix is None:  # a file not named from entities, e.g. sub-<label>.html
+        return Path(output_dir) / (row.name.format(**kept) + extension)
+    if row.level == "group":
+        return group_derivative_path(output_dir, kept, suffix=row.suffix, extension=extension,
+                                     desc=row.desc)
+    return derivative_path(output_dir, kept, suffix=row.suffix, extension=extension,
+                           datatype=row.datatype, desc=row.desc)
 
 
 def parse_derivative_name(path) -> tuple[dict, str, str]:
@@ -141,6 +206,10 @@ def parse_derivative_name(path) -> tuple[dict, str, str]:
     >>> parse_derivative_name("sub-01_task-rest_desc-samba_hrf.tsv")
     ({'subject': '01', 'task': 'rest', 'desc': 'samba'}, 'hrf', '.tsv')
     """
+    # Not pybids' parse_file_entities, which (0.22) drops scale, names seg "segmentation",
+    # res/den "res"/"den", gives run as an int, finds sub only after a "/" and task only after
+    # "_" or "/", and skips unknown key-value parts where this raises; on the rest it agrees
+    # for every name samba-bids writes (tests/test_bids.py).
     name = Path(path).name
     stem, dot, rest = name.partition(".")
     *pairs, suffix = stem.split("_")
@@ -353,10 +422,16 @@ def _json_default(obj):
     raise TypeError(f"{type(obj)} is not JSON serialisable")
 
 
+def _json_text(content) -> str:
+    """``content`` as indented JSON text (numpy values and paths allowed)."""
+    return json.dumps(content, indent=2, default=_json_default) + "\n"
+
+
 def write_json(path, content) -> Path:
     """Write ``content`` as indented JSON, atomically."""
+    text = _json_text(content)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(content, indent=2, default=_json_default) + "\n")
+        tmp.write_text(text)
     return Path(path)
 
 
@@ -377,10 +452,84 @@ def write_image(path, img) -> Path:
 
 
 def write_with_sidecar(path, writer, obj, sidecar) -> Path:
-    """Write ``obj`` with ``writer`` (e.g. :func:`write_tsv`) and then its JSON sidecar."""
-    writer(path, obj)
-    write_json(sidecar_path(path), sidecar)
-    return Path(path)
+    """Write ``obj`` with ``writer`` and its JSON ``sidecar`` dict together: neither or both.
+
+    The sidecar becomes JSON text first (a value JSON cannot hold fails before any file is
+    written); ``writer(path, obj)`` (:func:`write_tsv`, :func:`write_image`, ...) writes
+    atomically, then the sidecar is renamed into place (:func:`atomic_path`); if that fails the
+    data file is removed.
+
+    Raises
+    ------
+    TypeError
+        If ``sidecar`` holds a value JSON cannot represent.
+    CantCreateError
+        If a file cannot be written (see :func:`atomic_path`).
+    """
+    path = Path(path)
+    text = _json_text(sidecar)
+    data_written = False
+    try:
+        with atomic_path(sidecar_path(path)) as tmp:
+            tmp.write_text(text)
+            writer(path, obj)
+            data_written = True
+    except BaseException:  # including the sidecar's rename on leaving the block
+        if data_written:
+            _unwrite(path)
+        raise
+    return path
+
+
+def write_output(output_dir, key, entities, data, *, sources, parameters=None, extension=None,
+                 writer=None, **overrides) -> Path:
+    """Write an output of :data:`~.outputs.OUTPUTS` and its JSON sidecar, together.
+
+    Parameters
+    ----------
+    output_dir, key, entities, extension, **overrides
+        Name the file, as in :func:`output_path`.
+    data : object
+        A pandas DataFrame (``.tsv``), a nibabel image (NIfTI, GIFTI, CIFTI) or what ``writer``
+        writes.
+    sources : list of str
+        The sidecar's ``Sources``: BIDS URIs of the inputs (:func:`bids_uri`).
+    parameters : dict | None
+        The rest of the sidecar: the parameters that made the file, ``Description``, columns.
+    writer : callable | None
+        ``writer(path, data)``, atomic; None: :func:`write_tsv` or :func:`write_image`.
+
+    Returns
+    -------
+    Path
+        The data file (its sidecar: :func:`sidecar_path`).
+
+    Raises
+    ------
+    ValueError
+        If the row has no sidecar (reports, logs), there is no default writer for the
+        extension, or as :func:`output_path`.
+    CantCreateError
+        If a file cannot be written; neither is left (:func:`write_with_sidecar`).
+    """
+    path = output_path(output_dir, key, entities, extension=extension, **overrides)
+    if not output(key).sidecar:
+        raise ValueError(f"{key} files have no JSON sidecar; write {path.name} directly.")
+    if writer is None:
+        writer = write_tsv if path.name.endswith(".tsv") else write_image
+        if not path.name.endswith((".tsv", ".nii", ".nii.gz", ".gii")):
+            raise ValueError(f"No default writer for {path.name}; pass writer=.")
+    return write_with_sidecar(path, writer, data, {"Sources": list(sources),
+                                                   **(parameters or {})})
+
+
+def _unwrite(path: Path) -> None:
+    """Remove a file :func:`atomic_path` wrote, and from the :func:`record_writes` lists."""
+    with contextlib.suppress(OSError):
+        path.unlink()
+    for record in _WRITE_RECORDS:
+        while path in record:
+            record.remove(path)
 
 
 def bids_uri(dataset_name, dataset_root, path) -> str:

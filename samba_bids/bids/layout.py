@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError, EmptySelectionError, NoInputError, UsageError, ValidationError
-from ..templates import CIFTI_SPACES, SURFACE_SPACES, VOLUME_SPACES
+from ..templates.spaces import CIFTI_SPACES, SURFACE_SPACES, VOLUME_SPACES
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import xml.etree.ElementTree as ET
 import zlib
 from os import PathLike
 from pathlib import Path
@@ -21,6 +19,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, NoInputError, UsageError
+from ._io import (
+    _CIFTI_FIX,
+    _check_brain_models,
+    _cifti_axes,
+    _cifti_series,
+    _gifti_file_meta,
+    _gifti_hemi,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +51,8 @@ FMRIPREP_AUTO_CONFOUNDS = (
 )
 CONFOUND_STRATEGIES = ("auto", "all", "none")
 
-_HEMI_RE = re.compile(r"(?:^|_)hemi-(L|R)(?=[_.])")
-_STRUCTURE_HEMI = {"CortexLeft": "L", "CortexRight": "R"}
 _TR_FIX = "add RepetitionTime (s) to its JSON sidecar or pass --repetition-time"
 _NIFTI_TIME_TO_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
-_CIFTI_FIX = "re-export the BOLD run (fMRIPrep --cifti-output 91k, or wb_command)"
 
 
 def _as_path_list(files) -> list[Path]:
@@ -89,36 +92,6 @@ def _load_bold_image(path: Path, image_class, kind: str, fix: str, expected: str
 
 def _is_gifti(path: Path) -> bool:
     return path.name.endswith(".gii")
-
-
-def _hemi_from_name(path: Path) -> str | None:
-    match = _HEMI_RE.search(path.name)
-    return match.group(1) if match else None
-
-
-def _gifti_file_meta(path: Path) -> dict[str, str]:
-    """File-level ``<MetaData>`` of a GIFTI file, read without decoding its data arrays."""
-    meta: dict[str, str] = {}
-    depth = 0
-    try:
-        for event, elem in ET.iterparse(str(path), events=("start", "end")):
-            if event == "start":
-                depth += 1
-                if elem.tag == "DataArray":
-                    break
-                continue
-            depth -= 1
-            # <GIFTI> (1) > <MetaData> (2) > <MD> (3) > <Name>/<Value> (4)
-            if elem.tag == "MD" and depth == 2:
-                name, value = elem.findtext("Name"), elem.findtext("Value")
-                if name is not None:
-                    meta[name.strip()] = (value or "").strip()
-    except ET.ParseError as err:
-        raise DataError(
-            f"{path.name} is not a readable GIFTI file ({err}); re-export the BOLD run "
-            "(e.g. rerun fMRIPrep's surface sampling)."
-        ) from err
-    return meta
 
 
 def bold_repetition_time(files, tr_s: float | None = None) -> float:
@@ -222,16 +195,8 @@ def _gifti_time_series(path: Path):
     """Load one GIFTI hemisphere; return (data (n_vertices, n_volumes) float32, meta)."""
     import nibabel as nib
 
-    _check_exists(path)
-    try:
-        img = nib.load(str(path))
-    except Exception as err:  # ExpatError, zlib/base64 errors, ValueError...
-        raise DataError(
-            f"{path.name} is not a readable GIFTI file ({type(err).__name__}: {err}); "
-            "re-export the BOLD run (it may be truncated)."
-        ) from err
-    if not isinstance(img, nib.GiftiImage):
-        raise DataError(f"{path.name} is not a GIFTI image; pass the run's _bold.func.gii files.")
+    img = _load_bold_image(path, nib.GiftiImage, "GIFTI",
+                           "re-export the BOLD run (it may be truncated)", "_bold.func.gii files")
     arrays = [d.data for d in img.darrays]
     if not arrays:
         raise DataError(f"{path.name} holds no data arrays; re-export the BOLD run.")
@@ -277,7 +242,7 @@ def load_surface_bold(files) -> tuple[np.ndarray, int]:
     loaded = {}
     for path in paths:
         data, meta = _gifti_time_series(path)
-        hemi = _hemi_from_name(path) or _STRUCTURE_HEMI.get(meta.get("AnatomicalStructurePrimary"))
+        hemi = _gifti_hemi(meta, path)
         if hemi is None:
             raise DataError(
                 f"{path.name}: cannot tell its hemisphere; name it with hemi-L or hemi-R "
@@ -367,56 +332,6 @@ def load_volume_bold(file):
     return out
 
 
-def _cifti_axes(img, name: str):
-    """(BrainModelAxis, SeriesAxis) of a dtseries image; DataError for any other CIFTI."""
-    from nibabel.cifti2.cifti2_axes import BrainModelAxis, SeriesAxis
-
-    try:
-        axes = [img.header.get_axis(i) for i in range(img.ndim)]
-    except Exception as err:
-        raise DataError(
-            f"{name}: its CIFTI-2 header has no valid index maps ({err}); {_CIFTI_FIX}."
-        ) from err
-    kinds = {type(a) for a in axes}
-    if len(axes) != 2 or kinds != {BrainModelAxis, SeriesAxis}:
-        found = " x ".join(type(a).__name__ for a in axes)
-        raise DataError(
-            f"{name} is a {found} CIFTI file, not a dense time series (SeriesAxis x "
-            f"BrainModelAxis, .dtseries.nii); pass the run's _bold.dtseries.nii."
-        )
-    brain_models = next(a for a in axes if isinstance(a, BrainModelAxis))
-    series = next(a for a in axes if isinstance(a, SeriesAxis))
-    return brain_models, series
-
-
-def _cifti_series(img, name: str):
-    """Data of a dtseries image as (n_grayordinates, n_volumes) float32, its axes' facts.
-
-    Returns (data, brain_models, tr_s); tr_s is None when the series axis is not in seconds
-    or its step is not > 0.
-    """
-    from nibabel.cifti2.cifti2_axes import BrainModelAxis
-
-    brain_models, series = _cifti_axes(img, name)
-    try:
-        data = np.asarray(img.get_fdata(dtype=np.float32))
-    except (OSError, EOFError, ValueError, zlib.error) as err:
-        raise DataError(
-            f"{name} is truncated or corrupt: its header reads but its data block does not "
-            f"({type(err).__name__}: {str(err).splitlines()[0]}); re-copy the file or "
-            f"{_CIFTI_FIX}."
-        ) from err
-    if not isinstance(img.header.get_axis(0), BrainModelAxis):
-        data = data.T  # the usual (volumes, grayordinates) -> grayordinates x volumes
-    data = np.ascontiguousarray(data)
-    tr_s = float(series.step)
-    if series.unit != "SECOND" or not math.isfinite(tr_s) or tr_s <= 0:
-        logger.warning("%s: series axis step %g %s is not a repetition time in s.",
-                       name, series.step, series.unit)
-        tr_s = None
-    return data, brain_models, tr_s
-
-
 def load_cifti_bold(file, *, atlas=None):
     """Load a grayordinate BOLD run (CIFTI-2 dense time series) into memory.
 
@@ -458,8 +373,6 @@ def load_cifti_bold(file, *, atlas=None):
     img = _load_bold_image(path, nib.Cifti2Image, "CIFTI-2", _CIFTI_FIX, "_bold.dtseries.nii")
     data, brain_models, tr_s = _cifti_series(img, path.name)
     if atlas is not None:
-        from .parcellation import _check_brain_models
-
         _check_brain_models(brain_models, atlas, path.name)
     if np.isnan(data).all():
         raise DataError(f"{path.name} holds only NaN; {_CIFTI_FIX}.")
@@ -497,6 +410,20 @@ def select_confounds(confounds_tsv, strategy: str = "auto") -> pd.DataFrame | No
     DataError
         If the table cannot be parsed, is empty, or holds non-numeric values.
     """
+    # Not nilearn.interfaces.fmriprep.load_confounds: with the nearest strategy
+    # (strategy=("motion", "wm_csf"), motion="derivatives", wm_csf="basic", demean=False;
+    # nilearn 0.14) it selects otherwise (tests/test_bold.py::
+    # test_nilearn_load_confounds_is_not_our_auto_selection):
+    # - tables without fMRIPrep's names (the real ds-real-rest table: confound_00..28) raise
+    #   ValueError, where "auto" falls back to every non-constant column;
+    # - tables with part of the columns (no white_matter, or no _derivative1 columns as in
+    #   the synthetic datasets) raise KeyError / ValueError, where "auto" keeps those present;
+    # - on a complete table it back-fills the first row's NaN of the derivatives with the
+    #   second row's value, where we put 0 (so the regressors, hence the outputs, differ);
+    #   it also sorts the columns by name and keeps constant ones;
+    # - it needs the BOLD file name in fMRIPrep naming beside the table
+    #   (``_desc-preproc_bold.nii.gz``; a plain ``_bold.nii.gz`` is refused), where this
+    #   function gets the table alone; and "all" has no nilearn strategy.
     if strategy not in CONFOUND_STRATEGIES:
         raise UsageError(
             f"Unknown confound strategy {strategy!r}; choose one of "

@@ -13,13 +13,28 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import templates
 from ..errors import DataError, UsageError
+from ..templates.atlases import (
+    cifti_atlas,
+    cifti_parcel_centroids,
+    read_cifti_labels,
+    surface_atlas,
+    surface_parcel_centroids,
+    volume_atlas,
+)
+from ..templates.spaces import (
+    CIFTI_SPACES,
+    SURFACE_SPACES,
+    VOLUME_SPACES,
+    schaefer_annot_name,
+)
+from ._io import _check_brain_models, _cifti_series
+from .loading import load_cifti_bold
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_SPACES = (
-    tuple(templates.SURFACE_SPACES) + tuple(templates.VOLUME_SPACES) + tuple(templates.CIFTI_SPACES)
+    tuple(SURFACE_SPACES) + tuple(VOLUME_SPACES) + tuple(CIFTI_SPACES)
 )
 
 
@@ -123,14 +138,14 @@ def load_bold_atlas(templates_dir, space: str, n_parcels: int = 200) -> ParcelAt
     """
     import nibabel as nib
 
-    if space in templates.CIFTI_SPACES:
+    if space in CIFTI_SPACES:
         return _load_cifti_atlas(templates_dir, space, n_parcels)
 
-    if space in templates.SURFACE_SPACES:
-        labels, names = templates.surface_atlas(templates_dir, space, n_parcels)
-        centroids = templates.surface_parcel_centroids(templates_dir, space, labels)
+    if space in SURFACE_SPACES:
+        labels, names = surface_atlas(templates_dir, space, n_parcels)
+        centroids = surface_parcel_centroids(templates_dir, space, labels)
         label_dir = Path(templates_dir) / space / "label"
-        annot = templates.schaefer_annot_name(n_parcels)
+        annot = schaefer_annot_name(n_parcels)
         files = tuple(label_dir / f"{h}.{annot}.annot" for h in ("lh", "rh"))
         logger.info("Atlas %s on %s: %d parcels.", annot, space, len(names))
         return ParcelAtlas(
@@ -141,8 +156,8 @@ def load_bold_atlas(templates_dir, space: str, n_parcels: int = 200) -> ParcelAt
             surface_labels={h: np.asarray(labels[h], dtype=np.int64) for h in ("lh", "rh")},
             files=files,
         )
-    if space in templates.VOLUME_SPACES:
-        path, names = templates.volume_atlas(templates_dir, space, n_parcels)
+    if space in VOLUME_SPACES:
+        path, names = volume_atlas(templates_dir, space, n_parcels)
         img = nib.load(str(path))
         raw = np.asanyarray(img.dataobj)
         if raw.ndim == 4 and raw.shape[3] == 1:
@@ -188,8 +203,8 @@ def load_bold_atlas(templates_dir, space: str, n_parcels: int = 200) -> ParcelAt
 
 
 def _load_cifti_atlas(templates_dir, space: str, n_parcels: int) -> ParcelAtlas:
-    path, names = templates.cifti_atlas(templates_dir, n_parcels)
-    labels, _, brain_models = templates.read_cifti_labels(path)
+    path, names = cifti_atlas(templates_dir, n_parcels)
+    labels, _, brain_models = read_cifti_labels(path)
     if labels.max() > len(names):
         raise DataError(
             f"{path.name} holds labels up to {labels.max()}, beyond its {len(names)} parcels; "
@@ -199,7 +214,7 @@ def _load_cifti_atlas(templates_dir, space: str, n_parcels: int) -> ParcelAtlas:
     if (counts[1:] == 0).any():
         absent = np.flatnonzero(counts[1:] == 0) + 1
         raise DataError(f"{path.name} lacks parcel(s) {absent.tolist()[:10]}; re-fetch the atlas.")
-    centroids, centroid_files = templates.cifti_parcel_centroids(
+    centroids, centroid_files = cifti_parcel_centroids(
         templates_dir, labels, brain_models, names
     )
     logger.info("Atlas %s: %d parcels on %d grayordinates.", path.name, len(names), labels.size)
@@ -410,8 +425,6 @@ def parcellate_bold(bold, atlas: ParcelAtlas, *, name: str | None = None) -> np.
 def _parcellate_cifti(bold, atlas: ParcelAtlas, name: str | None) -> np.ndarray:
     import nibabel as nib
 
-    from .loading import _cifti_series, load_cifti_bold
-
     if isinstance(bold, (str, Path)):
         data, _, _ = load_cifti_bold(bold, atlas=atlas)
         name = name or Path(bold).name
@@ -435,22 +448,6 @@ def _parcellate_cifti(bold, atlas: ParcelAtlas, name: str | None) -> np.ndarray:
     means = _nan_mean(_averaging_matrix(atlas.grayordinate_labels, atlas.n_parcels), data)
     _check_empty(means, atlas, name)
     return means
-
-
-def _check_brain_models(brain_models, atlas: ParcelAtlas, name: str) -> None:
-    """DataError unless ``brain_models`` are the atlas's grayordinates."""
-    if len(brain_models) != atlas.n_grayordinates:
-        raise DataError(
-            f"{name} has {len(brain_models)} grayordinates but the {atlas.space} atlas has "
-            f"{atlas.n_grayordinates}; pass the fsLR 91k dtseries (fMRIPrep "
-            "--cifti-output 91k) as the BOLD run."
-        )
-    if brain_models != atlas.brain_models:
-        raise DataError(
-            f"{name} has {len(brain_models)} grayordinates, as many as the {atlas.space} atlas, "
-            "but its brain structures, vertices or voxels differ from the atlas's; resample it "
-            "to the standard HCP 91k grayordinates (wb_command -cifti-resample)."
-        )
 
 
 def _nilearn_standardize_off():

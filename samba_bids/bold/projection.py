@@ -15,14 +15,30 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .loading import _cifti_axes, _gifti_file_meta, _hemi_from_name
-from .parcellation import ParcelAtlas, _check_brain_models, labels_on_grid
+from ._io import (
+    _HEMI_STRUCTURE,
+    _check_brain_models,
+    _cifti_axes,
+    _gifti_file_meta,
+    _gifti_hemi,
+)
+from .parcellation import ParcelAtlas, labels_on_grid
 
 logger = logging.getLogger(__name__)
 
-_STRUCTURE = {"L": "CortexLeft", "R": "CortexRight"}
 
-
+# Painting is ``table[labels]`` rather than the maskers' ``inverse_transform`` (nilearn
+# ``NiftiLabelsMasker``, ``SurfaceLabelsMasker``). For finite values these give the same data
+# and affine (tests/test_bold.py::test_projection_equals_nilearn_inverse_transform), but:
+# - ``inverse_transform`` refuses NaN ("Input contains NaN", nilearn 0.14), and NaN parcels
+#   must be painted NaN (parcels without data, maps such as an undefined Pearson r);
+# - it wants one column per label present on the grid, not per atlas parcel, and a surface
+#   masker needs the template meshes, which a surface atlas does not carry;
+# - the images are built here anyway from the reference (NIfTI header, zooms with the TR,
+#   units; GIFTI file meta, TimeStep, one data array per volume, intents), so nilearn would
+#   only replace this indexing, 6 to 40 times slower on volumes (3 and 2 mm grids, the
+#   masker's fit included).
+# nilearn has no CIFTI masker: CIFTI outputs are built with nibabel's axes.
 def _parcel_lookup(values: np.ndarray, atlas: ParcelAtlas) -> np.ndarray:
     """(n_parcels + 1, n_columns) float32 table with row 0 (no parcel) equal to 0."""
     if values.shape[0] != atlas.n_parcels:
@@ -44,16 +60,12 @@ def _reference_gifti_meta(reference) -> dict[str, dict[str, str]]:
     for ref in refs:
         if isinstance(ref, nib.GiftiImage):
             meta = dict(ref.meta)
-            hemi = {"CortexLeft": "L", "CortexRight": "R"}.get(
-                meta.get("AnatomicalStructurePrimary")
-            )
+            hemi = _gifti_hemi(meta)
             name = "a reference GIFTI image"
         else:
             path = Path(ref)
             meta = _gifti_file_meta(path)
-            hemi = _hemi_from_name(path) or {"CortexLeft": "L", "CortexRight": "R"}.get(
-                meta.get("AnatomicalStructurePrimary")
-            )
+            hemi = _gifti_hemi(meta, path)
             name = path.name
         if hemi is None:
             raise DataError(f"{name}: cannot tell its hemisphere; name it with hemi-L or hemi-R.")
@@ -76,7 +88,7 @@ def _project_surface(table, atlas, reference, time_series, tr_s, array_names=Non
     for hemi, key in (("L", "lh"), ("R", "rh")):
         vertex_values = table[atlas.surface_labels[key]]  # (n_vertices, n_columns)
         meta = dict(metas[hemi])
-        meta["AnatomicalStructurePrimary"] = _STRUCTURE[hemi]
+        meta["AnatomicalStructurePrimary"] = _HEMI_STRUCTURE[hemi]
         if time_series and tr_s is not None:
             meta["TimeStep"] = f"{float(tr_s) * 1000.0:g}"
         elif not time_series:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..config import Config
 from ..errors import SambaBidsError
-from ..templates import find_templates_dir
+from ..templates.locate import find_templates_dir
 
 logger = logging.getLogger("samba_bids")
 

@@ -20,7 +20,7 @@ logger = logging.getLogger("samba_bids")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``samba-bids-fetch-templates`` argument parser."""
-    from ..templates import DEFAULT_FETCH_SPACES, FETCH_SPACES
+    from ..templates.fetch import DEFAULT_FETCH_SPACES, FETCH_SPACES
 
     parser = argparse.ArgumentParser(
         prog="samba-bids-fetch-templates",
@@ -63,7 +63,7 @@ def _read_sources(path):
 
 def main(argv=None) -> int:
     """Run the fetch; return the exit code (0, or the BEP027 code of the error)."""
-    from ..templates import fetch_sources, fetch_templates
+    from ..templates.fetch import fetch_sources, fetch_templates
 
     try:
         args = build_parser().parse_args(argv)

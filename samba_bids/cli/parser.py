@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from .. import __version__
+from ..config import CHOICES, Config
+from ..templates import CIFTI_SPACES, SURFACE_SPACES, VOLUME_SPACES
+
+
+#: Every BOLD space samba-bids reads (surface, volume, CIFTI).
+BOLD_SPACES = (*SURFACE_SPACES, *VOLUME_SPACES, *CIFTI_SPACES)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` from :class:`~samba_bids.config.Config`'s defaults.
+
+    The parser's own defaults are None (so that only what was typed overrides a
+    ``--config-file``); argparse's ``ArgumentDefaultsHelpFormatter`` would print those.
+    """
+
+    _defaults = {f.name: f.default for f in dataclasses.fields(Config)
+                 if f.default is not dataclasses.MISSING}
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        default = self._defaults.get(action.dest, action.default)
+        if ("%(default)" in help_text or default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings or action.dest in ("verbose", "help")):
+            return help_text
+        return f"{help_text} (default: {default})"
 
 
 def _derivative(value):
@@ -22,12 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="samba-bids",
         description="Translate EEG/MEG into fMRI BOLD with SAMBA and write BIDS derivatives.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("bids_dir", type=Path, help="the root folder of a BIDS dataset")
     parser.add_argument("output_dir", type=Path,
                         help="where outputs go (usually BIDS_DIR/derivatives/samba-bids)")
-    parser.add_argument("analysis_level", choices=["participant", "group"],
+    parser.add_argument("analysis_level", choices=CHOICES["analysis_level"],
                         help="processing stage")
     g = parser.add_argument_group("selecting data")
     g.add_argument("--participant-label", "--participant_label", nargs="+", default=None,
@@ -41,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folders with preprocessed BOLD (fMRIPrep-style); NAME=PATH accepted. "
                         "Default: the folders under BIDS_DIR/derivatives")
     g.add_argument("--bold-space", "--bold_space", default=None,
-                   help="BOLD space to use (fsaverage5, fsaverage, MNI152NLin6Asym); "
-                        "chosen automatically when one is present")
-    g.add_argument("--modality", choices=["auto", "eeg", "meg"], default=None,
-                   help="electrophysiology to use (default auto)")
+                   help=f"BOLD space to use ({', '.join(BOLD_SPACES)}); chosen "
+                        "automatically when one is present")
+    g.add_argument("--modality", choices=CHOICES["modality"], default=None,
+                   help="electrophysiology to use")
     g.add_argument("--repetition-time", "--repetition_time", type=float, default=None,
                    dest="repetition_time_s", metavar="SECONDS",
                    help="TR in s, when the BOLD sidecar lacks RepetitionTime")
@@ -52,27 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--templates-dir", "--templates_dir", type=Path, default=None,
                    help="offline templates folder (default $SAMBA_TEMPLATES, then the cache)")
     g.add_argument("--ephys-atlas-scale", "--ephys_atlas_scale", type=int, default=None,
-                   choices=[100, 200, 400],
-                   help="Schaefer 2018 parcels for the electrophysiology (default 100)")
+                   choices=CHOICES["ephys_atlas_scale"],
+                   help="Schaefer 2018 parcels for the electrophysiology")
     g.add_argument("--bold-atlas-scale", "--bold_atlas_scale", type=int, default=None,
-                   choices=[100, 200, 400], help="Schaefer 2018 parcels for BOLD (default 200)")
+                   choices=CHOICES["bold_atlas_scale"], help="Schaefer 2018 parcels for BOLD")
     g = parser.add_argument_group("alignment and model")
     g.add_argument("--volume-trigger", "--volume_trigger", default=None, metavar="DESCRIPTION",
                    help="annotation marking each BOLD volume onset in the recording")
     g.add_argument("--inverse-method", "--inverse_method", default=None,
-                   choices=["dSPM", "eLORETA", "MNE", "sLORETA"],
-                   help="inverse method (default dSPM)")
+                   choices=CHOICES["inverse_method"], help="inverse method")
     g.add_argument("--direction", default=None,
-                   choices=["ephys-to-bold", "bold-to-ephys", "both"],
-                   help="translate electrophysiology to BOLD (SAMBA, default), BOLD to "
+                   choices=CHOICES["direction"],
+                   help="translate electrophysiology to BOLD (SAMBA), BOLD to "
                         "source-parcel band power (desc-sambareverse outputs), or both")
-    g.add_argument("--confounds", default=None, choices=["auto", "all", "none"],
-                   help="confound regressors to remove from BOLD (default auto)")
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
-                   help="torch device (default auto: CUDA when present)")
-    g.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    g.add_argument("--confounds", default=None, choices=CHOICES["confounds"],
+                   help="confound regressors to remove from BOLD")
+    g.add_argument("--device", choices=CHOICES["device"], default=None,
+                   help="torch device (auto: CUDA when present)")
+    g.add_argument("--seed", type=int, default=None, help="random seed")
     g.add_argument("--max-epochs", "--max_epochs", type=int, default=None,
-                   help="training epochs at most (default 100)")
+                   help="training epochs at most")
     g = parser.add_argument_group("resources and run")
     g.add_argument("-w", "--work-dir", "--work_dir", type=Path, default=None,
                    help="work directory (pybids database, caches)")

@@ -1,5 +1,6 @@
 """Electrophysiology stage: reading, preprocessing, forward/inverse, parcel time courses."""
 
+from .forward import make_template_forward, template_labels
 from .preprocessing import detect_modality, preprocess_raw, read_ephys
 from .source import (
     SourceParcels,
@@ -7,9 +8,7 @@ from .source import (
     empty_room_noise_cov,
     make_inverse,
     make_parcel_kernel,
-    make_template_forward,
     parcel_time_courses,
-    template_labels,
 )
 
 __all__ = [

@@ -22,12 +22,13 @@ from pathlib import Path
 import mne
 import numpy as np
 
+from ..config import CHOICES, check_option
 from ..errors import DataError, NoInputError, UsageError
 
 logger = logging.getLogger(__name__)
 
 #: Modalities this stage knows; ``auto`` prefers MEG when the recording has MEG channels.
-MODALITIES = ("auto", "eeg", "meg")
+MODALITIES = CHOICES["modality"]
 
 #: Human-readable reader name per file extension (for error messages).
 _FORMATS = {
@@ -76,12 +77,7 @@ def without_sidecar_locks():
 
 
 def _check_modality(modality: str) -> str:
-    if modality not in MODALITIES:
-        raise UsageError(
-            f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}; "
-            "pass --modality auto, eeg or meg."
-        )
-    return modality
+    return check_option("modality (--modality)", modality, MODALITIES)
 
 
 def _format_name(path: Path) -> str:
@@ -373,8 +369,7 @@ def preprocess_raw(
     still grows with the duration through the outputs (at 100 Hz) and through the group
     size, which is at least one channel (29 MB of float64 per channel-hour at 1 kHz).
     """
-    if modality not in ("eeg", "meg"):
-        raise UsageError(f"preprocess_raw needs modality 'eeg' or 'meg', got {modality!r}.")
+    check_option("modality", modality, ("eeg", "meg"))
     if not max_load_mb > 0:
         raise UsageError(f"max_load_mb must be positive, got {max_load_mb!r}.")
     name = _recording_name(raw)

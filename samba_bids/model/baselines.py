@@ -16,31 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from .hrf import n_hrf_taps, spm_canonical_hrf
+from .hrf import canonical_kernel  # noqa: F401 (also a public name of this module)
 from .wavelet import FEATURE_NAMES
 
 logger = logging.getLogger(__name__)
 
 #: Default ridge penalties: a log grid from 1e-2 to 1e5 (15 values).
 DEFAULT_ALPHAS = np.logspace(-2, 5, 15)
-
-
-def canonical_kernel(tr_s: float, support_s: float = 32.0) -> np.ndarray:
-    """SPM's canonical HRF sampled at ``k * tr_s``, ``k = 0..K``, normalised to unit sum.
-
-    Parameters
-    ----------
-    tr_s : float
-        Repetition time, in s.
-    support_s : float
-        HRF support, in s; ``K = ceil(support_s / tr_s)``.
-
-    Returns
-    -------
-    ndarray, shape (K + 1,)
-    """
-    kernel = spm_canonical_hrf(np.arange(n_hrf_taps(tr_s, support_s)) * float(tr_s))
-    return kernel / kernel.sum()
 
 
 def _band_power(features, feature_index):

@@ -31,7 +31,8 @@ from scipy.signal import fftconvolve
 from torch import nn
 from torch_geometric.nn import GATv2Conv
 
-from .hrf import n_hrf_taps, spm_canonical_hrf
+from ..metrics import pearson_matrix
+from .hrf import canonical_kernel
 
 logger = logging.getLogger(__name__)
 
@@ -98,30 +99,6 @@ def knn_bipartite_edges(src_xyz, dst_xyz, k: int, *, exclude_self: bool = False)
     k = _check_k(k, src_xyz.shape[0] - int(exclude_self), "spatial neighbours")
     neighbours = np.argsort(distance, axis=1, kind="stable")[:, :k]
     return _edges_from_neighbours(neighbours)
-
-
-def pearson_matrix(a, b) -> np.ndarray:
-    """Pearson r between every row of ``b`` and every row of ``a``.
-
-    Parameters
-    ----------
-    a : ndarray, shape (N, T)
-    b : ndarray, shape (M, T)
-
-    Returns
-    -------
-    ndarray, shape (M, N)
-        ``r[m, n]``; 0 where a row is constant.
-    """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-
-    def _z(x):
-        x = x - x.mean(axis=1, keepdims=True)
-        norm = np.linalg.norm(x, axis=1, keepdims=True)
-        return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
-
-    return _z(b) @ _z(a).T
 
 
 def functional_edges(src_signal, dst_signal, k: int, *, exclude_self: bool = False) -> np.ndarray:
@@ -195,8 +172,7 @@ def canonical_hrf_regressor(signal, tr_s: float, support_s: float = 32.0) -> np.
     ndarray, shape (N, T)
     """
     signal = np.asarray(signal, dtype=float)
-    kernel = spm_canonical_hrf(np.arange(n_hrf_taps(tr_s, support_s)) * tr_s)
-    kernel = kernel / kernel.sum()
+    kernel = canonical_kernel(tr_s, support_s)
     centred = signal - signal.mean(axis=-1, keepdims=True)
     return fftconvolve(centred, kernel[None, :], axes=-1)[:, : signal.shape[-1]]
 

@@ -83,6 +83,27 @@ def spm_canonical_hrf(t_s) -> np.ndarray:
     return stats.gamma.pdf(t, 6.0, scale=1.0) - stats.gamma.pdf(t, 16.0, scale=1.0) / 6.0
 
 
+def canonical_kernel(tr_s: float, support_s: float = 32.0) -> np.ndarray:
+    """SPM's canonical HRF sampled at ``k * tr_s``, ``k = 0..K``, normalised to unit sum.
+
+    The one canonical kernel of the package: the ridge baseline's regressors and the
+    functional graphs' canonical-HRF regressors both use it.
+
+    Parameters
+    ----------
+    tr_s : float
+        Repetition time, in s.
+    support_s : float
+        HRF support, in s; ``K = ceil(support_s / tr_s)``.
+
+    Returns
+    -------
+    ndarray, shape (K + 1,)
+    """
+    kernel = spm_canonical_hrf(np.arange(n_hrf_taps(tr_s, support_s)) * float(tr_s))
+    return kernel / kernel.sum()
+
+
 def _gamma_pdf(x, shape, scale):
     """Gamma density in torch, 0 for x <= 0, finite gradients everywhere."""
     positive = x > 0

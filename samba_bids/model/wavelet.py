@@ -32,6 +32,30 @@ def band_names(level: int) -> list[str]:
     return [f"A{level}"] + [f"D{j}" for j in range(level, 0, -1)]
 
 
+def band_ranges_hz(level: int, sfreq_hz: float) -> list[tuple[float, float]]:
+    """Approximate frequency range of each band of :func:`band_names`, coarse (A) to fine (D1).
+
+    Dyadic: detail ``Dj`` covers ``nyquist / 2**j`` to ``nyquist / 2**(j - 1)``, the
+    approximation ``0`` to ``nyquist / 2**level`` (Mallat's filter bank; the real bands of a
+    finite wavelet filter overlap at their edges).
+
+    Parameters
+    ----------
+    level : int
+        Decomposition levels.
+    sfreq_hz : float
+        Sampling rate of the decomposed series, Hz.
+
+    Returns
+    -------
+    list of (float, float)
+        ``level + 1`` (low, high) pairs in Hz.
+    """
+    nyquist = sfreq_hz / 2.0
+    edges = [0.0] + [nyquist / 2 ** j for j in range(level, 0, -1)] + [nyquist]
+    return list(zip(edges[:-1], edges[1:]))
+
+
 def wavelet_band_features(segments, wavelet: str = "db5", level: int = 3) -> np.ndarray:
     """Log band power and log mean magnitude of each segment's wavelet bands.
 

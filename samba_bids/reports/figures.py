@@ -98,19 +98,11 @@ def parcel_test_r(observed, predicted, test_volumes) -> np.ndarray:
     ndarray, shape (M,)
         Pearson r; NaN where fewer than 3 finite pairs remain or a series is constant.
     """
+    from ..metrics import pearson_r
+
     idx = np.asarray(test_volumes, dtype=int)
-    a = np.asarray(observed, dtype=float)[:, idx]
-    b = np.asarray(predicted, dtype=float)[:, idx]
-    keep = np.isfinite(a) & np.isfinite(b)
-    n = keep.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a = np.where(keep, a, 0.0)
-        b = np.where(keep, b, 0.0)
-        a = np.where(keep, a - (a.sum(axis=1) / n)[:, None], 0.0)
-        b = np.where(keep, b - (b.sum(axis=1) / n)[:, None], 0.0)
-        den = np.sqrt((a**2).sum(axis=1) * (b**2).sum(axis=1))
-        r = (a * b).sum(axis=1) / den
-    return np.where((n >= 3) & (den > 0), np.clip(r, -1.0, 1.0), np.nan)
+    return pearson_r(np.asarray(observed, dtype=float)[:, idx],
+                     np.asarray(predicted, dtype=float)[:, idx], omit_nan=True, min_count=3)
 
 
 def rank_parcels(r) -> dict[str, int]:

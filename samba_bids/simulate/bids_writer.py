@@ -1,0 +1,299 @@
+"""BIDS writer of the simulator: raw EEG/MEG, fMRIPrep-named BOLD per space, confounds, truth.
+
+Every file of a simulated dataset is written here; :func:`samba_bids.simulate.simulate_dataset`
+decides what goes in them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..bids.derivatives import write_json
+from ..errors import NoInputError
+from .sources import BANDS
+
+#: BIDS task label of the simulated run.
+TASK = "rest"
+#: Annotation of each volume onset in the EEG/MEG recording.
+TRIGGER = "Volume"
+#: Baseline of the written BOLD images.
+BOLD_BASELINE = 100.0
+#: Standard deviation of the per-vertex noise relative to the parcel noise.
+VERTEX_NOISE_FRACTION = 0.2
+#: Downsampling of the 2 mm MNI atlas grid for the written NIfTI (4 mm voxels).
+VOLUME_DOWNSAMPLE = 2
+
+
+def _gifti(data, structure, tr_s):
+    import nibabel as nib
+
+    meta = {"AnatomicalStructurePrimary": structure, "TimeStep": f"{tr_s * 1000:.1f}"}
+    darrays = [
+        nib.gifti.GiftiDataArray(col, intent="NIFTI_INTENT_TIME_SERIES",
+                                 datatype="NIFTI_TYPE_FLOAT32")
+        for col in np.ascontiguousarray(data.T, dtype=np.float32)
+    ]
+    return nib.gifti.GiftiImage(darrays=darrays, meta=nib.gifti.GiftiMetaData(meta))
+
+
+def _description(name, kind, **extra):
+    from .. import __version__
+
+    out = {"Name": name, "BIDSVersion": "1.9.0", "DatasetType": kind}
+    if kind == "derivative":
+        out["GeneratedBy"] = [{"Name": "samba-bids-simulate", "Version": __version__}]
+    out.update(extra)
+    return out
+
+
+def _small_volume_atlas(templates_dir, n_parcels):
+    """Schaefer volume atlas on a 4 mm grid (nearest neighbour): labels, affine."""
+    import nibabel as nib
+    from nilearn.image import resample_img
+
+    from ..templates import volume_atlas
+
+    path, _ = volume_atlas(templates_dir, "MNI152NLin6Asym", n_parcels)
+    atlas = nib.load(str(path))
+    affine = atlas.affine.copy()
+    affine[:3, :3] *= VOLUME_DOWNSAMPLE
+    shape = tuple(int(np.ceil(s / VOLUME_DOWNSAMPLE)) for s in atlas.shape[:3])
+    small = resample_img(atlas, target_affine=affine, target_shape=shape,
+                         interpolation="nearest", force_resample=True, copy_header=True)
+    return np.rint(np.asarray(small.dataobj)).astype(int), affine
+
+
+def _grayordinate_parcels(templates_dir, n_parcels, bold_names):
+    """fsLR 91k dlabel as indices into ``bold_names`` (1-based, 0 = none), its grayordinates.
+
+    The dlabel's parcels are matched to the simulated BOLD parcels by Schaefer name.
+    """
+    from ..templates import cifti_atlas, read_cifti_labels
+
+    path, _ = cifti_atlas(templates_dir, n_parcels)
+    labels, names, brain_models = read_cifti_labels(path)
+    index = {name: k for k, name in enumerate(bold_names)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise NoInputError(
+            f"{path.name} has parcels not among the fsaverage5 BOLD parcels ({missing[:3]}); "
+            "use a templates folder whose fsLR and fsaverage5 atlases are both Schaefer 2018."
+        )
+    lut = np.zeros(len(names) + 1, dtype=int)
+    lut[1:] = [index[n] + 1 for n in names]
+    return lut[labels], brain_models
+
+
+def _dtseries(data, brain_models, tr_s):
+    """(n_grayordinates, n_volumes) data as a CIFTI-2 dense time series, float32."""
+    import nibabel as nib
+    from nibabel.cifti2.cifti2_axes import SeriesAxis
+
+    series = SeriesAxis(start=0.0, step=float(tr_s), size=data.shape[1], unit="SECOND")
+    img = nib.Cifti2Image(np.ascontiguousarray(data.T, dtype=np.float32),
+                          header=(series, brain_models))
+    img.nifti_header.set_intent("NIFTI_INTENT_CONNECTIVITY_DENSE_SERIES")
+    return img
+
+
+# --------------------------------------------------------------------------------------------
+# Dataset files
+
+
+def write_dataset_descriptions(root, preproc, truth, modality: str) -> None:
+    """``dataset_description.json`` of the raw dataset, the preprocessed BOLD and the truth."""
+    write_json(root / "dataset_description.json", _description(
+        f"samba-bids simulated {modality.upper()}-fMRI", "raw",
+        Authors=["samba-bids simulator"],
+        GeneratedBy=[{"Name": "samba-bids-simulate"}],
+    ))
+    write_json(preproc / "dataset_description.json", _description(
+        "samba-bids simulated preprocessed BOLD", "derivative"))
+    write_json(truth / "dataset_description.json", _description(
+        "samba-bids simulation ground truth", "derivative",
+        Description="Planted HRFs, mixing weights, noiseless and noisy parcel BOLD.",
+    ))
+    (truth / ".bidsignore").write_text("*_hrf.tsv\n*_metrics.tsv\n*_weights.tsv\n")
+
+
+def write_readme(root, modality: str) -> None:
+    """The dataset's ``README``."""
+    (root / "README").write_text(
+        f"Simulated {modality.upper()}-fMRI dataset written by samba-bids-simulate. The "
+        "ground truth (planted HRFs, mixing weights, noiseless BOLD, noise ceilings) is in "
+        "derivatives/truth.\n"
+    )
+
+
+def write_ephys(root, subject: str, data, info, onsets_s, modality: str) -> None:
+    """Raw EEG (BrainVision) or MEG (FIF) through MNE-BIDS, a ``Volume`` event per onset.
+
+    Parameters
+    ----------
+    root : Path
+        Dataset folder.
+    subject : str
+        Participant label without ``sub-``.
+    data : ndarray, shape (n_channels, n_times)
+        Sensor data, V or T.
+    info : mne.Info
+        Measurement info of ``data`` (copied).
+    onsets_s : ndarray, shape (V,)
+        Volume onsets on the recording clock, s.
+    modality : {'eeg', 'meg'}
+        Datatype.
+    """
+    import mne
+    import mne_bids
+
+    raw = mne.io.RawArray(data, info.copy(), verbose=False)
+    raw.set_meas_date(None)
+    raw.set_annotations(mne.Annotations(onsets_s, 0.0, TRIGGER))
+    bids_path = mne_bids.BIDSPath(subject=subject, task=TASK, root=root,
+                                  datatype=modality)
+    mne_bids.write_raw_bids(raw, bids_path, allow_preload=True, overwrite=True,
+                            format="BrainVision" if modality == "eeg" else "FIF",
+                            verbose=False)
+    if modality == "meg":  # MNE-BIDS guesses the maker from the .fif extension
+        mne_bids.update_sidecar_json(
+            bids_path.copy().update(suffix="meg", extension=".json"),
+            {"Manufacturer": "n/a",
+             "ManufacturersModelName": "synthetic magnetometer helmet (samba-bids-simulate)"},
+            verbose=False,
+        )
+
+
+def _parcel_images(padded, vertex_sd, lab, rng):
+    """Baseline plus the parcel BOLD of each vertex's parcel (``lab``) plus vertex noise."""
+    n_volumes = padded.shape[1]
+    return BOLD_BASELINE + padded[lab] + vertex_sd[lab, None] * \
+        rng.standard_normal((len(lab), n_volumes))
+
+
+def write_bold_images(func, prefix: str, noisy, noise_sd, tr_s: float,
+                      rng: np.random.Generator, *, surface_parcels=None, volume_parcels=None,
+                      grayordinates=None) -> None:
+    """fMRIPrep-named preprocessed BOLD per space, with its sidecar.
+
+    Every vertex (voxel, grayordinate) carries :data:`BOLD_BASELINE` plus its parcel's noisy
+    BOLD plus independent noise of SD :data:`VERTEX_NOISE_FRACTION` times the parcel noise's
+    (outside the parcels: the median parcel noise's). The spaces are written in the order
+    fsaverage5, MNI152NLin6Asym, fsLR, all from ``rng``.
+
+    Parameters
+    ----------
+    func : Path
+        ``func`` folder of the participant in the preprocessed derivatives.
+    prefix : str
+        ``sub-<label>_task-<task>``.
+    noisy : ndarray, shape (V, M)
+        Noisy parcel BOLD, percent signal change.
+    noise_sd : ndarray, shape (M,)
+        SD of each parcel's noise.
+    tr_s : float
+        Repetition time, s.
+    rng : numpy.random.Generator
+        Random generator of the vertex noise.
+    surface_parcels : dict | None
+        ``{"lh": labels, "rh": labels}`` on fsaverage5 (1-based parcel index, 0 = none);
+        None: no fsaverage5 images.
+    volume_parcels : tuple | None
+        ``(labels, affine)`` of the 4 mm MNI152NLin6Asym grid; None: no NIfTI.
+    grayordinates : tuple | None
+        ``(labels, brain_models)`` of fsLR 91k; None: no CIFTI.
+    """
+    import nibabel as nib
+
+    n_volumes = noisy.shape[0]
+    padded = np.vstack([np.zeros((1, n_volumes)), noisy.T])  # row 0: no parcel
+    vertex_sd = np.concatenate([[np.median(noise_sd)], noise_sd]) * VERTEX_NOISE_FRACTION
+    sidecar = {"RepetitionTime": tr_s, "TaskName": TASK,
+               "SliceTimingCorrected": True, "StartTime": tr_s / 2.0,
+               "Description": "Simulated by samba-bids-simulate (parcel BOLD plus noise)."}
+    if surface_parcels is not None:
+        for hemi, key, structure in (("L", "lh", "CortexLeft"), ("R", "rh", "CortexRight")):
+            values = _parcel_images(padded, vertex_sd, surface_parcels[key], rng)
+            nib.save(_gifti(values, structure, tr_s),
+                     func / f"{prefix}_hemi-{hemi}_space-fsaverage5_bold.func.gii")
+        write_json(func / f"{prefix}_space-fsaverage5_bold.json", sidecar)
+    if volume_parcels is not None:
+        lab, affine = volume_parcels
+        inside = lab > 0
+        values = np.zeros(lab.shape + (n_volumes,), dtype=np.float32)
+        values[inside] = _parcel_images(padded, vertex_sd, lab[inside], rng)
+        img = nib.Nifti1Image(values, affine)
+        img.header.set_xyzt_units("mm", "sec")
+        img.header["pixdim"][4] = tr_s
+        nib.save(img, func / f"{prefix}_space-MNI152NLin6Asym_desc-preproc_bold.nii.gz")
+        write_json(func / f"{prefix}_space-MNI152NLin6Asym_desc-preproc_bold.json", sidecar)
+    if grayordinates is not None:
+        lab, brain_models = grayordinates
+        values = _parcel_images(padded, vertex_sd, lab, rng)
+        nib.save(_dtseries(values, brain_models, tr_s),
+                 func / f"{prefix}_space-fsLR_den-91k_bold.dtseries.nii")
+        write_json(func / f"{prefix}_space-fsLR_den-91k_bold.json", sidecar)
+
+
+def write_confounds(func, prefix: str, noisy, rng: np.random.Generator) -> None:
+    """fMRIPrep-named confounds: random motion, ``csf``, ``white_matter``, ``global_signal``.
+
+    Motion is six slow random walks (about 0.1 mm / 0.001 rad) and their derivatives; ``csf``
+    and ``white_matter`` are white noise around 100; none of them is in the BOLD.
+    """
+    n_volumes = noisy.shape[0]
+    motion = np.cumsum(rng.standard_normal((n_volumes, 6)), axis=0)
+    motion -= motion.mean(axis=0)
+    motion *= np.array([0.02] * 3 + [0.0002] * 3)  # mm, rad
+    confounds = pd.DataFrame(motion, columns=["trans_x", "trans_y", "trans_z",
+                                              "rot_x", "rot_y", "rot_z"])
+    for col in list(confounds.columns):
+        confounds[f"{col}_derivative1"] = confounds[col].diff()
+    confounds["csf"] = 100.0 + rng.standard_normal(n_volumes)
+    confounds["white_matter"] = 100.0 + rng.standard_normal(n_volumes)
+    confounds["global_signal"] = BOLD_BASELINE + noisy.mean(axis=1)
+    confounds.to_csv(func / f"{prefix}_desc-confounds_timeseries.tsv", sep="\t",
+                     index=False, na_rep="n/a")
+
+
+def write_truth(tdir, prefix: str, *, hrf, mixing, bold, bold_names, source_band_power,
+                source_names, parameters: dict) -> None:
+    """The ground truth of one participant.
+
+    Parameters
+    ----------
+    tdir : Path
+        ``func`` folder of the participant in ``derivatives/truth``.
+    prefix : str
+        ``sub-<label>_task-<task>``.
+    hrf, mixing : pandas.DataFrame
+        Planted HRFs and mixing weights.
+    bold : samba_bids.simulate.hemodynamics.ParcelBold
+        Noiseless and noisy parcel BOLD, noise SD and ceiling.
+    bold_names, source_names : list of str
+        BOLD and source parcel names.
+    source_band_power : ndarray, shape (N, n_bands, V)
+        Log band power of the source parcels per volume.
+    parameters : dict
+        Everything else, written to ``_desc-truth_parameters.json``.
+    """
+    n_volumes = bold.noisy.shape[0]
+    hrf.to_csv(tdir / f"{prefix}_desc-truth_hrf.tsv", sep="\t", index=False,
+               float_format="%.6f")
+    mixing.to_csv(tdir / f"{prefix}_desc-mixing_weights.tsv", sep="\t", index=False)
+    pd.DataFrame(bold.noiseless, columns=bold_names).to_csv(
+        tdir / f"{prefix}_desc-noiseless_timeseries.tsv", sep="\t", index=False,
+        float_format="%.6g")
+    pd.DataFrame(bold.noisy, columns=bold_names).to_csv(
+        tdir / f"{prefix}_desc-noisy_timeseries.tsv", sep="\t", index=False,
+        float_format="%.6g")
+    pd.DataFrame(
+        source_band_power.transpose(2, 0, 1).reshape(n_volumes, -1),
+        columns=[f"{n}_{b}" for n in source_names for b in BANDS],
+    ).to_csv(tdir / f"{prefix}_desc-sourcebandpower_timeseries.tsv", sep="\t",
+             index=False, float_format="%.5g")
+    pd.DataFrame({"parcel": bold_names, "noise_ceiling_r": bold.ceiling,
+                  "noise_sd": bold.noise_sd, "noiseless_sd": bold.noiseless.std(axis=0)}).to_csv(
+        tdir / f"{prefix}_desc-noiseceiling_metrics.tsv", sep="\t", index=False,
+        float_format="%.6f")
+    write_json(tdir / f"{prefix}_desc-truth_parameters.json", parameters)

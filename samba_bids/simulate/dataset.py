@@ -1,0 +1,481 @@
+"""The simulated dataset: one function that plans, simulates and writes every participant.
+
+:func:`simulate_dataset` checks its arguments, draws what the participants share (planted HRFs
+and mixing, sensors and parcel gain, BOLD atlases), then per participant simulates the source
+activity, the sensor recording and the parcel BOLD, and writes them with the ground truth
+(:mod:`samba_bids.simulate.bids_writer`). The generative model is described in
+:mod:`samba_bids.simulate`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import NoInputError, UsageError
+from .bids_writer import (
+    TASK,
+    TRIGGER,
+    VERTEX_NOISE_FRACTION,
+    _grayordinate_parcels,
+    _small_volume_atlas,
+    write_bold_images,
+    write_confounds,
+    write_dataset_descriptions,
+    write_ephys,
+    write_readme,
+    write_truth,
+)
+from .hemodynamics import (
+    BOLD_GAIN,
+    DEFAULT_SNR,
+    HRF_SUPPORT_S,
+    ParcelBold,
+    expected_noise_ceiling,
+    hrf_kernels,
+    mixing_matrix,
+    plant_hrfs,
+    plant_mixing,
+    simulate_parcel_bold,
+)
+from .sensors import (
+    DEFAULT_CHANNELS,
+    SENSOR_LEVELS,
+    SensorModel,
+    make_sensors,
+    project_to_sensors,
+)
+from .sources import (
+    _STREAM_ACTIVITY,
+    _STREAM_BOLD,
+    _STREAM_CONFOUNDS,
+    _STREAM_IMAGE,
+    _STREAM_SENSOR,
+    BACKGROUND_EXPONENT,
+    BAND_AMPLITUDE,
+    BANDS,
+    DRIVE_STEP_S,
+    ENVELOPE_GROUP_COUPLING,
+    ENVELOPE_LOG_SD,
+    ENVELOPE_TIMESCALE_S,
+    _subject_rng,
+    band_log_power,
+    network_groups,
+    simulate_parcel_activity,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Time from the start of the recording to the first volume onset, s.
+FIRST_VOLUME_S = 5.0
+#: Recording kept after the last volume ends, s.
+TAIL_S = 2.0
+#: Neural activity simulated before the recording starts (not written), so the first volumes
+#: have a full HRF history, s.
+LEAD_IN_S = 32.0
+#: Template subject of the source space and the source parcels.
+EPHYS_SUBJECT = "fsaverage5"
+
+
+def simulate_dataset(
+    root,
+    templates_dir,
+    *,
+    n_subjects: int = 1,
+    duration_s: float = 600.0,
+    tr_s: float = 2.0,
+    modality: str = "eeg",
+    n_channels: int | None = None,
+    sfreq_hz: float = 250.0,
+    snr: float = DEFAULT_SNR,
+    ephys_scale: int = 100,
+    bold_scale: int = 200,
+    spaces=("fsaverage5", "MNI152NLin6Asym"),
+    seed: int = 0,
+    progress: bool = False,
+) -> Path:
+    """Write a BIDS EEG-fMRI (or MEG-fMRI) dataset with a known ground truth.
+
+    See the module docstring for the generative model.
+
+    Parameters
+    ----------
+    root : path-like
+        Dataset folder to create (may exist; files of the same names are overwritten).
+    templates_dir : path-like
+        Templates folder (``--templates-dir`` layout): ``fsaverage5/`` with surfaces and
+        Schaefer annotations, ``MNI152NLin6Asym/`` with the Schaefer volume atlas (or the
+        offline fallback of :func:`samba_bids.templates.build_fallback_templates`, which has
+        no MNI folder).
+    n_subjects : int
+        Participants ``sub-01`` .. ``sub-<n>``.
+    duration_s : float
+        Length of the BOLD run, s; ``n_volumes = floor(duration_s / tr_s)``. The recording is
+        ``FIRST_VOLUME_S + n_volumes * tr_s + TAIL_S`` long.
+    tr_s : float
+        Repetition time, s.
+    modality : {'eeg', 'meg'}
+        Electrophysiology modality: EEG (BrainVision, 10-05 electrodes, sphere model or
+        three-layer BEM) or MEG (FIF, magnetometers of the synthetic helmet of
+        :func:`meg_helmet`, single-layer inner-skull BEM).
+    n_channels : int | None
+        EEG electrodes (10-05 positions, spread out; see :func:`eeg_channel_names`) or MEG
+        magnetometers (8-400); None: :data:`DEFAULT_CHANNELS` (64 EEG, 102 MEG).
+    sfreq_hz : float
+        Sampling rate of the recording, Hz (>= 100, and ``sfreq_hz * 0.1`` an integer).
+    snr : float
+        ``var(noiseless parcel BOLD) / var(noise)`` per parcel (a variance ratio); the expected
+        noise ceiling is ``sqrt(snr / (1 + snr))`` (default 16/9: 0.8).
+    ephys_scale : int
+        Schaefer 2018 scale of the source parcels (100, 200 or 400).
+    bold_scale : int
+        Schaefer 2018 scale of the BOLD parcels (100, 200 or 400).
+    spaces : sequence of {'fsaverage5', 'MNI152NLin6Asym', 'fsLR'}
+        BOLD spaces to write. ``MNI152NLin6Asym`` is skipped, with a logged warning, when the
+        templates folder has no ``MNI152NLin6Asym/``, and ``fsLR`` when it has no fsLR 91k
+        Schaefer dlabel at ``bold_scale`` (the truth parameters list the spaces written).
+        ``fsLR`` writes ``_space-fsLR_den-91k_bold.dtseries.nii`` (fMRIPrep's CIFTI name):
+        each grayordinate of a dlabel parcel carries the simulated BOLD of the parcel of the
+        same Schaefer name plus noise, like a fsaverage5 vertex; the other grayordinates
+        (medial wall, subcortex) carry the baseline plus noise.
+    seed : int
+        Seed of everything: the planted HRFs and mixing (shared by the subjects) and each
+        subject's activity and noise.
+    progress : bool
+        Log each subject's timing and noise ceiling at INFO level (else DEBUG).
+
+    Returns
+    -------
+    Path
+        ``root``.
+
+    Raises
+    ------
+    NoInputError
+        If ``templates_dir`` is None or lacks the template files (or the MNI folder when
+        ``spaces`` asks for MNI152NLin6Asym or fsLR alone).
+    UsageError
+        If a parameter is out of range.
+    """
+    t_start = time.perf_counter()
+    templates_dir, n_channels, spaces, n_volumes = _check_arguments(
+        templates_dir, n_subjects=n_subjects, duration_s=duration_s, tr_s=tr_s,
+        modality=modality, n_channels=n_channels, sfreq_hz=sfreq_hz, snr=snr,
+        ephys_scale=ephys_scale, bold_scale=bold_scale, spaces=spaces,
+    )
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    preproc = root / "derivatives" / "preproc"
+    truth = root / "derivatives" / "truth"
+    preproc.mkdir(parents=True, exist_ok=True)
+    truth.mkdir(parents=True, exist_ok=True)
+
+    sim = _plan(templates_dir, root=root, tr_s=tr_s, n_volumes=n_volumes, modality=modality,
+                n_channels=n_channels, sfreq_hz=sfreq_hz, snr=snr, ephys_scale=ephys_scale,
+                bold_scale=bold_scale, spaces=spaces, seed=seed)
+    write_dataset_descriptions(root, preproc, truth, modality)
+    ceilings_all = [_simulate_subject(sim, index, progress=progress)
+                    for index in range(1, n_subjects + 1)]
+    write_readme(root, modality)
+    logger.info("Simulated %d subject(s) in %.1f s into %s (median noise ceiling %.3f)",
+                n_subjects, time.perf_counter() - t_start, root,
+                float(np.median(np.concatenate(ceilings_all))))
+    return root
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _check_positive(name, value):
+    if not np.isfinite(value) or value <= 0:
+        raise UsageError(f"{name} must be a positive number, got {value!r}.")
+
+
+def _check_arguments(templates_dir, *, n_subjects, duration_s, tr_s, modality, n_channels,
+                     sfreq_hz, snr, ephys_scale, bold_scale, spaces):
+    """Checked arguments of :func:`simulate_dataset`.
+
+    Returns
+    -------
+    templates_dir : Path
+    n_channels : int
+        With the modality's default filled in.
+    spaces : tuple of str
+        The spaces to write (those the templates folder cannot give left out).
+    n_volumes : int
+    """
+    if templates_dir is None:
+        raise NoInputError(
+            "simulate_dataset needs a templates folder (fsaverage5 surfaces and Schaefer "
+            "atlases); pass --templates-dir PATH, or build an offline one with "
+            "samba_bids.templates.find_templates_dir(fallback=True)."
+        )
+    templates_dir = Path(templates_dir)
+    if not templates_dir.is_dir():
+        raise NoInputError(f"{templates_dir} does not exist; pass the templates folder.")
+    if modality not in SENSOR_LEVELS:
+        raise UsageError(f"modality must be 'eeg' or 'meg', got {modality!r}.")
+    if n_channels is None:
+        n_channels = DEFAULT_CHANNELS[modality]
+    for name, value in (("duration_s", duration_s), ("tr_s", tr_s), ("snr", snr),
+                        ("sfreq_hz", sfreq_hz)):
+        _check_positive(name, value)
+    if sfreq_hz < 100:
+        raise UsageError(f"sfreq_hz must be at least 100 Hz (bands up to 45 Hz), got {sfreq_hz}.")
+    if abs(sfreq_hz * DRIVE_STEP_S - round(sfreq_hz * DRIVE_STEP_S)) > 1e-9:
+        raise UsageError(f"sfreq_hz x {DRIVE_STEP_S} s must be a whole number, got {sfreq_hz}.")
+    for name, value in (("ephys_scale", ephys_scale), ("bold_scale", bold_scale)):
+        if value not in (100, 200, 400):
+            raise UsageError(f"{name} must be 100, 200 or 400, got {value!r}.")
+    spaces = _available_spaces(templates_dir, spaces, bold_scale)
+    n_volumes = int(np.floor(duration_s / tr_s + 1e-9))
+    if n_volumes < 10:
+        raise UsageError(f"duration_s / tr_s gives {n_volumes} volumes; at least 10 are needed.")
+    if n_subjects < 1:
+        raise UsageError(f"n_subjects must be at least 1, got {n_subjects}.")
+    return templates_dir, n_channels, spaces, n_volumes
+
+
+def _available_spaces(templates_dir: Path, spaces, bold_scale: int) -> tuple:
+    """``spaces`` checked, less fsLR and MNI152NLin6Asym where the templates lack their atlas."""
+    from ..templates import is_fallback_templates
+
+    spaces = tuple(spaces)
+    unknown = sorted(set(spaces) - {"fsaverage5", "MNI152NLin6Asym", "fsLR"})
+    if unknown or not spaces:
+        raise UsageError(
+            f"spaces must be among fsaverage5, MNI152NLin6Asym, fsLR; got {spaces}."
+        )
+    fslr_dlabel = Path(templates_dir) / "fsLR" / (
+        f"tpl-fsLR_den-91k_atlas-Schaefer2018_desc-{bold_scale}Parcels7Networks_dseg.dlabel.nii"
+    )
+    if "fsLR" in spaces and not fslr_dlabel.is_file():
+        spaces = tuple(s for s in spaces if s != "fsLR")
+        if not spaces:
+            raise NoInputError(
+                f"{fslr_dlabel} is missing, and fsLR is the only space asked for; pass a "
+                "templates folder with the fsLR 91k Schaefer dlabel or another space."
+            )
+        logger.warning("%s is missing: the fsLR space is skipped, only %s is written.",
+                       fslr_dlabel, ", ".join(spaces))
+    if "MNI152NLin6Asym" in spaces and not (templates_dir / "MNI152NLin6Asym").is_dir():
+        spaces = tuple(s for s in spaces if s != "MNI152NLin6Asym")
+        if not spaces:
+            raise NoInputError(
+                f"{templates_dir} has no MNI152NLin6Asym folder, the only space asked for; "
+                "pass a templates folder with the MNI atlas or spaces=('fsaverage5',)."
+            )
+        logger.warning("%s has no MNI152NLin6Asym folder%s: the MNI152NLin6Asym space is "
+                       "skipped, only %s is written.", templates_dir,
+                       " (offline fallback templates)" if is_fallback_templates(templates_dir)
+                       else "", ", ".join(spaces))
+    return spaces
+
+
+# --------------------------------------------------------------------------------------------
+# What every participant shares
+
+
+@dataclass
+class _Simulation:
+    """Settings, timing and shared truth of one :func:`simulate_dataset` call."""
+
+    root: Path
+    modality: str
+    sfreq_hz: float
+    snr: float
+    ephys_scale: int
+    bold_scale: int
+    spaces: tuple
+    seed: int
+    tr_s: float
+    n_volumes: int
+    first_volume_s: float
+    n_rec: int  # samples of the recording
+    n_lead: int  # samples simulated before the recording
+    onsets_s: np.ndarray  # volume onsets on the recording clock
+    source_names: list
+    bold_names: list
+    bold_vertex_parcels: dict
+    hrf: pd.DataFrame
+    mixing: pd.DataFrame
+    weights: np.ndarray  # (M, N, bands)
+    kernels: np.ndarray  # (M, K + 1)
+    sensors: SensorModel
+    volume_atlas_small: tuple | None
+    grayordinates: tuple | None
+
+
+def _plan(templates_dir, *, root, tr_s, n_volumes, modality, n_channels, sfreq_hz, snr,
+          ephys_scale, bold_scale, spaces, seed) -> _Simulation:
+    """Atlases, planted HRFs and mixing (from ``seed`` alone), sensors, and the run's timing."""
+    from ..templates import surface_atlas, surface_parcel_centroids
+
+    src_vertex_parcels, source_names = surface_atlas(templates_dir, EPHYS_SUBJECT, ephys_scale)
+    source_centroids = surface_parcel_centroids(templates_dir, EPHYS_SUBJECT, src_vertex_parcels)
+    bold_vertex_parcels, bold_names = surface_atlas(templates_dir, "fsaverage5", bold_scale)
+    bold_centroids = surface_parcel_centroids(templates_dir, "fsaverage5", bold_vertex_parcels)
+    shared_rng = _subject_rng(seed, 0, 0)
+    hrf = plant_hrfs(len(bold_names), shared_rng)
+    hrf.insert(0, "parcel", bold_names)
+    mixing = plant_mixing(source_centroids, bold_centroids, source_names, bold_names, shared_rng)
+    sensors = make_sensors(templates_dir, modality, n_channels, sfreq_hz,
+                           subject=EPHYS_SUBJECT, n_parcels=ephys_scale)
+    volume_atlas_small = None
+    if "MNI152NLin6Asym" in spaces:
+        volume_atlas_small = _small_volume_atlas(templates_dir, bold_scale)
+    grayordinates = None
+    if "fsLR" in spaces:
+        grayordinates = _grayordinate_parcels(templates_dir, bold_scale, bold_names)
+
+    first_volume_s = FIRST_VOLUME_S
+    rec_duration_s = first_volume_s + n_volumes * tr_s + TAIL_S
+    return _Simulation(
+        root=root, modality=modality, sfreq_hz=sfreq_hz, snr=snr, ephys_scale=ephys_scale,
+        bold_scale=bold_scale, spaces=spaces, seed=seed, tr_s=tr_s, n_volumes=n_volumes,
+        first_volume_s=first_volume_s,
+        n_rec=int(round(rec_duration_s * sfreq_hz)),
+        n_lead=int(round(LEAD_IN_S * sfreq_hz)),
+        onsets_s=first_volume_s + np.arange(n_volumes) * tr_s,
+        source_names=source_names, bold_names=bold_names,
+        bold_vertex_parcels=bold_vertex_parcels, hrf=hrf, mixing=mixing,
+        weights=mixing_matrix(mixing, source_names, bold_names),
+        kernels=hrf_kernels(hrf.iloc[:, 1:7].to_numpy(), DRIVE_STEP_S),
+        sensors=sensors, volume_atlas_small=volume_atlas_small, grayordinates=grayordinates,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# One participant
+
+
+def _simulate_subject(sim: _Simulation, index: int, *, progress: bool) -> np.ndarray:
+    """Simulate and write participant ``index`` (from 1); returns its noise ceilings."""
+    subject = f"{index:02d}"
+    t_sub = time.perf_counter()
+    # neural activity (lead-in + recording)
+    activity = simulate_parcel_activity(len(sim.source_names), sim.n_lead + sim.n_rec,
+                                        sim.sfreq_hz,
+                                        _subject_rng(sim.seed, index, _STREAM_ACTIVITY),
+                                        groups=network_groups(sim.source_names),
+                                        group_coupling=ENVELOPE_GROUP_COUPLING)
+    data, moment_am = project_to_sensors(sim.sensors, activity.data, sim.n_lead, sim.n_rec,
+                                         sim.sfreq_hz,
+                                         _subject_rng(sim.seed, index, _STREAM_SENSOR))
+    write_ephys(sim.root, subject, data, sim.sensors.info, sim.onsets_s, sim.modality)
+    del data
+    logpow = band_log_power(activity.data, sim.sfreq_hz)  # (N, bands, bins) from the lead-in
+    del activity
+    bold = _simulate_bold(sim, logpow, _subject_rng(sim.seed, index, _STREAM_BOLD))
+    per_volume = _band_power_per_volume(sim, logpow)
+
+    prefix = f"sub-{subject}_task-{TASK}"
+    func = sim.root / "derivatives" / "preproc" / f"sub-{subject}" / "func"
+    func.mkdir(parents=True, exist_ok=True)
+    write_bold_images(
+        func, prefix, bold.noisy, bold.noise_sd, sim.tr_s,
+        _subject_rng(sim.seed, index, _STREAM_IMAGE),
+        surface_parcels=sim.bold_vertex_parcels if "fsaverage5" in sim.spaces else None,
+        volume_parcels=sim.volume_atlas_small, grayordinates=sim.grayordinates,
+    )
+    write_confounds(func, prefix, bold.noisy, _subject_rng(sim.seed, index, _STREAM_CONFOUNDS))
+    tdir = sim.root / "derivatives" / "truth" / f"sub-{subject}" / "func"
+    tdir.mkdir(parents=True, exist_ok=True)
+    write_truth(tdir, prefix, hrf=sim.hrf, mixing=sim.mixing, bold=bold,
+                bold_names=sim.bold_names, source_band_power=per_volume,
+                source_names=sim.source_names,
+                parameters=_truth_parameters(sim, index, bold, moment_am))
+    logger.log(logging.INFO if progress else logging.DEBUG,
+               "sub-%s simulated in %.1f s (median noise ceiling %.3f)", subject,
+               time.perf_counter() - t_sub, float(np.median(bold.ceiling)))
+    return bold.ceiling
+
+
+def _simulate_bold(sim: _Simulation, logpow, rng) -> ParcelBold:
+    """Parcel BOLD from the log band power (0.1 s bins from the start of the lead-in)."""
+    t_bins = (np.arange(logpow.shape[-1]) + 0.5) * DRIVE_STEP_S - LEAD_IN_S  # recording clock
+    t_acq = sim.onsets_s + sim.tr_s / 2.0
+    return simulate_parcel_bold(logpow, sim.weights, sim.kernels, t_bins, t_acq, sim.snr, rng)
+
+
+def _band_power_per_volume(sim: _Simulation, logpow) -> np.ndarray:
+    """Mean log band power in [onset, onset + TR) per volume (truth for the reverse direction).
+
+    Returns
+    -------
+    ndarray, shape (N, n_bands, V)
+    """
+    per_volume = np.empty((len(sim.source_names), len(BANDS), sim.n_volumes))
+    for v, onset in enumerate(sim.onsets_s):
+        lo = int(round((onset + LEAD_IN_S) / DRIVE_STEP_S))
+        hi = int(round((onset + sim.tr_s + LEAD_IN_S) / DRIVE_STEP_S))
+        per_volume[:, :, v] = logpow[:, :, lo:hi].mean(axis=-1)
+    return per_volume
+
+
+def _truth_parameters(sim: _Simulation, index: int, bold: ParcelBold, moment_am) -> dict:
+    """The ``_desc-truth_parameters.json`` of participant ``index``."""
+    modality, sensors = sim.modality, sim.sensors
+    return {
+        "Description": "Parameters of the simulation of this subject (samba-bids-simulate).",
+        "Seed": int(sim.seed),
+        "SubjectIndex": index,
+        "RandomStreams": "numpy default_rng([Seed, SubjectIndex, stream]); stream 0 "
+                         "activity, 1 sensor noise, 2 BOLD noise, 3 image noise, "
+                         "4 confounds; [Seed, 0, 0] the shared HRFs and mixing",
+        "SNR": float(sim.snr),
+        "SNRDefinition": "var(noiseless parcel BOLD) / var(noise), per parcel",
+        "ExpectedNoiseCeiling": expected_noise_ceiling(sim.snr),
+        "MedianNoiseCeiling": float(np.median(bold.ceiling)),
+        "RepetitionTime": float(sim.tr_s),
+        "NumberOfVolumes": sim.n_volumes,
+        "DurationBOLD": sim.n_volumes * float(sim.tr_s),
+        "RecordingDuration": sim.n_rec / float(sim.sfreq_hz),
+        "FirstVolumeOnset": sim.first_volume_s,
+        "VolumeTrigger": TRIGGER,
+        "BOLDSampleTime": "onset + TR/2 (middle of each volume's acquisition)",
+        "LeadIn": LEAD_IN_S,
+        "Modality": modality,
+        "Channels": list(sensors.info["ch_names"]),
+        "SamplingFrequency": float(sim.sfreq_hz),
+        "SourceParcels": f"Schaefer 2018, 7 networks, {sim.ephys_scale} parcels on "
+                         f"{EPHYS_SUBJECT}",
+        "BOLDParcels": f"Schaefer 2018, 7 networks, {sim.bold_scale} parcels",
+        "Bands": {k: list(v) for k, v in BANDS.items()},
+        "BandAmplitudeRange": {k: list(v) for k, v in BAND_AMPLITUDE.items()},
+        "EnvelopeTimescaleRange": list(ENVELOPE_TIMESCALE_S),
+        "EnvelopeLogSD": ENVELOPE_LOG_SD,
+        "EnvelopeGroupCoupling": ENVELOPE_GROUP_COUPLING,
+        "BackgroundExponentRange": list(BACKGROUND_EXPONENT),
+        "DriveStep": DRIVE_STEP_S,
+        "BandPower": "log mean analytic-signal power per 0.1 s bin, z-scored per parcel "
+                     "and band over the simulated time",
+        "SourceBandPowerPerVolume": "mean of the 0.1 s log band power over [onset, "
+                                    "onset + TR) (not z-scored)",
+        "HRF": "SPM double gamma (samba_bids.model.hrf.double_gamma), unit-sum kernel, "
+               f"{HRF_SUPPORT_S} s support, causal",
+        "BOLDGain": BOLD_GAIN,
+        "BOLDUnits": "percent signal change (images: 100 + value)",
+        "VertexNoiseFraction": VERTEX_NOISE_FRACTION,
+        "DipoleMomentPerVertex": float(moment_am),
+        "DipoleMomentUnits": "A m per unit of parcel activity",
+        "SensorNoiseSD": sensors.noise_sd,
+        "SensorSignalRMS": sensors.signal_rms,
+        "SensorUnits": sensors.unit,
+        "SensorSignalRMSDefinition": "median over channels of the RMS of the noiseless "
+                                     "brain signal over the first 60 s"
+                                     + (" (before referencing)" if modality == "eeg"
+                                        else ""),
+        **sensors.description,
+        "LabelVertices": dict(zip(sim.source_names, sensors.n_label_vertices.tolist())),
+        "ForwardModel": sensors.forward_provenance,
+        "Confounds": "random motion (not added to the BOLD), csf/white_matter noise, "
+                     "global_signal = 100 + mean noisy parcel BOLD",
+        "Spaces": list(sim.spaces),
+    }

@@ -1,0 +1,194 @@
+"""Preparing one run for the model: BOLD parcels, split, source-parcel features, one clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..templates import CIFTI_SPACES, SURFACE_SPACES
+
+
+#: The ephys source space: a FreeSurfer template subject in the templates folder.
+EPHYS_SUBJECT = "fsaverage5"
+
+@dataclass
+class RunInputs:
+    """One run made ready for the model: features, parcel BOLD and the split, on one clock.
+
+    Attributes
+    ----------
+    features : ndarray, shape (N, V, n_bands, n_features)
+        Wavelet band features of the electrophysiology segment of each volume.
+    observed : ndarray, shape (M, V)
+        Parcel BOLD after confound regression, z-scored with training-block statistics.
+    split : samba_bids.alignment.Split
+        Blocked train / validation / test split.
+    parcels : samba_bids.ephys.SourceParcels
+        Source-parcel time courses and centroids.
+    atlas : samba_bids.bold.ParcelAtlas
+        BOLD atlas (names, centroids).
+    tr_s : float
+        Repetition time, s.
+    modality : str
+        ``'eeg'`` or ``'meg'``.
+    clock : str
+        How the two recordings were put on one clock.
+    bold : object
+        The loaded BOLD data or image (None when the inputs come from the work-directory
+        cache; the outputs are projected onto the input files' grids, not onto this).
+    n_channels : int
+        Data channels used after preprocessing.
+    sfreq_hz : float
+        Sampling rate of the recording as read, Hz.
+    confound_columns : list of str
+        Confound regressors removed from the parcel BOLD.
+    """
+
+    features: np.ndarray
+    observed: np.ndarray
+    split: object
+    parcels: object
+    atlas: object
+    tr_s: float
+    modality: str
+    clock: str
+    bold: object
+    n_channels: int = 0
+    sfreq_hz: float = 0.0
+    confound_columns: list = field(default_factory=list)
+
+def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
+    """Electrophysiology + BOLD of one run -> features, parcel BOLD and split.
+
+    Stages: BOLD parcellation, confound regression and the blocked split (first, so that a
+    bad BOLD run fails before the costly electrophysiology); read and preprocess the
+    recording; template source reconstruction to parcel time courses; one clock, segments;
+    BOLD standardised with training statistics; wavelet features.
+
+    Parameters
+    ----------
+    pair : samba_bids.bids.layout.RunPair
+        The recording and the BOLD run to translate between.
+    config : Config
+        Resolved configuration.
+    templates_dir : pathlib.Path
+        Templates folder.
+
+    Returns
+    -------
+    RunInputs
+
+    Raises
+    ------
+    samba_bids.errors.DataError
+        As the stages it calls (unreadable files, trigger count mismatch, too few volumes).
+    """
+    from ..alignment import blocked_split, segment_ephys, standardize, volume_onsets
+    from ..model.wavelet import wavelet_band_features
+
+    # BOLD first: its errors are cheap to find
+    bold = prepare_bold(pair, config, templates_dir)
+    split = blocked_split(bold.n_volumes, bold.tr_s, hrf_support_s=config.hrf_support_s,
+                          train_fraction=config.train_fraction,
+                          validation_fraction=config.validation_fraction,
+                          window_trs=config.window_trs, source=pair.bold_files[0].name)
+    raw, modality, sfreq_hz, parcels = prepare_ephys(pair, config, templates_dir)
+
+    # --- one clock, segments ------------------------------------------------------------
+    onsets, clock = volume_onsets(raw, bold.n_volumes, bold.tr_s, trigger=config.volume_trigger,
+                                  source=pair.ephys_file.name)
+    segments, _ = segment_ephys(parcels.data, parcels.sfreq_hz, onsets, bold.tr_s,
+                                source=pair.ephys_file.name)
+    observed, _, _ = standardize(bold.observed_clean, split.train)
+    observed = np.nan_to_num(observed)
+    features = wavelet_band_features(segments, wavelet=config.wavelet, level=config.wavelet_level)
+    return RunInputs(features=features, observed=observed, split=split, parcels=parcels,
+                     atlas=bold.atlas, tr_s=bold.tr_s, modality=modality, clock=clock,
+                     bold=bold.data, n_channels=len(raw.ch_names), sfreq_hz=sfreq_hz,
+                     confound_columns=bold.confound_columns)
+
+
+@dataclass
+class ParcelBold:
+    """A BOLD run parcellated and cleaned (:func:`prepare_bold`)."""
+
+    atlas: object  # samba_bids.bold.ParcelAtlas
+    data: object  # the loaded BOLD data or image
+    observed_clean: np.ndarray  # (M, V), after confound regression and detrending
+    tr_s: float
+    confound_columns: list
+
+    @property
+    def n_volumes(self) -> int:
+        return self.observed_clean.shape[1]
+
+
+def prepare_bold(pair, config: Config, templates_dir: Path) -> ParcelBold:
+    """Load a BOLD run in its space, average it over the atlas' parcels, regress confounds."""
+    from ..bold import (
+        bold_repetition_time,
+        clean_parcel_bold,
+        load_bold_atlas,
+        load_cifti_bold,
+        load_surface_bold,
+        load_volume_bold,
+        parcellate_bold,
+        select_confounds,
+    )
+
+    tr_s = bold_repetition_time(pair.bold_files, config.repetition_time_s or pair.tr_s)
+    atlas = load_bold_atlas(templates_dir, pair.space, config.bold_atlas_scale)
+    if pair.space in SURFACE_SPACES:
+        bold, _ = load_surface_bold(pair.bold_files)
+    elif pair.space in CIFTI_SPACES:
+        bold, _, _ = load_cifti_bold(pair.bold_files[0], atlas=atlas)
+    else:
+        bold = load_volume_bold(pair.bold_files[0])
+    observed_raw = parcellate_bold(bold, atlas, name=pair.bold_files[0].name)
+    confounds = None
+    if pair.confounds_file is not None:
+        confounds = select_confounds(pair.confounds_file, config.confounds)
+    observed_clean = clean_parcel_bold(
+        observed_raw, tr_s=tr_s, confounds=None if confounds is None else confounds.to_numpy()
+    )
+    return ParcelBold(atlas=atlas, data=bold, observed_clean=observed_clean, tr_s=tr_s,
+                      confound_columns=[] if confounds is None else list(confounds.columns))
+
+
+def prepare_ephys(pair, config: Config, templates_dir: Path):
+    """Read and preprocess a recording; source-reconstruct it to parcel time courses.
+
+    Returns
+    -------
+    raw : mne.io.BaseRaw
+        The preprocessed recording (its annotations give the volume triggers).
+    modality : str
+        ``'eeg'`` or ``'meg'``.
+    sfreq_hz : float
+        Sampling rate of the recording as read, Hz.
+    parcels : samba_bids.ephys.SourceParcels
+    """
+    from ..ephys import (
+        compute_source_parcels,
+        detect_modality,
+        empty_room_noise_cov,
+        preprocess_raw,
+        read_ephys,
+    )
+
+    raw = read_ephys(pair.ephys_file, modality=config.modality)
+    sfreq_hz = float(raw.info["sfreq"])
+    modality = detect_modality(raw, config.modality)
+    raw = preprocess_raw(raw, modality=modality, l_freq_hz=config.l_freq_hz,
+                         h_freq_hz=config.h_freq_hz, sfreq_hz=config.resample_sfreq_hz,
+                         n_jobs=config.nprocs or 1)
+    noise_cov = empty_room_noise_cov(pair.ephys_file, raw) if modality == "meg" else None
+    parcels = compute_source_parcels(
+        raw, templates_dir, modality=modality, subject=EPHYS_SUBJECT,
+        n_parcels=config.ephys_atlas_scale, method=config.inverse_method, snr=config.snr,
+        noise_cov=noise_cov, chunk_seconds=config.chunk_s, progress=True,
+    )
+    return raw, modality, sfreq_hz, parcels

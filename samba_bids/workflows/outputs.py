@@ -1,0 +1,276 @@
+"""Writing the participant level's derivatives: predicted BOLD, tables, maps, the model.
+
+Each writer names its files with :func:`~samba_bids.bids.derivatives.derivative_path` and
+writes them with their JSON sidecars (:func:`~samba_bids.bids.derivatives.write_with_sidecar`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..bids.derivatives import bids_uri, derivative_path, write_image, write_tsv, write_with_sidecar
+from ..templates import CIFTI_SPACES, SURFACE_SPACES
+
+#: Atlas entities of parcel-wise outputs (Schaefer 2018, 7 networks).
+ATLAS = "Schaefer2018"
+
+SEG = "7n"
+
+#: Entities removed from the names of parcel-wise outputs (no longer in the BOLD's grid).
+NO_SPACE = {"space": None, "resolution": None, "density": None}
+
+#: Phase-randomised surrogates per parcel for the metrics' p-values.
+N_NULL = 1000
+
+#: Per-parcel maps written by the participant level: desc -> (value column, description).
+MAP_DESCS = {"testr": ("pearson_r", "test-block Pearson r of SAMBA's prediction"),
+             "hrfttp": ("time_to_peak_s", "learned HRF time to peak, s")}
+
+_ELEMENTS = {"surface": "vertices", "volume": "voxels", "cifti": "grayordinates"}
+
+def source_uri(links, path):
+    """BIDS URI of ``path`` in whichever linked dataset holds it."""
+    path = Path(path).resolve()
+    # most specific dataset first (derivatives live inside the raw dataset)
+    for name, root in sorted(links.items(), key=lambda kv: -len(str(Path(kv[1]).resolve()))):
+        root = Path(root).resolve()
+        if root in path.parents:
+            return bids_uri(name, root, path)
+    return path.as_uri()
+
+def metric_column_docs(fdr_over: str) -> dict:
+    """Sidecar entries of the metric columns that :func:`~.metrics.parcel_metrics` writes."""
+    return {
+        "pearson_r": {"Description": "Pearson correlation over test volumes"},
+        "spearman_rho": {"Description": "Spearman rank correlation over test volumes"},
+        "p_value": {"Description": f"Two-sided p of pearson_r against {N_NULL} "
+                                   "phase-randomised surrogates of the prediction"},
+        "p_fdr": {"Description": f"p_value after Benjamini-Hochberg FDR over {fdr_over}"},
+        "significant": {"Description": "p_fdr < 0.05"},
+    }
+
+def write_model(out, entities, desc, fit, config, sources, split, provenance) -> list:
+    """The trained model (``.pt`` + JSON with the resolved config) and its loss history."""
+    model_path = derivative_path(out, entities, suffix="model", extension=".pt", datatype="model",
+                                 **NO_SPACE, desc=desc)
+    history_path = derivative_path(out, entities, suffix="history", extension=".tsv",
+                                   datatype="model", **NO_SPACE, desc=desc)
+    return [
+        write_with_sidecar(model_path, save_model, fit.model, {
+            "Sources": sources, "Config": config.to_dict(), "ConfigDigest": config.digest(),
+            "Device": fit.device, "TrainableParameters": fit.n_parameters,
+            "BestEpoch": fit.best_epoch, "Split": split.to_sidecar(),
+            "SourceReconstruction": provenance,
+        }),
+        write_with_sidecar(history_path, write_tsv, fit.history, {
+            "Sources": sources,
+            "Description": "Training and validation loss per epoch (1 - Pearson r + MSE term).",
+        }),
+    ]
+
+def save_model(path, model):
+    import torch
+
+    from ..bids.derivatives import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(model.to_checkpoint(), tmp)
+    return path
+
+_HRF_DOCS = {
+    "response_delay_s": ("Delay of the response gamma (SPM p1)", "s"),
+    "undershoot_delay_s": ("Delay of the undershoot gamma (SPM p2)", "s"),
+    "response_dispersion_s": ("Dispersion of the response gamma (SPM p3)", "s"),
+    "undershoot_dispersion_s": ("Dispersion of the undershoot gamma (SPM p4)", "s"),
+    "response_undershoot_ratio": ("Ratio of response to undershoot (SPM p5)", None),
+    "onset_s": ("Onset shift (SPM p6)", "s"),
+    "time_to_peak_s": ("Time from neural event to the HRF's maximum", "s"),
+}
+
+def hrf_column_doc(column):
+    description, unit = _HRF_DOCS.get(column, (column.replace("_", " "), None))
+    doc = {"Description": description}
+    if unit:
+        doc["Units"] = unit
+    return doc
+
+def write_maps(out, entities, atlas, pair, metrics, hrf, common, atlas_entities) -> list:
+    """Test Pearson r and HRF time to peak per parcel as maps in the input's space.
+
+    ``desc-testr`` / ``desc-hrfttp`` ``_boldmap``: ``.pscalar.nii`` (fsLR CIFTI input),
+    ``.func.gii`` per hemisphere (fsaverage input), ``.nii.gz`` (MNI input); each parcel's
+    value over its grayordinates, vertices or voxels (:func:`~.bold.parcel_map_images`).
+    """
+    from ..bold import parcel_map_images
+
+    columns = {"pearson_r": metrics.set_index("parcel")["pearson_r"],
+               "time_to_peak_s": hrf.set_index("parcel")["time_to_peak_s"]}
+    reference = pair.bold_files if pair.space in SURFACE_SPACES else pair.bold_files[0]
+    written = []
+    for desc, (column, what) in MAP_DESCS.items():
+        values = columns[column].reindex(atlas.names).to_numpy(dtype=np.float32)
+        images = parcel_map_images({desc: values}, atlas, reference)
+        sidecar = {"Sources": common["Sources"], "Space": pair.space,
+                   "Description": f"Per-parcel {what}, repeated over each parcel's "
+                                  f"{_ELEMENTS.get(atlas.kind, 'elements')} (0 outside "
+                                  "every parcel)."}
+        if atlas.kind == "surface":
+            for hemi, img in zip(("L", "R"), images):
+                path = derivative_path(out, entities, suffix="boldmap", extension=".func.gii",
+                                       hemi=hemi, desc=desc)
+                written.append(write_with_sidecar(path, write_image, img, sidecar))
+        elif atlas.kind == "cifti":  # parcel-level file: named like the .ptseries.nii
+            path = derivative_path(out, entities, suffix="boldmap", extension=".pscalar.nii",
+                                   density=None, desc=desc, **atlas_entities)
+            written.append(write_with_sidecar(path, write_image, images[0], sidecar))
+        else:
+            path = derivative_path(out, entities, suffix="boldmap", extension=".nii.gz",
+                                   desc=desc)
+            written.append(write_with_sidecar(path, write_image, images[0], sidecar))
+    return written
+
+
+#: Units of the forward direction's BOLD outputs.
+Z_UNITS = ("z: observed parcel BOLD after confound regression and detrending, standardised "
+           "with the training block's mean and SD")
+
+
+def write_predicted_bold(out, pair, atlas, predicted, tr_s, common, atlas_entities) -> list:
+    """Predicted parcel BOLD projected onto the input run's grid, in its format.
+
+    fsLR CIFTI input: ``.dtseries.nii`` (each parcel's value repeated over its grayordinates)
+    and the honest ``.ptseries.nii``; fsaverage: one ``.func.gii`` per hemisphere; MNI:
+    ``.nii.gz`` (:func:`~samba_bids.bold.project_parcels`).
+
+    Parameters
+    ----------
+    predicted : ndarray, shape (M, V)
+        Predicted BOLD per parcel and volume (z units).
+    """
+    from ..bold import parcel_series_cifti, project_parcels
+
+    entities = dict(pair.bold_entities)
+    # the dtseries or the NIfTI of the run (only its header and grid are read)
+    reference = pair.bold_files if pair.space in SURFACE_SPACES else pair.bold_files[0]
+    images = project_parcels(predicted.astype(np.float32), atlas, reference, tr_s=tr_s)
+    sidecar = {**common, "Units": Z_UNITS}
+    if pair.space in CIFTI_SPACES:
+        path = derivative_path(out, entities, suffix="bold", extension=".dtseries.nii",
+                               desc="samba")
+        parcels = parcel_series_cifti(predicted.astype(np.float32), atlas, tr_s)
+        return [
+            write_with_sidecar(path, write_image, images[0], {
+                **sidecar,
+                "Description": "SAMBA-predicted BOLD as a dense time series; each parcel's "
+                               "predicted value is REPEATED over all of its grayordinates (0 "
+                               "outside every parcel, including the subcortical "
+                               "grayordinates), so this file has no more spatial detail than "
+                               "the parcel-level .ptseries.nii beside it."}),
+            write_with_sidecar(
+                derivative_path(out, entities, suffix="bold", extension=".ptseries.nii",
+                                density=None, desc="samba", **atlas_entities),
+                write_image, parcels, {
+                    **sidecar,
+                    "Description": "SAMBA-predicted BOLD, one row per parcel (CIFTI "
+                                   "parcellated time series; parcels from the fsLR 91k dlabel)."}),
+        ]
+    if pair.space in SURFACE_SPACES:
+        return [write_with_sidecar(
+            derivative_path(out, entities, suffix="bold", extension=".func.gii", hemi=hemi,
+                            desc="samba"),
+            write_image, img, {
+                **sidecar,
+                "Description": "SAMBA-predicted BOLD; each parcel's predicted value is repeated "
+                               "over its vertices (medial wall 0)."})
+            for hemi, img in zip(("L", "R"), images)]
+    path = derivative_path(out, entities, suffix="bold", extension=".nii.gz", desc="samba")
+    return [write_with_sidecar(path, write_image, images[0], {
+        **sidecar,
+        "Description": "SAMBA-predicted BOLD; each parcel's predicted value is repeated over "
+                       "its voxels (background 0)."})]
+
+
+def write_parcel_series(out, entities, names, common, atlas_entities, *, samba,
+                        observed) -> list:
+    """``desc-samba`` and ``desc-observed`` ``_timeseries.tsv``: one column per parcel.
+
+    Parameters
+    ----------
+    samba, observed : ndarray, shape (M, V)
+        Predicted and observed parcel BOLD (z units).
+    """
+    written = []
+    for desc, values, what in (("samba", samba, "SAMBA-predicted"),
+                               ("observed", observed, "Observed")):
+        path = derivative_path(out, entities, suffix="timeseries", extension=".tsv",
+                               **NO_SPACE, desc=desc, **atlas_entities)
+        frame = pd.DataFrame(values.T, columns=names)
+        written.append(write_with_sidecar(path, write_tsv, frame, {
+            **common, "Units": Z_UNITS,
+            "Description": f"{what} parcel BOLD, one column per parcel, one row per volume.",
+        }))
+    return written
+
+
+def write_hrf_table(out, entities, hrf, sources, atlas_entities) -> list:
+    """``desc-samba_hrf.tsv``: the learned HRF parameters per BOLD parcel, documented."""
+    path = derivative_path(out, entities, suffix="hrf", extension=".tsv", **NO_SPACE,
+                           desc="samba", **atlas_entities)
+    return [write_with_sidecar(path, write_tsv, hrf, {
+        "Sources": sources,
+        "Description": "Learned double-gamma HRF per BOLD parcel (SPM parametrisation, "
+                       "initialised at the SPM canonical HRF).",
+        **{col: hrf_column_doc(col) for col in hrf.columns if col != "parcel"},
+    })]
+
+
+def write_reverse_outputs(pair, config, inputs, fit, metrics, summary, common, *, predicted,
+                          observed, columns) -> list:
+    """The reverse direction's band-power tables, metrics and model.
+
+    Parameters
+    ----------
+    predicted, observed : ndarray, shape (N * n_bands, V)
+        Log band power per ``<source parcel>_<band>`` row (``columns``) and volume.
+    """
+    from ..model.wavelet import band_names, band_ranges_hz
+
+    split, parcels = inputs.split, inputs.parcels
+    bands = band_names(config.wavelet_level)
+    flat_pred, flat_obs = predicted, observed
+    entities = dict(pair.bold_entities)
+    atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.ephys_atlas_scale}
+    out = config.output_dir
+    units = ("natural log of the mean squared wavelet coefficient of the band over the "
+             "volume's segment of source-parcel activity (dSPM units squared)")
+    band_doc = {band: f"{config.wavelet} wavelet band {band}, about {lo:g}-{hi:g} Hz"
+                for band, (lo, hi) in zip(bands, band_ranges_hz(config.wavelet_level,
+                                                          config.resample_sfreq_hz))}
+    written = []
+    for desc, values, what in (("sambareverse", flat_pred, "SAMBA-predicted (from BOLD)"),
+                               ("observedpower", flat_obs, "Observed")):
+        path = derivative_path(out, entities, suffix="timeseries", extension=".tsv",
+                               **NO_SPACE, desc=desc, **atlas_entities)
+        written.append(write_with_sidecar(path, write_tsv,
+                                          pd.DataFrame(values.T, columns=columns), {
+            **common, "Units": units, "Bands": band_doc,
+            "Description": f"{what} band power per source parcel and volume, one column per "
+                           "<parcel>_<band>, one row per volume.",
+        }))
+    path = derivative_path(out, entities, suffix="metrics", extension=".tsv", **NO_SPACE,
+                           desc="sambareverse", **atlas_entities)
+    written.append(write_with_sidecar(path, write_tsv, metrics, {
+        **common, "Bands": band_doc,
+        "Description": "Per source parcel and band agreement of the band power predicted from "
+                       "BOLD and the observed band power, on the test block.",
+        "parcel": {"Description": "<source parcel>_<band>"},
+        **metric_column_docs("all rows"),
+        "Summary": summary,
+        **split.to_sidecar(),
+    }))
+    written += write_model(out, entities, "sambareverse", fit, config, common["Sources"],
+                            split, parcels.provenance)
+    return written

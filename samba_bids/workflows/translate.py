@@ -1,0 +1,219 @@
+"""The two directions of translation on one run: SAMBA and its baselines, then the outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..bids.derivatives import derivative_path, write_tsv, write_with_sidecar
+from ..config import Config
+from .inputs import RunInputs
+from .outputs import (
+    ATLAS,
+    N_NULL,
+    NO_SPACE,
+    SEG,
+    metric_column_docs,
+    write_hrf_table,
+    write_maps,
+    write_model,
+    write_parcel_series,
+    write_predicted_bold,
+    write_reverse_outputs,
+)
+
+
+def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
+    """SAMBA (electrophysiology -> BOLD) and the ridge baseline on one run; write the outputs.
+
+    Returns
+    -------
+    written : list of pathlib.Path
+    summary : dict
+        ``median_pearson_r``, ``ridge_median_pearson_r``, ``fraction_significant``,
+        ``best_epoch``, ``n_parameters``, ``device``, ``ridge_alpha``.
+    report : samba_bids.reports.participant.ParticipantReport
+    fit : samba_bids.training.FitResult
+    """
+    scores = fit_forward(config, inputs)
+    written = write_forward_outputs(pair, config, inputs, scores, common)
+    report = _participant_report(pair, config, inputs, scores)
+    fit, summary = scores.fit, scores.summary
+    return written, {
+        "median_pearson_r": float(np.median(scores.metrics["pearson_r"])),
+        "ridge_median_pearson_r": summary["ridge_median_pearson_r"],
+        "fraction_significant": float(summary.get("fraction_significant", 0.0)),
+        "best_epoch": int(fit.best_epoch),
+        "n_parameters": int(fit.n_parameters),
+        "device": str(fit.device),
+        "ridge_alpha": float(scores.ridge.alpha),
+    }, report, fit
+
+
+@dataclass
+class ForwardScores:
+    """SAMBA and the ridge baseline fitted on one run, with their test-block scores."""
+
+    fit: object  # samba_bids.training.FitResult
+    predicted: np.ndarray  # (M, V)
+    attention: np.ndarray
+    metrics: pd.DataFrame  # SAMBA's, with the ridge_* columns added
+    summary: dict
+    ridge: object  # samba_bids.model.baselines.RidgeBaseline
+    ridge_predicted: np.ndarray  # (M, V)
+    ridge_metrics: pd.DataFrame
+    hrf: pd.DataFrame  # the learned HRF per BOLD parcel (``ParcelHRF.parameters_frame``)
+
+
+def fit_forward(config: Config, inputs: RunInputs) -> ForwardScores:
+    """Fit SAMBA and, on the same split, the canonical-HRF band-power ridge; score both."""
+    from ..metrics import parcel_metrics, pooled_spearman, summarise
+    from ..model.baselines import fit_ridge_baseline
+    from ..training import fit_samba, predict_run
+
+    features, observed, split = inputs.features, inputs.observed, inputs.split
+    fit = fit_samba(features, observed, split, inputs.parcels.centroids_mm,
+                    inputs.atlas.centroids_mm, config, tr_s=inputs.tr_s, progress=True)
+    predicted, attention = predict_run(fit.model, features, history=split.history,
+                                       window_trs=fit.window_trs, device=fit.device,
+                                       return_attention=True)
+    metrics = parcel_metrics(predicted, observed, split.test, inputs.atlas.names, n_null=N_NULL,
+                             seed=config.seed)
+    summary = summarise(metrics)
+    summary["pooled_spearman"] = float(pooled_spearman(predicted, observed, split.test))
+
+    # --- baseline on the same split: canonical-HRF band-power ridge regression -------------
+    ridge = fit_ridge_baseline(features, observed, split, tr_s=inputs.tr_s)
+    ridge_predicted = ridge.predict(features)
+    ridge_metrics = parcel_metrics(ridge_predicted, observed, split.test, inputs.atlas.names)
+    metrics["ridge_pearson_r"] = ridge_metrics["pearson_r"].to_numpy()
+    metrics["ridge_spearman_rho"] = ridge_metrics["spearman_rho"].to_numpy()
+    summary["ridge_median_pearson_r"] = float(ridge_metrics["pearson_r"].median())
+    return ForwardScores(fit=fit, predicted=predicted, attention=attention, metrics=metrics,
+                         summary=summary, ridge=ridge, ridge_predicted=ridge_predicted,
+                         ridge_metrics=ridge_metrics,
+                         hrf=fit.model.hrf.parameters_frame(inputs.atlas.names))
+
+
+def write_forward_outputs(pair, config: Config, inputs: RunInputs, scores: ForwardScores,
+                          common: dict) -> list:
+    """Predicted BOLD in the input's space, parcel tables, HRFs, metrics, model and maps."""
+    entities = dict(pair.bold_entities)
+    atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.bold_atlas_scale}
+    out, atlas, split = config.output_dir, inputs.atlas, inputs.split
+    written = write_predicted_bold(out, pair, atlas, scores.predicted, inputs.tr_s, common,
+                                   atlas_entities)
+    written += write_parcel_series(out, entities, atlas.names, common, atlas_entities,
+                                   samba=scores.predicted, observed=inputs.observed)
+    written += write_hrf_table(out, entities, scores.hrf, common["Sources"], atlas_entities)
+    path = derivative_path(out, entities, suffix="metrics", extension=".tsv", **NO_SPACE,
+                           desc="samba", **atlas_entities)
+    written.append(write_with_sidecar(path, write_tsv, scores.metrics, {
+        **common,
+        "Description": "Per-parcel agreement of predicted and observed BOLD on the test block.",
+        **metric_column_docs("parcels"),
+        "ridge_pearson_r": {"Description": "Pearson r of the canonical-HRF band-power ridge "
+                                           "baseline (penalty chosen on the validation block)"},
+        "ridge_spearman_rho": {"Description": "Spearman rho of the ridge baseline"},
+        "RidgePenalty": float(scores.ridge.alpha),
+        "Summary": scores.summary,
+        **split.to_sidecar(),
+    }))
+    written += write_model(out, entities, "samba", scores.fit, config, common["Sources"], split,
+                           inputs.parcels.provenance)
+    written += write_maps(out, entities, atlas, pair, scores.metrics, scores.hrf, common,
+                          atlas_entities)
+    return written
+
+
+def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):
+    """SAMBA in reverse (BOLD -> source-parcel band power) on one run; write the outputs.
+
+    Outputs (atlas entities of the electrophysiology parcels): ``desc-sambareverse_timeseries``
+    (predicted log band power, one column per ``<parcel>_<band>``), ``desc-observedpower_
+    timeseries`` (the band power computed from the recording), ``desc-sambareverse_metrics``
+    (one row per source parcel and band: Pearson r, Spearman rho, phase-randomisation p and
+    FDR over all rows, on the test block), the model and its training history.
+
+    Returns
+    -------
+    written : list of pathlib.Path
+    summary : dict
+        ``reverse_median_pearson_r`` (median over source parcels and bands),
+        ``reverse_fraction_significant``.
+    """
+    from ..metrics import parcel_metrics, summarise
+    from ..model.wavelet import band_names
+    from ..training import fit_reverse, predict_reverse
+
+    features, observed, split = inputs.features, inputs.observed, inputs.split
+    parcels = inputs.parcels
+    fit = fit_reverse(features, observed, split, parcels.centroids_mm, inputs.atlas.centroids_mm,
+                      config, tr_s=inputs.tr_s, progress=True)
+    predicted = predict_reverse(fit.model, observed, window_trs=fit.window_trs,
+                                device=fit.device)  # (N, V, bands)
+    power = features[..., 0]
+    bands = band_names(config.wavelet_level)
+    columns = [f"{name}_{band}" for name in parcels.names for band in bands]
+    n_src, n_volumes, n_bands = power.shape
+    flat_pred = predicted.transpose(0, 2, 1).reshape(n_src * n_bands, n_volumes)
+    flat_obs = power.transpose(0, 2, 1).reshape(n_src * n_bands, n_volumes)
+    metrics = parcel_metrics(flat_pred, flat_obs, split.test, columns, n_null=N_NULL,
+                             seed=config.seed)
+    metrics.insert(1, "band", [band for _ in parcels.names for band in bands])
+    metrics.insert(1, "source_parcel", [name for name in parcels.names for _ in bands])
+    summary = summarise(metrics)
+
+    written = write_reverse_outputs(pair, config, inputs, fit, metrics, summary, common,
+                                    predicted=flat_pred, observed=flat_obs, columns=columns)
+    return written, {
+        "reverse_median_pearson_r": float(metrics["pearson_r"].median()),
+        "reverse_fraction_significant": float(summary.get("fraction_significant", 0.0)),
+    }, metrics, fit
+
+def _participant_report(pair, config, inputs, scores: ForwardScores):
+    """The :class:`~samba_bids.reports.participant.ParticipantReport` of the forward direction."""
+    from ..metrics import pooled_spearman
+    from ..model.hrf import spm_canonical_hrf
+    from ..model.wavelet import band_names, band_ranges_hz
+    from ..reports.participant import ParticipantReport
+
+    fit, metrics, summary = scores.fit, scores.metrics, scores.summary
+    ridge_metrics, ridge_predicted = scores.ridge_metrics, scores.ridge_predicted
+    hrf = scores.hrf
+    split, observed = inputs.split, inputs.observed
+    comparison = pd.DataFrame([
+        {"model": "SAMBA", "median_pearson_r": float(metrics["pearson_r"].median()),
+         "median_spearman_rho": float(metrics["spearman_rho"].median()),
+         "pooled_spearman": summary["pooled_spearman"],
+         "fraction_significant": summary.get("fraction_significant", np.nan),
+         "trainable_parameters": int(fit.n_parameters)},
+        {"model": "ridge (canonical HRF, band power)",
+         "median_pearson_r": float(ridge_metrics["pearson_r"].median()),
+         "median_spearman_rho": float(ridge_metrics["spearman_rho"].median()),
+         "pooled_spearman": float(pooled_spearman(ridge_predicted, observed, split.test)),
+         "fraction_significant": np.nan, "trainable_parameters": np.nan},
+    ])
+    hrf_time_s = np.arange(0.0, config.hrf_support_s, 0.1)
+    canonical = spm_canonical_hrf(hrf_time_s)
+    provenance = {"Alignment": inputs.clock, "Modality": inputs.modality.upper(),
+                  "BOLD space": pair.space, "Sources": [str(pair.ephys_file.name)]
+                  + [f.name for f in pair.bold_files],
+                  "Source reconstruction": inputs.parcels.provenance,
+                  "Device": str(fit.device), "Best epoch": int(fit.best_epoch),
+                  "Trainable parameters": int(fit.n_parameters)}
+    return ParticipantReport(
+        label=pair.label, tr_s=inputs.tr_s, parcel_names=list(inputs.atlas.names),
+        centroids_mm=inputs.atlas.centroids_mm, observed=observed, predicted=scores.predicted,
+        test_volumes=split.test, train_volumes=split.train,
+        validation_volumes=split.validation, metrics=metrics, hrf=hrf,
+        hrf_time_s=hrf_time_s, hrf_curves=fit.model.hrf.curves(hrf_time_s),
+        canonical_hrf=canonical / canonical.max(), attention=scores.attention,
+        band_names=band_names(config.wavelet_level),
+        band_ranges_hz=band_ranges_hz(config.wavelet_level, config.resample_sfreq_hz),
+        history=fit.history, best_epoch=int(fit.best_epoch), comparison=comparison,
+        parameters=config.to_dict(), provenance=provenance,
+        source_names=list(inputs.parcels.names),
+    )

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .metrics import hrf_recovery, pearson_r, parcel_metrics, pooled_spearman, summarise
+from .metrics import hrf_recovery, parcel_metrics, pearson_r, pooled_spearman, summarise
 from .model.baselines import DEFAULT_ALPHAS, fit_ridge_baseline
 from .training import ABLATIONS, ablation_configs, fit_samba, predict_run
 

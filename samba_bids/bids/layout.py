@@ -13,7 +13,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataError, EmptySelectionError, NoInputError, UsageError, ValidationError
+from ..errors import (
+    DataError,
+    EmptySelectionError,
+    NoInputError,
+    UsageError,
+    ValidationError,
+)
 from ..templates.spaces import CIFTI_SPACES, SURFACE_SPACES, VOLUME_SPACES
 
 logger = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from ..templates.atlases import (
     cifti_atlas,
     cifti_parcel_centroids,
     read_cifti_labels,
+    read_volume_labels,
     surface_atlas,
     surface_parcel_centroids,
     volume_atlas,
@@ -158,24 +159,8 @@ def load_bold_atlas(templates_dir, space: str, n_parcels: int = 200) -> ParcelAt
         )
     if space in VOLUME_SPACES:
         path, names = volume_atlas(templates_dir, space, n_parcels)
-        img = nib.load(str(path))
-        raw = np.asanyarray(img.dataobj)
-        if raw.ndim == 4 and raw.shape[3] == 1:
-            raw = raw[..., 0]
-        label_data = np.rint(raw).astype(np.int32)
-        if raw.ndim != 3 or not np.array_equal(label_data, raw):
-            raise DataError(f"{path.name} is not a 3-D integer label image; re-fetch the atlas.")
-        if label_data.min() < 0 or label_data.max() > len(names):
-            raise DataError(
-                f"{path.name} holds labels {label_data.min()}..{label_data.max()}, outside "
-                f"0..{len(names)} of its table; re-fetch the atlas."
-            )
+        label_data, img = read_volume_labels(path, len(names))
         counts = np.bincount(label_data.ravel(), minlength=len(names) + 1)
-        if (counts[1:] == 0).any():
-            absent = np.flatnonzero(counts[1:] == 0) + 1
-            raise DataError(
-                f"{path.name} lacks parcel(s) {absent.tolist()[:10]}; re-fetch the atlas."
-            )
         ijk = np.indices(label_data.shape).reshape(3, -1).T.astype(np.float64)
         flat = label_data.ravel()
         sums = np.stack(

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import CHOICES, Config
-from ..templates import CIFTI_SPACES, SURFACE_SPACES, VOLUME_SPACES
-
+from ..templates.spaces import CIFTI_SPACES, SURFACE_SPACES, VOLUME_SPACES
 
 #: Every BOLD space samba-bids reads (surface, volume, CIFTI).
 BOLD_SPACES = (*SURFACE_SPACES, *VOLUME_SPACES, *CIFTI_SPACES)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import mne
 import numpy as np
-from threadpoolctl import threadpool_limits
 from mne.transforms import Transform, apply_trans, invert_transform
+from threadpoolctl import threadpool_limits
 
 from ..config import CHOICES, check_option
 from ..errors import DataError, NoInputError

@@ -300,18 +300,15 @@ def bold_values(context: MethodsContext) -> dict:
     space = context.bold_space
     kind = space_kind(space)
     fallback = context.templates_kind == "fallback"
-    if kind == "surface":
-        space_phrase = (f"on the {space} surface [@fischl1999fsaverage], one GIFTI file per "
-                        "hemisphere,")
+    if kind in ("surface", "cifti"):
+        where, key, image, mean_phrase, elements = {
+            "surface": ("surface", "fischl1999fsaverage", "one GIFTI file per hemisphere",
+                        " (mean over each parcel's vertices; medial wall excluded)", "vertices"),
+            "cifti": ("grayordinates", "vanessen2012fslr", "a CIFTI-2 dense time series",
+                      " (mean over each parcel's grayordinates)", "grayordinates"),
+        }[kind]
+        space_phrase = f"on the {space} {where} [@{key}], {image},"
         atlas = fallback_atlas(space) if fallback else _schaefer(f"on {space}")
-        mean_phrase = " (mean over each parcel's vertices; medial wall excluded)"
-        elements = "vertices"
-    elif kind == "cifti":
-        space_phrase = (f"on the {space} grayordinates [@vanessen2012fslr], a CIFTI-2 dense "
-                        "time series,")
-        atlas = fallback_atlas(space) if fallback else _schaefer(f"on {space}")
-        mean_phrase = " (mean over each parcel's grayordinates)"
-        elements = "grayordinates"
     else:
         space_phrase = f"in {space} space" + (" [@evans2012templates]"
                                               if space.startswith("MNI152") else "")

@@ -9,6 +9,11 @@ matplotlib and nilearn are imported inside the functions: importing this module 
 (matplotlib creates its font cache in its configuration folder on first import; when that folder
 is not writable, :func:`_matplotlib` points ``MPLCONFIGDIR`` at a private temporary folder
 instead of letting matplotlib warn).
+
+At about 670 lines this module is longer than the others on purpose: it is a flat list of
+eleven independent figure functions that share the colours, the parcel-name helpers and
+:func:`figure_to_html`; both reports use most of them, so a split by report would only move
+the shared helpers into a third module.
 """
 
 from __future__ import annotations

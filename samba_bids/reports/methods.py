@@ -295,7 +295,7 @@ def methods_context(config, *, provenance, split, tr_s, modality, bold_space,
         if getattr(fit, "window_trs", 0):
             values["window_trs"] = int(fit.window_trs)
     if templates_dir is not None:
-        from ..templates import is_fallback_templates
+        from ..templates.locate import is_fallback_templates
 
         fallback = is_fallback_templates(templates_dir)
         values["templates_kind"] = "fallback" if fallback else "official"

@@ -181,13 +181,11 @@ def alignment_sentence(clock, trigger) -> str:
 
 def band_list(level: int, sfreq_hz: float) -> str:
     """The wavelet bands and their edges (``'A3 0–6.25 Hz, D3 6.25–12.5 Hz, ...'``)."""
-    from ..model.wavelet import band_names
+    from ..model.wavelet import band_names, band_ranges_hz
 
-    nyquist = float(sfreq_hz) / 2.0
-    edges = [0.0] + [nyquist / 2 ** j for j in range(level, 0, -1)] + [nyquist]
-    names = band_names(level)
     return ", ".join(f"{name} {number_text(lo)}\u2013{number_text(hi)} Hz"
-                     for name, lo, hi in zip(names, edges[:-1], edges[1:]))
+                     for name, (lo, hi) in zip(band_names(level),
+                                                band_ranges_hz(level, float(sfreq_hz))))
 
 
 def device_phrase(device: str, device_name=None) -> str:

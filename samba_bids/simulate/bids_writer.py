@@ -52,7 +52,7 @@ def _small_volume_atlas(templates_dir, n_parcels):
     import nibabel as nib
     from nilearn.image import resample_img
 
-    from ..templates import volume_atlas
+    from ..templates.atlases import volume_atlas
 
     path, _ = volume_atlas(templates_dir, "MNI152NLin6Asym", n_parcels)
     atlas = nib.load(str(path))
@@ -69,7 +69,7 @@ def _grayordinate_parcels(templates_dir, n_parcels, bold_names):
 
     The dlabel's parcels are matched to the simulated BOLD parcels by Schaefer name.
     """
-    from ..templates import cifti_atlas, read_cifti_labels
+    from ..templates.atlases import cifti_atlas, read_cifti_labels
 
     path, _ = cifti_atlas(templates_dir, n_parcels)
     labels, names, brain_models = read_cifti_labels(path)

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     int
         0 on success, else the BIDS-App exit code of the error (64 usage, 66 no input, ...).
     """
-    from ..templates import find_templates_dir
+    from ..templates.locate import find_templates_dir
 
     parser = build_parser()
     try:

@@ -244,7 +244,7 @@ def _check_arguments(templates_dir, *, n_subjects, duration_s, tr_s, modality, n
 
 def _available_spaces(templates_dir: Path, spaces, bold_scale: int) -> tuple:
     """``spaces`` checked, less fsLR and MNI152NLin6Asym where the templates lack their atlas."""
-    from ..templates import is_fallback_templates
+    from ..templates.locate import is_fallback_templates
 
     spaces = tuple(spaces)
     unknown = sorted(set(spaces) - {"fsaverage5", "MNI152NLin6Asym", "fsLR"})
@@ -315,7 +315,7 @@ class _Simulation:
 def _plan(templates_dir, *, root, tr_s, n_volumes, modality, n_channels, sfreq_hz, snr,
           ephys_scale, bold_scale, spaces, seed) -> _Simulation:
     """Atlases, planted HRFs and mixing (from ``seed`` alone), sensors, and the run's timing."""
-    from ..templates import surface_atlas, surface_parcel_centroids
+    from ..templates.atlases import surface_atlas, surface_parcel_centroids
 
     src_vertex_parcels, source_names = surface_atlas(templates_dir, EPHYS_SUBJECT, ephys_scale)
     source_centroids = surface_parcel_centroids(templates_dir, EPHYS_SUBJECT, src_vertex_parcels)

@@ -32,7 +32,9 @@ from .windows import (
     reverse_windows,
     split_windows,
 )
-from .windows import _batch as _batch  # benchmarks/bench_training.py imports it from here
+from .windows import (
+    _batch as _batch,  # benchmarks/bench_training.py imports it from here
+)
 
 __all__ = [
     "ABLATIONS",

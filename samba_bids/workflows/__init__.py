@@ -18,8 +18,18 @@ from __future__ import annotations
 from ..config import Config
 from ..errors import UsageError
 from .cache import RunCache
-from .execution import collect_warnings, record_config, remove_stale_temporaries, terminate_cleanly
-from .group import collect_participant_outputs, group_table, run_group_level, run_group_model
+from .execution import (
+    collect_warnings,
+    record_config,
+    remove_stale_temporaries,
+    terminate_cleanly,
+)
+from .group import (
+    collect_participant_outputs,
+    group_table,
+    run_group_level,
+    run_group_model,
+)
 from .inputs import RunInputs, prepare_run
 from .participant import process_run, run_participant_level
 from .results import Results, RunResult
@@ -50,6 +60,7 @@ def run(config: Config) -> Results:
         if config.analysis_level == "participant":
             return run_participant_level(config)
         return run_group_level(config)
+
 
 def check_locations(config: Config) -> None:
     """Refuse an output folder that would write into an input, or that cannot be written.

@@ -41,6 +41,7 @@ def terminate_cleanly():
     finally:
         signal.signal(signal.SIGTERM, previous)
 
+
 @contextlib.contextmanager
 def collect_warnings():
     """Collect the WARNING (and worse) log messages of samba-bids and MNE inside the block.
@@ -66,6 +67,7 @@ def collect_warnings():
         for log in loggers:
             log.removeHandler(handler)
 
+
 def remove_stale_temporaries(output_dir, subject) -> list:
     """Delete the temporary files a killed job left in a participant's output folder.
 
@@ -81,6 +83,7 @@ def remove_stale_temporaries(output_dir, subject) -> list:
         logger.info("Removed %d temporary file(s) of an interrupted run in %s.", len(stale),
                     folder)
     return stale
+
 
 def record_config(config: Config) -> Path:
     """Keep the settings of OUTPUT_DIR in ``logs/config.json``; refuse different ones.

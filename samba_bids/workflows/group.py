@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..bids.derivatives import bids_uri, derivative_path, write_image, write_tsv, write_with_sidecar
+from ..bids.derivatives import bids_uri, derivative_path, write_output
 from ..bids.layout import collect_pairs, default_derivatives, index_dataset
 from ..config import Config
 from ..errors import DataError, UsageError
-from ..templates import find_templates_dir
+from ..templates.locate import find_templates_dir
 from .cache import RunCache
 from .execution import collect_warnings
 from .inputs import prepare_run
@@ -27,6 +27,7 @@ logger = logging.getLogger("samba_bids.workflows")
 
 #: Entities of the atlas a parcel-wise output was computed with.
 _ATLAS_KEYS = ("atlas", "seg", "scale")
+
 
 def collect_participant_outputs(output_dir, participant_label=()) -> list[dict]:
     """The participant level's runs found in OUTPUT_DIR, for the group level.
@@ -93,6 +94,7 @@ def collect_participant_outputs(output_dir, participant_label=()) -> list[dict]:
         )
     return runs
 
+
 def group_table(runs) -> pd.DataFrame:
     """One row per participant and run: the headline scores of :func:`collect_participant_outputs`.
 
@@ -126,6 +128,7 @@ def group_table(runs) -> pd.DataFrame:
             "best_epoch": item["model"].get("BestEpoch"),
         })
     return pd.DataFrame(rows)
+
 
 def run_group_level(config: Config) -> Results:
     """Summarise the participant level's outputs across participants.
@@ -170,6 +173,7 @@ def run_group_level(config: Config) -> Results:
     results.runs.append(RunResult(label="group", outputs=written, summary=summary))
     return results
 
+
 def participant_settings(config: Config) -> Config:
     """``config`` with the settings the participant level recorded in ``logs/config.json``.
 
@@ -194,6 +198,7 @@ def participant_settings(config: Config) -> Config:
     return dataclasses.replace(config, analysis_level="participant",
                                **{k: v for k, v in settings.items() if k in known})
 
+
 @dataclass
 class GroupModelResult:
     """Leave-one-participant-out evaluation of one model trained across participants."""
@@ -204,6 +209,7 @@ class GroupModelResult:
     n_parameters: int
     sources: list
     processes: int = 1
+
 
 def run_group_model(config: Config, participant_table) -> GroupModelResult:
     """One SAMBA model across participants, evaluated leave-one-participant-out.
@@ -283,22 +289,20 @@ def run_group_model(config: Config, participant_table) -> GroupModelResult:
                                      for p, _ in prepared
                                      for f in [p.ephys_file, *p.bold_files]])
 
+
 def _label(value):
     """An entity value as text; None for a missing one (None or NaN in a table)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return str(value)
 
+
 def _write_group_model(out, result: GroupModelResult, runs) -> list:
     """``group/..._desc-groupmodel_metrics.tsv``: the leave-one-participant-out scores."""
-    from ..bids.derivatives import group_derivative_path
-
     first = runs[0]["entities"]
     entities = {k: first.get(k) for k in ("task", "atlas", "seg", "scale")}
-    path = group_derivative_path(out, entities, suffix="metrics", extension=".tsv",
-                                 desc="groupmodel")
-    return [write_with_sidecar(path, write_tsv, result.table, {
-        "Sources": result.sources,
+    return [write_output(out, "group_model_metrics", entities, result.table,
+                         sources=result.sources, parameters={
         "Description": "One SAMBA model trained across participants, evaluated "
                        "leave-one-participant-out: each row is a held-out participant's run, "
                        "scored on its test block by the model trained on the other "
@@ -311,9 +315,9 @@ def _write_group_model(out, result: GroupModelResult, runs) -> list:
         "DataParallelProcesses": result.processes,
     })]
 
+
 def _group_outputs(config, runs, table, warned) -> list:
     """Group tables per task and atlas, and their reports (see :func:`run_group_level`)."""
-    from ..bids.derivatives import group_derivative_path
     from ..metrics import group_parcel_summary
 
     out = config.output_dir
@@ -328,10 +332,8 @@ def _group_outputs(config, runs, table, warned) -> list:
         who = [r["entities"]["subject"] for r in chosen]
         sources = [bids_uri("", out, r["metrics_file"]) for r in chosen]
         rows = table[[r in chosen for r in runs]]
-        path = group_derivative_path(out, entities, suffix="metrics", extension=".tsv",
-                                     desc="participants")
-        written.append(write_with_sidecar(path, write_tsv, rows, {
-            "Sources": sources,
+        written.append(write_output(out, "group_participants", entities, rows, sources=sources,
+                                    parameters={
             "Description": "Headline test-block scores, one row per participant and run.",
         }))
         parcels = group_parcel_summary([r["metrics"] for r in chosen], "pearson_r",
@@ -343,10 +345,8 @@ def _group_outputs(config, runs, table, warned) -> list:
         ttp = group_parcel_summary([r["hrf"] for r in chosen], "time_to_peak_s",
                                    participants=who)
         parcels = parcels.merge(ttp, on="parcel", how="left")
-        path = group_derivative_path(out, entities, suffix="metrics", extension=".tsv",
-                                     desc="parcels")
-        written.append(write_with_sidecar(path, write_tsv, parcels, {
-            "Sources": sources,
+        written.append(write_output(out, "group_parcels", entities, parcels, sources=sources,
+                                    parameters={
             "Description": "Per parcel across participants (runs of a participant averaged "
                            "first): mean, SD (ddof 1) and number of participants.",
         }))
@@ -354,6 +354,7 @@ def _group_outputs(config, runs, table, warned) -> list:
         written.append(_group_report(config, chosen, rows, parcels, out / name,
                                      list(warned)))
     return written
+
 
 def _group_report(config, runs, table, parcels, path, warnings=()) -> Path:
     """Render the group report of one task and atlas (:mod:`~.reports.group`)."""
@@ -374,9 +375,10 @@ def _group_report(config, runs, table, parcels, path, warnings=()) -> Path:
     )
     return render_group_report(report, path)
 
+
 def _group_maps(out) -> list:
     """Mean and SD across participants of the participant maps, per task, space and file."""
-    from ..bids.derivatives import group_derivative_path, parse_derivative_name
+    from ..bids.derivatives import parse_derivative_name
     from ..bold.maps import mean_sd_images
 
     written = []
@@ -398,10 +400,8 @@ def _group_maps(out) -> list:
                 continue
             sources = [bids_uri("", out, p) for p in paths]
             for stat, img in (("mean", mean_img), ("sd", sd_img)):
-                path = group_derivative_path(out, entities, suffix="boldmap",
-                                             extension=extension, desc=f"{desc}{stat}")
-                written.append(write_with_sidecar(path, write_image, img, {
-                    "Sources": sources,
+                written.append(write_output(out, f"group_{desc}_{stat}", entities, img,
+                                            extension=extension, sources=sources, parameters={
                     "Description": f"{'Mean' if stat == 'mean' else 'SD (ddof 1)'} across "
                                    f"{len(paths)} participant runs of the {what} map.",
                 }))

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from ..templates import CIFTI_SPACES, SURFACE_SPACES
-
+from ..templates.spaces import CIFTI_SPACES, SURFACE_SPACES
 
 #: The ephys source space: a FreeSurfer template subject in the templates folder.
 EPHYS_SUBJECT = "fsaverage5"
+
 
 @dataclass
 class RunInputs:
@@ -59,6 +59,7 @@ class RunInputs:
     n_channels: int = 0
     sfreq_hz: float = 0.0
     confound_columns: list = field(default_factory=list)
+
 
 def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
     """Electrophysiology + BOLD of one run -> features, parcel BOLD and split.

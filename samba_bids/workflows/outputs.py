@@ -1,7 +1,9 @@
 """Writing the participant level's derivatives: predicted BOLD, tables, maps, the model.
 
-Each writer names its files with :func:`~samba_bids.bids.derivatives.derivative_path` and
-writes them with their JSON sidecars (:func:`~samba_bids.bids.derivatives.write_with_sidecar`).
+Every file is a row of :data:`samba_bids.bids.outputs.OUTPUTS` (its desc, suffix, extensions
+and the entities its name carries), written with its JSON sidecar by
+:func:`~samba_bids.bids.derivatives.write_output`; this module adds what only the pipeline
+knows: the data, and the sidecars' descriptions and parameters.
 """
 
 from __future__ import annotations
@@ -11,16 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..bids.derivatives import bids_uri, derivative_path, write_image, write_tsv, write_with_sidecar
-from ..templates import CIFTI_SPACES, SURFACE_SPACES
+from ..bids.derivatives import bids_uri, write_output
+from ..templates.spaces import CIFTI_SPACES, SURFACE_SPACES
 
 #: Atlas entities of parcel-wise outputs (Schaefer 2018, 7 networks).
 ATLAS = "Schaefer2018"
 
 SEG = "7n"
-
-#: Entities removed from the names of parcel-wise outputs (no longer in the BOLD's grid).
-NO_SPACE = {"space": None, "resolution": None, "density": None}
 
 #: Phase-randomised surrogates per parcel for the metrics' p-values.
 N_NULL = 1000
@@ -31,6 +30,7 @@ MAP_DESCS = {"testr": ("pearson_r", "test-block Pearson r of SAMBA's prediction"
 
 _ELEMENTS = {"surface": "vertices", "volume": "voxels", "cifti": "grayordinates"}
 
+
 def source_uri(links, path):
     """BIDS URI of ``path`` in whichever linked dataset holds it."""
     path = Path(path).resolve()
@@ -40,6 +40,7 @@ def source_uri(links, path):
         if root in path.parents:
             return bids_uri(name, root, path)
     return path.as_uri()
+
 
 def metric_column_docs(fdr_over: str) -> dict:
     """Sidecar entries of the metric columns that :func:`~.metrics.parcel_metrics` writes."""
@@ -52,26 +53,28 @@ def metric_column_docs(fdr_over: str) -> dict:
         "significant": {"Description": "p_fdr < 0.05"},
     }
 
+
 def write_model(out, entities, desc, fit, config, sources, split, provenance) -> list:
-    """The trained model (``.pt`` + JSON with the resolved config) and its loss history."""
-    model_path = derivative_path(out, entities, suffix="model", extension=".pt", datatype="model",
-                                 **NO_SPACE, desc=desc)
-    history_path = derivative_path(out, entities, suffix="history", extension=".tsv",
-                                   datatype="model", **NO_SPACE, desc=desc)
+    """The trained model (``.pt`` + JSON with the resolved config) and its loss history.
+
+    ``desc`` is ``"samba"`` (the forward direction) or ``"sambareverse"``.
+    """
+    prefix = "" if desc == "samba" else "reverse_"
     return [
-        write_with_sidecar(model_path, save_model, fit.model, {
-            "Sources": sources, "Config": config.to_dict(), "ConfigDigest": config.digest(),
-            "Device": fit.device, "TrainableParameters": fit.n_parameters,
-            "BestEpoch": fit.best_epoch, "Split": split.to_sidecar(),
-            "SourceReconstruction": provenance,
-        }),
-        write_with_sidecar(history_path, write_tsv, fit.history, {
-            "Sources": sources,
-            "Description": "Training and validation loss per epoch (1 - Pearson r + MSE term).",
-        }),
+        write_output(out, f"{prefix}model", entities, fit.model, writer=save_model,
+                     sources=sources, parameters={
+                         "Config": config.to_dict(), "ConfigDigest": config.digest(),
+                         "Device": fit.device, "TrainableParameters": fit.n_parameters,
+                         "BestEpoch": fit.best_epoch, "Split": split.to_sidecar(),
+                         "SourceReconstruction": provenance}),
+        write_output(out, f"{prefix}history", entities, fit.history, sources=sources,
+                     parameters={"Description": "Training and validation loss per epoch "
+                                                "(1 - Pearson r + MSE term)."}),
     ]
 
+
 def save_model(path, model):
+    """Write ``model.to_checkpoint()`` with :func:`torch.save`, atomically."""
     import torch
 
     from ..bids.derivatives import atomic_path
@@ -79,6 +82,7 @@ def save_model(path, model):
     with atomic_path(path) as tmp:
         torch.save(model.to_checkpoint(), tmp)
     return path
+
 
 _HRF_DOCS = {
     "response_delay_s": ("Delay of the response gamma (SPM p1)", "s"),
@@ -90,12 +94,15 @@ _HRF_DOCS = {
     "time_to_peak_s": ("Time from neural event to the HRF's maximum", "s"),
 }
 
+
 def hrf_column_doc(column):
+    """The sidecar entry of an HRF table column: description and units."""
     description, unit = _HRF_DOCS.get(column, (column.replace("_", " "), None))
     doc = {"Description": description}
     if unit:
         doc["Units"] = unit
     return doc
+
 
 def write_maps(out, entities, atlas, pair, metrics, hrf, common, atlas_entities) -> list:
     """Test Pearson r and HRF time to peak per parcel as maps in the input's space.
@@ -113,23 +120,24 @@ def write_maps(out, entities, atlas, pair, metrics, hrf, common, atlas_entities)
     for desc, (column, what) in MAP_DESCS.items():
         values = columns[column].reindex(atlas.names).to_numpy(dtype=np.float32)
         images = parcel_map_images({desc: values}, atlas, reference)
-        sidecar = {"Sources": common["Sources"], "Space": pair.space,
+        sidecar = {"Space": pair.space,
                    "Description": f"Per-parcel {what}, repeated over each parcel's "
                                   f"{_ELEMENTS.get(atlas.kind, 'elements')} (0 outside "
                                   "every parcel)."}
         if atlas.kind == "surface":
             for hemi, img in zip(("L", "R"), images):
-                path = derivative_path(out, entities, suffix="boldmap", extension=".func.gii",
-                                       hemi=hemi, desc=desc)
-                written.append(write_with_sidecar(path, write_image, img, sidecar))
+                written.append(write_output(out, f"{desc}_map", entities, img,
+                                            extension=".func.gii", hemi=hemi,
+                                            sources=common["Sources"], parameters=sidecar))
         elif atlas.kind == "cifti":  # parcel-level file: named like the .ptseries.nii
-            path = derivative_path(out, entities, suffix="boldmap", extension=".pscalar.nii",
-                                   density=None, desc=desc, **atlas_entities)
-            written.append(write_with_sidecar(path, write_image, images[0], sidecar))
+            written.append(write_output(out, f"{desc}_map", entities, images[0],
+                                        extension=".pscalar.nii", density=None,
+                                        sources=common["Sources"], parameters=sidecar,
+                                        **atlas_entities))
         else:
-            path = derivative_path(out, entities, suffix="boldmap", extension=".nii.gz",
-                                   desc=desc)
-            written.append(write_with_sidecar(path, write_image, images[0], sidecar))
+            written.append(write_output(out, f"{desc}_map", entities, images[0],
+                                        extension=".nii.gz", sources=common["Sources"],
+                                        parameters=sidecar))
     return written
 
 
@@ -156,38 +164,33 @@ def write_predicted_bold(out, pair, atlas, predicted, tr_s, common, atlas_entiti
     # the dtseries or the NIfTI of the run (only its header and grid are read)
     reference = pair.bold_files if pair.space in SURFACE_SPACES else pair.bold_files[0]
     images = project_parcels(predicted.astype(np.float32), atlas, reference, tr_s=tr_s)
-    sidecar = {**common, "Units": Z_UNITS}
+    sources, sidecar = common["Sources"], {**common, "Units": Z_UNITS}
     if pair.space in CIFTI_SPACES:
-        path = derivative_path(out, entities, suffix="bold", extension=".dtseries.nii",
-                               desc="samba")
         parcels = parcel_series_cifti(predicted.astype(np.float32), atlas, tr_s)
         return [
-            write_with_sidecar(path, write_image, images[0], {
+            write_output(out, "bold", entities, images[0], extension=".dtseries.nii",
+                         sources=sources, parameters={
                 **sidecar,
                 "Description": "SAMBA-predicted BOLD as a dense time series; each parcel's "
                                "predicted value is REPEATED over all of its grayordinates (0 "
                                "outside every parcel, including the subcortical "
                                "grayordinates), so this file has no more spatial detail than "
                                "the parcel-level .ptseries.nii beside it."}),
-            write_with_sidecar(
-                derivative_path(out, entities, suffix="bold", extension=".ptseries.nii",
-                                density=None, desc="samba", **atlas_entities),
-                write_image, parcels, {
-                    **sidecar,
-                    "Description": "SAMBA-predicted BOLD, one row per parcel (CIFTI "
-                                   "parcellated time series; parcels from the fsLR 91k dlabel)."}),
+            write_output(out, "bold", entities, parcels, extension=".ptseries.nii",
+                         density=None, sources=sources, **atlas_entities, parameters={
+                **sidecar,
+                "Description": "SAMBA-predicted BOLD, one row per parcel (CIFTI parcellated "
+                               "time series; parcels from the fsLR 91k dlabel)."}),
         ]
     if pair.space in SURFACE_SPACES:
-        return [write_with_sidecar(
-            derivative_path(out, entities, suffix="bold", extension=".func.gii", hemi=hemi,
-                            desc="samba"),
-            write_image, img, {
+        return [write_output(out, "bold", entities, img, extension=".func.gii", hemi=hemi,
+                             sources=sources, parameters={
                 **sidecar,
                 "Description": "SAMBA-predicted BOLD; each parcel's predicted value is repeated "
                                "over its vertices (medial wall 0)."})
-            for hemi, img in zip(("L", "R"), images)]
-    path = derivative_path(out, entities, suffix="bold", extension=".nii.gz", desc="samba")
-    return [write_with_sidecar(path, write_image, images[0], {
+                for hemi, img in zip(("L", "R"), images)]
+    return [write_output(out, "bold", entities, images[0], extension=".nii.gz", sources=sources,
+                         parameters={
         **sidecar,
         "Description": "SAMBA-predicted BOLD; each parcel's predicted value is repeated over "
                        "its voxels (background 0)."})]
@@ -203,12 +206,11 @@ def write_parcel_series(out, entities, names, common, atlas_entities, *, samba,
         Predicted and observed parcel BOLD (z units).
     """
     written = []
-    for desc, values, what in (("samba", samba, "SAMBA-predicted"),
-                               ("observed", observed, "Observed")):
-        path = derivative_path(out, entities, suffix="timeseries", extension=".tsv",
-                               **NO_SPACE, desc=desc, **atlas_entities)
+    for key, values, what in (("timeseries", samba, "SAMBA-predicted"),
+                              ("observed_timeseries", observed, "Observed")):
         frame = pd.DataFrame(values.T, columns=names)
-        written.append(write_with_sidecar(path, write_tsv, frame, {
+        written.append(write_output(out, key, entities, frame, sources=common["Sources"],
+                                    **atlas_entities, parameters={
             **common, "Units": Z_UNITS,
             "Description": f"{what} parcel BOLD, one column per parcel, one row per volume.",
         }))
@@ -217,10 +219,8 @@ def write_parcel_series(out, entities, names, common, atlas_entities, *, samba,
 
 def write_hrf_table(out, entities, hrf, sources, atlas_entities) -> list:
     """``desc-samba_hrf.tsv``: the learned HRF parameters per BOLD parcel, documented."""
-    path = derivative_path(out, entities, suffix="hrf", extension=".tsv", **NO_SPACE,
-                           desc="samba", **atlas_entities)
-    return [write_with_sidecar(path, write_tsv, hrf, {
-        "Sources": sources,
+    return [write_output(out, "hrf", entities, hrf, sources=sources, **atlas_entities,
+                         parameters={
         "Description": "Learned double-gamma HRF per BOLD parcel (SPM parametrisation, "
                        "initialised at the SPM canonical HRF).",
         **{col: hrf_column_doc(col) for col in hrf.columns if col != "parcel"},
@@ -250,19 +250,17 @@ def write_reverse_outputs(pair, config, inputs, fit, metrics, summary, common, *
                 for band, (lo, hi) in zip(bands, band_ranges_hz(config.wavelet_level,
                                                           config.resample_sfreq_hz))}
     written = []
-    for desc, values, what in (("sambareverse", flat_pred, "SAMBA-predicted (from BOLD)"),
-                               ("observedpower", flat_obs, "Observed")):
-        path = derivative_path(out, entities, suffix="timeseries", extension=".tsv",
-                               **NO_SPACE, desc=desc, **atlas_entities)
-        written.append(write_with_sidecar(path, write_tsv,
-                                          pd.DataFrame(values.T, columns=columns), {
+    for key, values, what in (("reverse_timeseries", flat_pred, "SAMBA-predicted (from BOLD)"),
+                              ("observed_power", flat_obs, "Observed")):
+        frame = pd.DataFrame(values.T, columns=columns)
+        written.append(write_output(out, key, entities, frame, sources=common["Sources"],
+                                    **atlas_entities, parameters={
             **common, "Units": units, "Bands": band_doc,
             "Description": f"{what} band power per source parcel and volume, one column per "
                            "<parcel>_<band>, one row per volume.",
         }))
-    path = derivative_path(out, entities, suffix="metrics", extension=".tsv", **NO_SPACE,
-                           desc="sambareverse", **atlas_entities)
-    written.append(write_with_sidecar(path, write_tsv, metrics, {
+    written.append(write_output(out, "reverse_metrics", entities, metrics,
+                                sources=common["Sources"], **atlas_entities, parameters={
         **common, "Bands": band_doc,
         "Description": "Per source parcel and band agreement of the band power predicted from "
                        "BOLD and the observed band power, on the test block.",

@@ -8,12 +8,22 @@ import time
 from pathlib import Path
 
 from ..bids.derivatives import write_dataset_description
-from ..bids.layout import collect_pairs, default_derivatives, index_dataset, validate_dataset
+from ..bids.layout import (
+    collect_pairs,
+    default_derivatives,
+    index_dataset,
+    validate_dataset,
+)
 from ..config import Config
 from ..errors import CantCreateError
-from ..templates import find_templates_dir
+from ..templates.locate import find_templates_dir
 from .cache import RunCache
-from .execution import collect_warnings, record_config, remove_stale_temporaries, terminate_cleanly
+from .execution import (
+    collect_warnings,
+    record_config,
+    remove_stale_temporaries,
+    terminate_cleanly,
+)
 from .inputs import EPHYS_SUBJECT, prepare_run
 from .outputs import source_uri
 from .results import Results, RunResult
@@ -52,6 +62,7 @@ def run_participant_level(config: Config) -> Results:
         _write_reports(config, pairs, results.runs)
     return results
 
+
 def _participant_run(pair, config, templates_dir, links, work_dir, results) -> None:
     """One run of the participant level, from the cache when it finished before."""
     remove_stale_temporaries(config.output_dir, pair.entities["subject"])
@@ -78,6 +89,7 @@ def _participant_run(pair, config, templates_dir, links, work_dir, results) -> N
             result.report.warnings = list(warned)
         cache.store_result(result)
     results.runs.append(result)
+
 
 def process_run(pair, config: Config, templates_dir: Path, links: dict, *,
                 cache: RunCache | None = None) -> RunResult:
@@ -137,6 +149,7 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict, *,
         run_label=pair.label)
     return RunResult(label=pair.label, outputs=written, summary=summary, report=report,
                      methods=methods)
+
 
 def _write_reports(config: Config, pairs, runs) -> None:
     """``sub-<label>.html`` per participant (all its runs) and ``logs/CITATION.*``."""

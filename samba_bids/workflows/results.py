@@ -20,6 +20,7 @@ class RunResult:
     #: :class:`~.reports.boilerplate.MethodsContext` of the run.
     methods: object = None
 
+
 @dataclass
 class Results:
     """Results of a whole invocation."""

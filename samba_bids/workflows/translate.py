@@ -7,13 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..bids.derivatives import derivative_path, write_tsv, write_with_sidecar
+from ..bids.derivatives import write_output
 from ..config import Config
 from .inputs import RunInputs
 from .outputs import (
     ATLAS,
     N_NULL,
-    NO_SPACE,
     SEG,
     metric_column_docs,
     write_hrf_table,
@@ -108,9 +107,8 @@ def write_forward_outputs(pair, config: Config, inputs: RunInputs, scores: Forwa
     written += write_parcel_series(out, entities, atlas.names, common, atlas_entities,
                                    samba=scores.predicted, observed=inputs.observed)
     written += write_hrf_table(out, entities, scores.hrf, common["Sources"], atlas_entities)
-    path = derivative_path(out, entities, suffix="metrics", extension=".tsv", **NO_SPACE,
-                           desc="samba", **atlas_entities)
-    written.append(write_with_sidecar(path, write_tsv, scores.metrics, {
+    written.append(write_output(out, "metrics", entities, scores.metrics,
+                                sources=common["Sources"], **atlas_entities, parameters={
         **common,
         "Description": "Per-parcel agreement of predicted and observed BOLD on the test block.",
         **metric_column_docs("parcels"),
@@ -172,6 +170,7 @@ def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):
         "reverse_median_pearson_r": float(metrics["pearson_r"].median()),
         "reverse_fraction_significant": float(summary.get("fraction_significant", 0.0)),
     }, metrics, fit
+
 
 def _participant_report(pair, config, inputs, scores: ForwardScores):
     """The :class:`~samba_bids.reports.participant.ParticipantReport` of the forward direction."""

@@ -184,7 +184,7 @@ def run_stage(vhdr, templates_dir, mode: str = "package", save=None) -> dict:
         preprocess_raw,
         read_ephys,
     )
-    from samba_bids.workflows import EPHYS_SUBJECT
+    from samba_bids.workflows.inputs import EPHYS_SUBJECT
 
     config = Config()
     seconds = {}

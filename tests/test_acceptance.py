@@ -80,10 +80,14 @@ def test_samba_translates_and_needs_its_graphs(evaluation):
     assert table.loc["no-graph", "median_pearson_r"] < samba - 0.05
 
 
+@pytest.mark.xfail(strict=True, reason="the learned HRFs stay at the canonical one: median "
+                                      "time-to-peak error 0.883 s learned vs 0.882 s canonical "
+                                      "on this dataset (CI, 2026-12-02); issue 15")
 def test_learned_hrfs_beat_the_canonical_one(evaluation):
     """Learning the HRFs must bring them closer to the planted ones than SPM's canonical HRF
     (the fixed-HRF ablation) is. The former check, a time-to-peak error below 1.5 s, passed
-    with the canonical HRF itself (about 0.75 s), so it could not fail."""
+    with the canonical HRF itself (about 0.75 s), so it could not fail. Not met yet: early
+    stopping ends training before the HRFs move (issue 15)."""
     table = evaluation["table"]
     learned = table.loc["samba", "median_ttp_abs_error_s"]
     canonical = table.loc["fixed-hrf", "median_ttp_abs_error_s"]

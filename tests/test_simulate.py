@@ -318,3 +318,58 @@ def test_meg_planted_activity_is_recovered_by_the_source_path(meg_dataset, templ
     assert (r > 0).mean() > 0.95
     assert np.median(r) > 0.35
     assert (r > 0.2).mean() > 0.75
+
+
+# --------------------------------------------------------------------------------------------
+# several runs and sessions per participant, and runs without BOLD
+
+
+def test_runs_share_the_planted_truth_and_ephys_only_runs_have_no_bold(templates_dir,
+                                                                        tmp_path):
+    """Two paired runs and one EEG-only run: one planted HRF/mixing per participant, new
+    activity and noise per run, no BOLD in derivatives/preproc for the EEG-only run but its
+    BOLD in the truth."""
+    root = sim.simulate_dataset(tmp_path / "runs", templates_dir, duration_s=40.0, tr_s=TR_S,
+                                n_channels=16, ephys_scale=SCALE, bold_scale=SCALE,
+                                spaces=("fsaverage5",), seed=5, n_runs=2, n_ephys_only_runs=1)
+    prefixes = [f"sub-01_task-rest_run-{run}" for run in (1, 2, 3)]
+    for prefix in prefixes:
+        assert (root / "sub-01" / "eeg" / f"{prefix}_eeg.vhdr").is_file()
+    preproc = root / "derivatives" / "preproc" / "sub-01" / "func"
+    written = sorted(p.name for p in preproc.glob("*_bold.func.gii"))
+    assert written == [f"{p}_hemi-{h}_space-fsaverage5_bold.func.gii"
+                       for p in prefixes[:2] for h in ("L", "R")]
+    assert not list(preproc.glob(f"{prefixes[2]}_*"))  # the EEG-only run has no BOLD
+
+    truth = _truth(root)
+    hrfs = [_tsv(truth / f"{p}_desc-truth_hrf.tsv") for p in prefixes]
+    mixing = [_tsv(truth / f"{p}_desc-mixing_weights.tsv") for p in prefixes]
+    noiseless = [_tsv(truth / f"{p}_desc-noiseless_timeseries.tsv") for p in prefixes]
+    for other in (1, 2):
+        pd.testing.assert_frame_equal(hrfs[0], hrfs[other])
+        pd.testing.assert_frame_equal(mixing[0], mixing[other])
+        assert noiseless[0].shape == noiseless[other].shape
+        r = [np.corrcoef(noiseless[0][c], noiseless[other][c])[0, 1] for c in noiseless[0]]
+        assert np.median(np.abs(r)) < 0.6  # other activity, not a copy
+    params = json.loads((truth / f"{prefixes[2]}_desc-truth_parameters.json").read_text())
+    assert (params["Run"], params["BOLDWritten"]) == ("3", False)
+    assert json.loads((truth / f"{prefixes[0]}_desc-truth_parameters.json").read_text())[
+        "BOLDWritten"]
+
+
+def test_sessions_are_paired_by_the_pipeline(templates_dir, tmp_path):
+    from samba_bids.bids.layout import collect_pairs, default_derivatives, index_dataset
+
+    root = sim.simulate_dataset(tmp_path / "sessions", templates_dir, duration_s=30.0,
+                                tr_s=TR_S, n_channels=16, ephys_scale=SCALE, bold_scale=SCALE,
+                                spaces=("fsaverage5",), seed=6, n_sessions=2)
+    for ses in ("1", "2"):
+        assert (root / "sub-01" / f"ses-{ses}" / "eeg"
+                / f"sub-01_ses-{ses}_task-rest_eeg.vhdr").is_file()
+    layout = index_dataset(root, default_derivatives(root), tmp_path / "work")
+    pairs = collect_pairs(layout, bold_space="fsaverage5")
+    assert [(p.entities["session"], p.entities["run"]) for p in pairs] == [("1", None),
+                                                                         ("2", None)]
+    assert all(f"ses-{p.entities['session']}" in p.bold_files[0].name for p in pairs)
+    with pytest.raises(UsageError, match="n_runs"):
+        sim.simulate_dataset(tmp_path / "bad", templates_dir, duration_s=30.0, n_runs=0)

@@ -126,7 +126,8 @@ def write_readme(root, modality: str) -> None:
     )
 
 
-def write_ephys(root, subject: str, data, info, onsets_s, modality: str) -> None:
+def write_ephys(root, subject: str, data, info, onsets_s, modality: str, *,
+                session: str | None = None, run: str | None = None) -> None:
     """Raw EEG (BrainVision) or MEG (FIF) through MNE-BIDS, a ``Volume`` event per onset.
 
     Parameters
@@ -143,6 +144,8 @@ def write_ephys(root, subject: str, data, info, onsets_s, modality: str) -> None
         Volume onsets on the recording clock, s.
     modality : {'eeg', 'meg'}
         Datatype.
+    session, run : str | None
+        The recording's session and run labels (None: no such entity).
     """
     import mne
     import mne_bids
@@ -150,8 +153,8 @@ def write_ephys(root, subject: str, data, info, onsets_s, modality: str) -> None
     raw = mne.io.RawArray(data, info.copy(), verbose=False)
     raw.set_meas_date(None)
     raw.set_annotations(mne.Annotations(onsets_s, 0.0, TRIGGER))
-    bids_path = mne_bids.BIDSPath(subject=subject, task=TASK, root=root,
-                                  datatype=modality)
+    bids_path = mne_bids.BIDSPath(subject=subject, session=session, task=TASK, run=run,
+                                  root=root, datatype=modality)
     mne_bids.write_raw_bids(raw, bids_path, allow_preload=True, overwrite=True,
                             format="BrainVision" if modality == "eeg" else "FIF",
                             verbose=False)
@@ -265,7 +268,7 @@ def write_truth(tdir, prefix: str, *, hrf, mixing, bold, bold_names, source_band
     tdir : Path
         ``func`` folder of the participant in ``derivatives/truth``.
     prefix : str
-        ``sub-<label>_task-<task>``.
+        ``sub-<label>[_ses-<label>]_task-<task>[_run-<index>]``.
     hrf, mixing : pandas.DataFrame
         Planted HRFs and mixing weights.
     bold : samba_bids.simulate.hemodynamics.ParcelBold

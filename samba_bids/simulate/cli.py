@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sfreq", type=float, default=250.0, help="EEG/MEG sampling rate, Hz")
     parser.add_argument("--ephys-scale", type=int, default=100, choices=(100, 200, 400))
     parser.add_argument("--bold-scale", type=int, default=200, choices=(100, 200, 400))
+    parser.add_argument("--runs", type=int, default=1,
+                        help="runs with EEG/MEG and BOLD per session (same planted HRFs and "
+                             "mixing in every run of a participant)")
+    parser.add_argument("--sessions", type=int, default=1, help="sessions per participant")
+    parser.add_argument("--ephys-only-runs", type=int, default=0,
+                        help="further runs per session with EEG/MEG but no BOLD (their BOLD "
+                             "is in derivatives/truth, to score a translation)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
 
@@ -68,8 +75,10 @@ def main(argv=None) -> int:
         templates_dir = find_templates_dir(args.templates_dir, fallback=True)
         simulate_dataset(
             args.output_dir, templates_dir, n_subjects=args.subjects, duration_s=args.duration,
-            tr_s=args.tr, modality=args.modality, n_channels=args.channels, sfreq_hz=args.sfreq, snr=args.snr,
-            ephys_scale=args.ephys_scale, bold_scale=args.bold_scale, seed=args.seed,
+            tr_s=args.tr, modality=args.modality, n_channels=args.channels,
+            sfreq_hz=args.sfreq, snr=args.snr, ephys_scale=args.ephys_scale,
+            bold_scale=args.bold_scale, seed=args.seed, n_runs=args.runs,
+            n_sessions=args.sessions, n_ephys_only_runs=args.ephys_only_runs,
             progress=args.verbose,
         )
     except SambaBidsError as err:

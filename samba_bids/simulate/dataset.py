@@ -97,6 +97,9 @@ def simulate_dataset(
     bold_scale: int = 200,
     spaces=("fsaverage5", "MNI152NLin6Asym"),
     seed: int = 0,
+    n_runs: int = 1,
+    n_sessions: int = 1,
+    n_ephys_only_runs: int = 0,
     progress: bool = False,
 ) -> Path:
     """Write a BIDS EEG-fMRI (or MEG-fMRI) dataset with a known ground truth.
@@ -144,8 +147,19 @@ def simulate_dataset(
         same Schaefer name plus noise, like a fsaverage5 vertex; the other grayordinates
         (medial wall, subcortex) carry the baseline plus noise.
     seed : int
-        Seed of everything: the planted HRFs and mixing (shared by the subjects) and each
-        subject's activity and noise.
+        Seed of everything: the planted HRFs and mixing (shared by the subjects and their
+        runs) and each run's activity and noise.
+    n_runs : int
+        Runs with electrophysiology and BOLD per session (``run-1`` .. ``run-<n>``; no run
+        entity when there is one run in all). Every run of a participant has the same planted
+        HRFs and mixing and its own activity and noise.
+    n_sessions : int
+        Sessions per participant (``ses-1`` .. ``ses-<n>``; no session entity for one).
+    n_ephys_only_runs : int
+        Further runs per session with electrophysiology only (numbered after the paired runs):
+        the recording is in the raw dataset, no BOLD in ``derivatives/preproc``, and the BOLD
+        it would have given (noiseless and noisy) is in ``derivatives/truth``, so a
+        translation of it can be scored.
     progress : bool
         Log each subject's timing and noise ceiling at INFO level (else DEBUG).
 
@@ -168,6 +182,7 @@ def simulate_dataset(
         modality=modality, n_channels=n_channels, sfreq_hz=sfreq_hz, snr=snr,
         ephys_scale=ephys_scale, bold_scale=bold_scale, spaces=spaces,
     )
+    runs = _run_plan(n_runs, n_sessions, n_ephys_only_runs)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     preproc = root / "derivatives" / "preproc"
@@ -179,8 +194,8 @@ def simulate_dataset(
                 n_channels=n_channels, sfreq_hz=sfreq_hz, snr=snr, ephys_scale=ephys_scale,
                 bold_scale=bold_scale, spaces=spaces, seed=seed)
     write_dataset_descriptions(root, preproc, truth, modality)
-    ceilings_all = [_simulate_subject(sim, index, progress=progress)
-                    for index in range(1, n_subjects + 1)]
+    ceilings_all = [_simulate_run(sim, index, run, progress=progress)
+                    for index in range(1, n_subjects + 1) for run in runs]
     write_readme(root, modality)
     logger.info("Simulated %d subject(s) in %.1f s into %s (median noise ceiling %.3f)",
                 n_subjects, time.perf_counter() - t_start, root,
@@ -278,6 +293,57 @@ def _available_spaces(templates_dir: Path, spaces, bold_scale: int) -> tuple:
     return spaces
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """One run of a participant: its session and run labels (None: no such entity)."""
+
+    session: str | None
+    run: str | None
+    has_bold: bool
+
+    def prefix(self, subject: str) -> str:
+        """``sub-<label>[_ses-<label>]_task-<task>[_run-<index>]``."""
+        ses = f"_ses-{self.session}" if self.session is not None else ""
+        run = f"_run-{self.run}" if self.run is not None else ""
+        return f"sub-{subject}{ses}_task-{TASK}{run}"
+
+    def folder(self, subject: str) -> Path:
+        """``sub-<label>[/ses-<label>]``."""
+        folder = Path(f"sub-{subject}")
+        return folder / f"ses-{self.session}" if self.session is not None else folder
+
+
+def _run_plan(n_runs: int, n_sessions: int, n_ephys_only_runs: int) -> list[RunPlan]:
+    """The runs every participant gets: per session, the paired runs then the EEG/MEG-only.
+
+    Raises
+    ------
+    UsageError
+        If ``n_runs`` or ``n_sessions`` is below 1 or ``n_ephys_only_runs`` below 0.
+    """
+    for name, value, least in (("n_runs", n_runs, 1), ("n_sessions", n_sessions, 1),
+                               ("n_ephys_only_runs", n_ephys_only_runs, 0)):
+        if isinstance(value, bool) or int(value) != value or value < least:
+            raise UsageError(f"{name} must be an integer of at least {least}, got {value!r}.")
+    per_session = n_runs + n_ephys_only_runs
+    return [RunPlan(session=str(ses) if n_sessions > 1 else None,
+                    run=str(run) if per_session > 1 else None, has_bold=run <= n_runs)
+            for ses in range(1, n_sessions + 1) for run in range(1, per_session + 1)]
+
+
+def _run_rng(seed: int, index: int, stream: int, run: RunPlan) -> np.random.Generator:
+    """The random stream of one purpose in one run of participant ``index``.
+
+    A participant with a single run keeps the streams ``[seed, index, stream]`` of
+    :func:`~samba_bids.simulate.sources._subject_rng` (datasets of earlier versions are
+    reproduced); further runs add ``[session, run]`` (0 for an absent entity).
+    """
+    if run.session is None and run.run is None:
+        return _subject_rng(seed, index, stream)
+    return np.random.default_rng([int(seed), int(index), int(stream), int(run.session or 0),
+                                  int(run.run or 0)])
+
+
 # --------------------------------------------------------------------------------------------
 # What every participant shares
 
@@ -355,45 +421,51 @@ def _plan(templates_dir, *, root, tr_s, n_volumes, modality, n_channels, sfreq_h
 # One participant
 
 
-def _simulate_subject(sim: _Simulation, index: int, *, progress: bool) -> np.ndarray:
-    """Simulate and write participant ``index`` (from 1); returns its noise ceilings."""
+def _simulate_run(sim: _Simulation, index: int, run: RunPlan, *,
+                  progress: bool) -> np.ndarray:
+    """Simulate and write one run of participant ``index`` (from 1); returns its noise
+    ceilings."""
     subject = f"{index:02d}"
     t_sub = time.perf_counter()
     # neural activity (lead-in + recording)
     activity = simulate_parcel_activity(len(sim.source_names), sim.n_lead + sim.n_rec,
                                         sim.sfreq_hz,
-                                        _subject_rng(sim.seed, index, _STREAM_ACTIVITY),
+                                        _run_rng(sim.seed, index, _STREAM_ACTIVITY, run),
                                         groups=network_groups(sim.source_names),
                                         group_coupling=ENVELOPE_GROUP_COUPLING)
     data, moment_am = project_to_sensors(sim.sensors, activity.data, sim.n_lead, sim.n_rec,
                                          sim.sfreq_hz,
-                                         _subject_rng(sim.seed, index, _STREAM_SENSOR))
-    write_ephys(sim.root, subject, data, sim.sensors.info, sim.onsets_s, sim.modality)
+                                         _run_rng(sim.seed, index, _STREAM_SENSOR, run))
+    write_ephys(sim.root, subject, data, sim.sensors.info, sim.onsets_s, sim.modality,
+                session=run.session, run=run.run)
     del data
     logpow = band_log_power(activity.data, sim.sfreq_hz)  # (N, bands, bins) from the lead-in
     del activity
-    bold = _simulate_bold(sim, logpow, _subject_rng(sim.seed, index, _STREAM_BOLD))
+    bold = _simulate_bold(sim, logpow, _run_rng(sim.seed, index, _STREAM_BOLD, run))
     per_volume = _band_power_per_volume(sim, logpow)
 
-    prefix = f"sub-{subject}_task-{TASK}"
-    func = sim.root / "derivatives" / "preproc" / f"sub-{subject}" / "func"
-    func.mkdir(parents=True, exist_ok=True)
-    write_bold_images(
-        func, prefix, bold.noisy, bold.noise_sd, sim.tr_s,
-        _subject_rng(sim.seed, index, _STREAM_IMAGE),
-        surface_parcels=sim.bold_vertex_parcels if "fsaverage5" in sim.spaces else None,
-        volume_parcels=sim.volume_atlas_small, grayordinates=sim.grayordinates,
-    )
-    write_confounds(func, prefix, bold.noisy, _subject_rng(sim.seed, index, _STREAM_CONFOUNDS))
-    tdir = sim.root / "derivatives" / "truth" / f"sub-{subject}" / "func"
+    prefix = run.prefix(subject)
+    if run.has_bold:
+        func = sim.root / "derivatives" / "preproc" / run.folder(subject) / "func"
+        func.mkdir(parents=True, exist_ok=True)
+        write_bold_images(
+            func, prefix, bold.noisy, bold.noise_sd, sim.tr_s,
+            _run_rng(sim.seed, index, _STREAM_IMAGE, run),
+            surface_parcels=sim.bold_vertex_parcels if "fsaverage5" in sim.spaces else None,
+            volume_parcels=sim.volume_atlas_small, grayordinates=sim.grayordinates,
+        )
+        write_confounds(func, prefix, bold.noisy,
+                        _run_rng(sim.seed, index, _STREAM_CONFOUNDS, run))
+    tdir = sim.root / "derivatives" / "truth" / run.folder(subject) / "func"
     tdir.mkdir(parents=True, exist_ok=True)
     write_truth(tdir, prefix, hrf=sim.hrf, mixing=sim.mixing, bold=bold,
                 bold_names=sim.bold_names, source_band_power=per_volume,
                 source_names=sim.source_names,
-                parameters=_truth_parameters(sim, index, bold, moment_am))
+                parameters=_truth_parameters(sim, index, bold, moment_am, run))
     logger.log(logging.INFO if progress else logging.DEBUG,
-               "sub-%s simulated in %.1f s (median noise ceiling %.3f)", subject,
-               time.perf_counter() - t_sub, float(np.median(bold.ceiling)))
+               "%s simulated in %.1f s (median noise ceiling %.3f)%s", prefix,
+               time.perf_counter() - t_sub, float(np.median(bold.ceiling)),
+               "" if run.has_bold else "; no BOLD written (electrophysiology only)")
     return bold.ceiling
 
 
@@ -419,9 +491,17 @@ def _band_power_per_volume(sim: _Simulation, logpow) -> np.ndarray:
     return per_volume
 
 
-def _truth_parameters(sim: _Simulation, index: int, bold: ParcelBold, moment_am) -> dict:
-    """The ``_desc-truth_parameters.json`` of participant ``index``."""
+def _truth_parameters(sim: _Simulation, index: int, bold: ParcelBold, moment_am,
+                      run: RunPlan) -> dict:
+    """The ``_desc-truth_parameters.json`` of one run of participant ``index``."""
     modality, sensors = sim.modality, sim.sensors
+    several = {} if run.session is None and run.run is None else {
+        "Session": run.session, "Run": run.run,
+        "BOLDWritten": run.has_bold,
+        "RunRandomStreams": "numpy default_rng([Seed, SubjectIndex, stream, session, run]) "
+                            "(0 for an absent entity); the HRFs and mixing are shared by "
+                            "every run of every subject",
+    }
     return {
         "Description": "Parameters of the simulation of this subject (samba-bids-simulate).",
         "Seed": int(sim.seed),
@@ -478,4 +558,5 @@ def _truth_parameters(sim: _Simulation, index: int, bold: ParcelBold, moment_am)
         "Confounds": "random motion (not added to the BOLD), csf/white_matter noise, "
                      "global_signal = 100 + mean noisy parcel BOLD",
         "Spaces": list(sim.spaces),
+        **several,
     }

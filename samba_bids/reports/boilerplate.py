@@ -22,6 +22,10 @@ copied into ``CITATION.bib``, only when the run used it. The folder is found by
 CITATION.md``) and ends with a formatted reference list; ``CITATION.html`` is the same text
 converted with the ``markdown`` package, the citations as author-year links to its reference
 list.
+
+At about 610 lines this module is a little over the others: every sentence that cites a
+reference outside the templates lives here, where the test that checks each reference is
+citable reads them, beside the section functions that use them.
 """
 
 from __future__ import annotations

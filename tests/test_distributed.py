@@ -32,14 +32,16 @@ def _problem():
     return features, data["bold"], split, data["src_xyz"], data["bold_xyz"]
 
 
-def _worker(rank, world, init_file, out_file):
+def _worker(rank, world, init_file, out_file, one_step=False):
+    """Train in a gloo process group: the whole problem, or one batch for one step."""
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world)
     try:
         torch.set_num_threads(1)
-        fit = fit_samba(*_problem(), Config(batch_size=4, **SETTINGS))
+        problem = _one_batch_problem() if one_step else _problem()
+        fit = fit_samba(*problem, Config(batch_size=4, **(ONE_STEP if one_step else SETTINGS)))
         state = {k: v.detach().clone() for k, v in fit.model.state_dict().items()}
         gathered = [None] * world
         dist.all_gather_object(gathered, state)
@@ -97,23 +99,6 @@ def _one_batch_problem():
     return features, bold, split, src_xyz, bold_xyz
 
 
-def _one_step_worker(rank, world, init_file, out_file):
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world)
-    try:
-        torch.set_num_threads(1)
-        fit = fit_samba(*_one_batch_problem(), Config(batch_size=4, **ONE_STEP))
-        state = {k: v.detach().clone() for k, v in fit.model.state_dict().items()}
-        gathered = [None] * world
-        dist.all_gather_object(gathered, state)
-        if rank == 0:
-            torch.save({"states": gathered, "history": fit.history}, out_file)
-    finally:
-        dist.destroy_process_group()
-
-
 def test_ddp_one_step_equals_one_process_on_the_whole_batch(tmp_path):
     """Known answer for DDP's gradient averaging: one AdamW step of two gloo processes, each
     on its half (4 windows) of the one batch of 8, lands where one step of a single process
@@ -123,7 +108,7 @@ def test_ddp_one_step_equals_one_process_on_the_whole_batch(tmp_path):
     split = problem[2]
     assert len(make_windows(split.train, split.history, ONE_STEP["window_trs"])) == 8
     out_file = tmp_path / "ddp.pt"
-    mp.spawn(_one_step_worker, args=(2, str(tmp_path / "init"), str(out_file)), nprocs=2,
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(out_file), True), nprocs=2,
              join=True)
     result = torch.load(out_file, weights_only=False)
     replica0, replica1 = result["states"]

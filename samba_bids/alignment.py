@@ -25,8 +25,10 @@ def volume_onsets(raw, n_volumes, tr_s, *, trigger=None, source="the recording")
     ----------
     raw : mne.io.BaseRaw
         The (preprocessed) recording; its annotations hold the volume triggers.
-    n_volumes : int
-        Volumes in the BOLD run.
+    n_volumes : int | None
+        Volumes in the BOLD run. None for a recording without BOLD: every trigger is a
+        volume, or without a trigger one volume every TR from the first sample for as long
+        as the recording lasts.
     tr_s : float
         Repetition time, in s.
     trigger : str | None
@@ -49,6 +51,13 @@ def volume_onsets(raw, n_volumes, tr_s, *, trigger=None, source="the recording")
         If the trigger is absent or its count differs from ``n_volumes``.
     """
     if trigger is None:
+        if n_volumes is None:
+            n_volumes = int(np.floor(raw.n_times / raw.info["sfreq"] / float(tr_s) + 1e-9))
+            logger.info("%s: no --volume-trigger given; %d volumes of %.3g s from the "
+                        "recording's first sample.", source, n_volumes, tr_s)
+            return (np.arange(n_volumes) * float(tr_s),
+                    f"one volume every {float(tr_s):g} s from the recording's start (no BOLD "
+                    "recorded)")
         logger.warning(
             "%s: no --volume-trigger given; assuming the recording and the BOLD run both start "
             "at t = 0 with one volume every %.3g s.", source, tr_s,
@@ -73,6 +82,8 @@ def volume_onsets(raw, n_volumes, tr_s, *, trigger=None, source="the recording")
     # either way the onset from the first sample is onset - first_time.
     onsets = np.asarray(raw.annotations.onset)[keep] - raw.first_time
     onsets = np.sort(onsets)
+    if n_volumes is None:
+        return onsets, f"volume triggers {trigger!r}"
     if len(onsets) != n_volumes:
         raise DataError(
             f"{source}: {len(onsets)} {trigger!r} volume triggers but the BOLD run has "
@@ -213,6 +224,65 @@ def blocked_split(n_volumes, tr_s, *, hrf_support_s=32.0, train_fraction=0.7,
     window = int(min(window_trs, n_val, n_test, n_train))
     return Split(train=train, validation=validation, test=test, history=history,
                  window_trs=window, tr_s=float(tr_s))
+
+
+def fitting_split(n_volumes, tr_s, *, hrf_support_s=32.0, train_fraction=0.7,
+                  validation_fraction=0.15, window_trs=15, source="the run") -> Split:
+    """Split a run used only for training into a train block and a validation block.
+
+    For a run that trains a model scored elsewhere (the other runs' folds of cross-validation
+    by run, and the final model fitted on every run): the first volumes train, the last
+    validate (early stopping), with a ``K``-volume gap between them, and no test block. The
+    validation share is that of :func:`blocked_split` among the volumes it does not test:
+    ``validation_fraction / (train_fraction + validation_fraction)``.
+
+    Parameters
+    ----------
+    n_volumes : int
+        Volumes in the run.
+    tr_s : float
+        Repetition time, in s.
+    hrf_support_s : float
+        HRF support, in s (the gap is ``K = ceil(hrf_support_s / tr_s)`` volumes).
+    train_fraction, validation_fraction : float
+        As :func:`blocked_split`.
+    window_trs : int
+        Requested targets per window.
+    source : str
+        Name of the run, for messages.
+
+    Returns
+    -------
+    Split
+        ``test`` is empty.
+
+    Raises
+    ------
+    DataError
+        If the run is too short to give both blocks at least 2 volumes.
+    """
+    history = int(math.ceil(hrf_support_s / tr_s - 1e-9))
+    usable = n_volumes - history
+    share = validation_fraction / (train_fraction + validation_fraction)
+    n_val = int(math.floor(usable * share))
+    n_train = usable - n_val
+    if min(n_train, n_val) < 2:
+        raise DataError(
+            f"{source}: {n_volumes} volumes (TR {tr_s:g} s) are too few for train and "
+            f"validation blocks with a {history}-volume gap ({hrf_support_s:g} s of HRF)."
+        )
+    train = np.arange(0, n_train)
+    validation = np.arange(n_train + history, n_volumes)
+    return Split(train=train, validation=validation, test=np.arange(0), history=history,
+                 window_trs=int(min(window_trs, n_val, n_train)), tr_s=float(tr_s))
+
+
+def held_out_split(n_volumes, tr_s, *, hrf_support_s=32.0, window_trs=15) -> Split:
+    """A run held out whole: every volume is a test volume (cross-validation by run)."""
+    history = int(math.ceil(hrf_support_s / tr_s - 1e-9))
+    return Split(train=np.arange(0), validation=np.arange(0), test=np.arange(n_volumes),
+                 history=history, window_trs=int(min(window_trs, n_volumes)),
+                 tr_s=float(tr_s))
 
 
 def standardize(values, train, *, axis=-1):

@@ -53,6 +53,7 @@ CHOICES = {
     "inverse_method": ("dSPM", "eLORETA", "MNE", "sLORETA"),
     "ephys_atlas_scale": (100, 200, 400),
     "bold_atlas_scale": (100, 200, 400),
+    "cv": ("auto", "runs", "blocks"),
 }
 
 
@@ -142,6 +143,10 @@ class Config:
     window_trs: int = setting(15, section="split")
     train_fraction: float = setting(0.7, section="split")
     validation_fraction: float = setting(0.15, section="split")
+    #: Cross-validation of a participant's model: "runs" (each paired run is the test run of
+    #: one fold), "blocks" (the blocked split inside each run), "auto" (runs with 3 or more
+    #: paired runs, else blocks).
+    cv: str = setting("auto", section="split")
 
     # --- model ---------------------------------------------------------------------------
     hidden_size: int = setting(32, section="model")
@@ -155,6 +160,8 @@ class Config:
     use_wavelet_attention: bool = setting(True, section="model")  # False: uniform band average
     use_graph: bool = setting(True, section="model")  # False: dense learned N -> M map
     learn_hrf: bool = setting(True, section="model")  # False: HRFs fixed at SPM's canonical
+    #: A previous OUTPUT_DIR whose models are applied instead of training (``--models``).
+    models: Path | None = setting(None, section="model")
 
     # --- training ----------------------------------------------------------------------
     seed: int = setting(0, section="training")
@@ -169,7 +176,7 @@ class Config:
     early_stopping: str = setting("loss", section="training")  # loss | validation-r
 
     def __post_init__(self):
-        for name in ("bids_dir", "output_dir", "templates_dir", "work_dir"):
+        for name in ("bids_dir", "output_dir", "templates_dir", "work_dir", "models"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 setattr(self, name, Path(value).expanduser())

@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samba_bids.alignment import blocked_split, segment_ephys, standardize, volume_onsets
+from samba_bids.alignment import (
+    blocked_split,
+    segment_ephys,
+    standardize,
+    volume_onsets,
+)
 from samba_bids.errors import DataError
 
 

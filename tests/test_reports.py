@@ -15,13 +15,16 @@ import pytest
 from scipy import stats
 
 from samba_bids.reports import (
+    EphysOnlyRun,
     GroupReport,
     ParticipantReport,
+    ParticipantSummary,
     figures,
     render_group_report,
     render_participant_report,
 )
-from samba_bids.reports.page import FIGURE_ERROR
+from samba_bids.reports.page import FIGURE_ERROR, format_value
+from samba_bids.reports.participant import participant_report_html
 
 TR_S = 2.0
 N_VOLUMES = 120
@@ -138,6 +141,38 @@ def make_group(seed=1):
                        warnings=[EVIL_WARNING], provenance={"inputs": {"n_runs": n_runs}})
 
 
+EPHYS_LABEL = "sub-01_task-rest_run-4"
+
+
+def make_ephys_only(label=EPHYS_LABEL, seed=5):
+    """An EEG/MEG-only run: predicted BOLD only, NaN over the first volumes."""
+    rng = np.random.default_rng(seed)
+    names = parcel_names()
+    predicted = stats.zscore(rng.standard_normal((len(names), 80)), axis=1)
+    predicted[:, :3] = np.nan
+    return EphysOnlyRun(label=label, predicted=predicted, tr_s=TR_S, parcel_names=names,
+                        provenance={"Model": "sub-01_desc-samba_model.pt",
+                                    "Volume timing": "volume triggers 'Volume'"})
+
+
+def make_summary(reports, *, ephys_only=(), with_hrf=True):
+    """A participant summary of ``reports``: one model across runs, cross-validated by run."""
+    runs = pd.DataFrame({
+        "run": [r.label for r in reports], "cross_validation": "runs",
+        "trained_on": [", ".join(o.label for o in reports if o is not r) for r in reports],
+        "median_pearson_r": [float(np.median(r.test_r())) for r in reports],
+        "ridge_median_pearson_r": [float(np.median(r.metrics["ridge_pearson_r"]))
+                                   for r in reports],
+        "n_test_volumes": [int(r.test_volumes.size) for r in reports]})
+    first = reports[0] if reports else make_run(full=False)[0]
+    return ParticipantSummary(
+        runs=runs, model={"Model file": "sub-01_desc-samba_model.pt",
+                          "Trained on": f"{len(reports)} runs", "Cross-validation": "by run",
+                          "Best epoch": 12, "note": EVIL_PARAMETER},
+        hrf=first.hrf if with_hrf else None,
+        centroids_mm=first.centroids_mm if with_hrf else None, ephys_only=list(ephys_only))
+
+
 @pytest.fixture(scope="module")
 def run_and_r():
     return make_run()
@@ -145,13 +180,18 @@ def run_and_r():
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    """Both reports rendered once for the page and browser tests."""
+    """The reports rendered once for the page and browser tests: participant (without and
+    with a participant summary and an EEG/MEG-only run) and group."""
     out = tmp_path_factory.mktemp("reports")
     run1, _ = make_run()
     run2, _ = make_run("sub-01_task-rest_run-2", seed=3, full=False)
     participant = render_participant_report([run1, run2], out / "sub-01.html", subject="01")
+    summary = make_summary([run1, run2], ephys_only=[make_ephys_only()])
+    with_summary = render_participant_report([run1, run2], out / "sub-01-summary.html",
+                                             subject="01", summary=summary)
     group = render_group_report(make_group(), out / "group.html")
-    return {"participant": participant, "group": group}
+    return {"participant": participant, "participant_summary": with_summary,
+            "summary": summary, "group": group}
 
 
 # --------------------------------------------------------------------------- figures alone
@@ -324,6 +364,57 @@ def test_figure_to_html_png_and_svg(run_and_r):
         figures.figure_to_html(figures.loss_figure(report.history), fmt="jpg")
 
 
+def test_run_r_figure_bars_per_run():
+    runs = pd.DataFrame({"run": ["sub-01_run-1", "sub-01_run-2", "sub-01_run-3"],
+                         "median_pearson_r": [0.31, 0.12, np.nan],
+                         "ridge_median_pearson_r": [0.2, 0.05, 0.1]})
+    fig = figures.run_r_figure(runs)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == runs["run"].tolist()
+    samba = [p for p in ax.patches if p.get_facecolor()[:3] == pytest.approx(
+        tuple(int(figures.PREDICTED_COLOR[i:i + 2], 16) / 255 for i in (1, 3, 5)))]
+    widths = [p.get_width() for p in ax.patches]
+    assert len(widths) == 6 and len(samba) == 3
+    np.testing.assert_allclose(widths, [0.31, 0.12, np.nan, 0.2, 0.05, 0.1])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["SAMBA", "ridge"]
+    # no ridge values: SAMBA bars only
+    fig = figures.run_r_figure(runs.assign(ridge_median_pearson_r=np.nan))
+    assert len(fig.axes[0].patches) == 3
+    with pytest.raises(ValueError, match="median_pearson_r"):
+        figures.run_r_figure(runs.drop(columns="median_pearson_r"))
+    with pytest.raises(ValueError, match="no rows"):
+        figures.run_r_figure(runs.iloc[:0])
+
+
+def test_predicted_timeseries_figure_first_middle_last():
+    run = make_ephys_only()
+    m, v = run.predicted.shape
+    fig = figures.predicted_timeseries_figure(run.predicted, run.parcel_names, TR_S)
+    assert len(fig.axes) == 3
+    for ax, index in zip(fig.axes, (0, m // 2, m - 1)):
+        assert ax.get_title(loc="left") == run.parcel_names[index]
+        (line,) = ax.get_lines()
+        np.testing.assert_allclose(line.get_xdata(), np.arange(v) * TR_S)  # time axis in s
+        np.testing.assert_allclose(line.get_ydata(), run.predicted[index])
+    assert "(s)" in fig.axes[-1].get_xlabel()
+    fig = figures.predicted_timeseries_figure(run.predicted[:1], run.parcel_names[:1], TR_S)
+    assert len(fig.axes) == 1
+    with pytest.raises(ValueError, match="parcels"):
+        figures.predicted_timeseries_figure(run.predicted, run.parcel_names, TR_S, parcels=[m])
+    with pytest.raises(ValueError, match="predicted"):
+        figures.predicted_timeseries_figure(run.predicted, run.parcel_names[:5], TR_S)
+
+
+def test_ephys_only_run_validates_shapes():
+    run = make_ephys_only()
+    with pytest.raises(ValueError, match="predicted"):
+        EphysOnlyRun(label="x", predicted=run.predicted[:5], tr_s=TR_S,
+                     parcel_names=run.parcel_names)
+    with pytest.raises(ValueError, match="tr_s"):
+        EphysOnlyRun(label="x", predicted=run.predicted, tr_s=0.0,
+                     parcel_names=run.parcel_names)
+
+
 def test_participant_report_validates_shapes(run_and_r):
     report, _ = run_and_r
     with pytest.raises(ValueError, match="predicted"):
@@ -405,6 +496,78 @@ def test_participant_report_page(rendered, run_and_r):
     assert hrefs and all(h[1:] in ids for h in hrefs)
 
 
+def _section(text: str, section_id: str) -> str:
+    start = text.index(f'id="{section_id}"')
+    return text[start:text.index("</section>", start)]
+
+
+def test_participant_report_with_summary_and_ephys_only(rendered):
+    text, parser = _check_self_contained(rendered["participant_summary"])
+    summary = rendered["summary"]
+    assert "Participant summary" in parser.headings
+    assert f"{EPHYS_LABEL} (no observed BOLD)" in parser.headings
+    # the summary comes first, the EEG/MEG-only run after the paired runs
+    h2 = [h for h in parser.headings if h != "samba-bids report: sub-01"]
+    assert h2.index("Participant summary") == 0
+    assert h2.index(f"{EPHYS_LABEL} (no observed BOLD)") > h2.index("sub-01_task-rest_run-2")
+    section = _section(text, "participant-summary")
+    assert "sub-01_desc-samba_model.pt" in section and "by run" in section
+    for row in summary.runs.itertuples():
+        assert f"<td>{row.run}</td>" in section
+        for value in (row.median_pearson_r, row.ridge_median_pearson_r):
+            assert f'<td class="num">{format_value(value)}</td>' in section
+    assert 'alt="median test r per run"' in section
+    assert 'alt="participant model time to peak map"' in section
+    ephys = _section(text, EPHYS_LABEL)
+    assert "No BOLD was recorded for this run" in ephys
+    assert "volume triggers &#x27;Volume&#x27;" in ephys
+    assert f'alt="{EPHYS_LABEL} predicted time series"' in ephys
+    # paired runs as before (9 + 7) + summary: r per run, ttp map + EEG/MEG-only: time series
+    assert sum(tag == "img" for tag, _ in parser.tags) == 9 + 7 + 2 + 1
+    ids = [attrs["id"] for _, attrs in parser.tags if "id" in attrs]
+    assert len(ids) == len(set(ids))
+    nav = [(attrs["href"], label) for (tag, attrs), label in
+           zip([t for t in parser.tags if t[0] == "a"],
+               re.findall(r'<a href="[^"]*">([^<]*)</a>', text))]
+    hrefs = [h for h, _ in nav]
+    assert hrefs == ["#participant-summary", "#sub-01_task-rest_run-1",
+                     "#sub-01_task-rest_run-2", f"#{EPHYS_LABEL}"]
+    assert nav[0][1] == "Summary"
+    assert all(h[1:] in ids for h in hrefs)
+    assert "2 paired runs, 1 EEG/MEG-only run ·" in text
+
+
+def _without_time(text: str) -> str:
+    return re.sub(r" on \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\.", "", text)
+
+
+def test_participant_report_summary_none_unchanged():
+    run, _ = make_run("sub-01_task-rest_run-2", seed=3, full=False)
+    before = participant_report_html([run], subject="01", methods="Methods text.")
+    after = participant_report_html([run], subject="01", methods="Methods text.",
+                                    summary=None)
+    assert _without_time(after) == _without_time(before)
+    assert "participant-summary" not in after and "no observed BOLD" not in after
+    assert "<p>1 run ·" in after
+
+
+def test_participant_summary_without_hrf_or_paired_runs(caplog):
+    ephys = [make_ephys_only(), make_ephys_only("sub-01_task-rest_run-5", seed=6)]
+    summary = make_summary([], ephys_only=ephys, with_hrf=False)
+    text = participant_report_html([], subject="sub-01", summary=summary)
+    assert FIGURE_ERROR not in text
+    assert not any("failed" in rec.getMessage() for rec in caplog.records)
+    section = _section(text, "participant-summary")
+    assert "No paired runs" in section and "sub-01_desc-samba_model.pt" in section
+    assert "time to peak" not in section and "<img" not in section
+    assert "No runs of this participant were translated" not in text
+    for run in ephys:
+        assert f"{run.label} (no observed BOLD)" in _section(text, run.label)
+        assert f'<a href="#{run.label}">' in text
+    assert text.count("<img") == 2
+    assert "0 paired runs, 2 EEG/MEG-only runs ·" in text
+
+
 def test_group_report_page(rendered):
     _, parser = _check_self_contained(rendered["group"])
     for heading in ("Summary", "Runs", "Distributions across participants", "Group maps",
@@ -476,7 +639,7 @@ def browser_context(tmp_path_factory):
             context.close()
 
 
-@pytest.mark.parametrize("which", ["participant", "group"])
+@pytest.mark.parametrize("which", ["participant", "participant_summary", "group"])
 def test_report_in_headless_chromium(browser_context, rendered, which, tmp_path):
     page = browser_context.new_page()
     errors = []

@@ -222,7 +222,12 @@ def test_group_level(tmp_path, templates_dir):
 def test_participant_level_cifti(tmp_path, templates_dir):
     """fsLR 91k dtseries in: dtseries (parcel values repeated over grayordinates), the honest
     ptseries and pscalar maps out, with the right CIFTI axes, reloaded with nibabel."""
-    from nibabel.cifti2.cifti2_axes import BrainModelAxis, ParcelsAxis, ScalarAxis, SeriesAxis
+    from nibabel.cifti2.cifti2_axes import (
+        BrainModelAxis,
+        ParcelsAxis,
+        ScalarAxis,
+        SeriesAxis,
+    )
 
     if not (templates_dir / "fsLR").is_dir():
         pytest.skip("no fsLR templates")

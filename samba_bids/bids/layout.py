@@ -75,8 +75,69 @@ class RunPair:
     @property
     def label(self) -> str:
         """Short name, e.g. ``sub-01_ses-1_task-rest_run-1``."""
-        keys = {"subject": "sub", "session": "ses", "task": "task", "run": "run"}
-        return "_".join(f"{keys[k]}-{v}" for k, v in self.entities.items() if v is not None)
+        return run_label(self.entities)
+
+
+def run_label(entities) -> str:
+    """``sub-01_ses-1_task-rest_run-1`` from subject, session, task and run (None: absent)."""
+    keys = {"subject": "sub", "session": "ses", "task": "task", "run": "run"}
+    return "_".join(f"{keys[k]}-{entities[k]}" for k in keys if entities.get(k) is not None)
+
+
+@dataclass
+class EphysRun:
+    """An electrophysiology recording without a BOLD run (for example outside the scanner).
+
+    Attributes
+    ----------
+    entities : dict
+        subject, session, task, run (None when absent).
+    ephys_file : Path
+        The EEG/MEG recording.
+    bold_files : list
+        Always empty (no BOLD); present so that the work-directory cache keys it like a pair.
+    confounds_file : None
+        As ``bold_files``.
+    """
+
+    entities: dict
+    ephys_file: Path
+    bold_files: list = field(default_factory=list)
+    confounds_file: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """Short name, e.g. ``sub-01_ses-2_task-rest``."""
+        return run_label(self.entities)
+
+
+@dataclass
+class ParticipantRuns:
+    """A participant's selected runs: paired with BOLD, and electrophysiology only.
+
+    Attributes
+    ----------
+    subject : str
+        The label, without ``sub-``.
+    pairs : list of RunPair
+        Runs with both recordings, sorted by session, task, run.
+    ephys_only : list of EphysRun
+        Runs with an EEG/MEG recording and no BOLD run in any derivative folder.
+    """
+
+    subject: str
+    pairs: list
+    ephys_only: list = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """``sub-<label>``."""
+        return f"sub-{self.subject}"
+
+    @property
+    def space(self) -> str | None:
+        """The BOLD space of the paired runs (None without any)."""
+        return self.pairs[0].space if self.pairs else None
 
 
 def validate_dataset(bids_dir) -> None:
@@ -204,6 +265,9 @@ def collect_pairs(layout, *, participant_label=(), session_label=(), task_label=
                   modality="auto", bold_space=None) -> list[RunPair]:
     """Pair each electrophysiology recording with the preprocessed BOLD run it goes with.
 
+    The paired runs of :func:`collect_participants`, in order; runs without BOLD of a
+    participant who has paired runs are left out (logged).
+
     Parameters
     ----------
     layout : bids.BIDSLayout
@@ -222,10 +286,54 @@ def collect_pairs(layout, *, participant_label=(), session_label=(), task_label=
 
     Raises
     ------
+    EmptySelectionError, NoInputError, UsageError
+        As :func:`collect_participants`.
+    """
+    participants = collect_participants(
+        layout, participant_label=participant_label, session_label=session_label,
+        task_label=task_label, modality=modality, bold_space=bold_space)
+    for participant in participants:
+        for run in participant.ephys_only:
+            logger.info("%s: no BOLD run; left out of the pairs.", run.ephys_file.name)
+    return [pair for participant in participants for pair in participant.pairs]
+
+
+def collect_participants(layout, *, participant_label=(), session_label=(), task_label=(),
+                         modality="auto", bold_space=None,
+                         allow_ephys_only=False) -> list[ParticipantRuns]:
+    """A participant's runs: each recording paired with its BOLD run, or on its own.
+
+    A recording pairs with the preprocessed BOLD run of the same subject, session, task and
+    run. A recording with no such BOLD run is an electrophysiology-only run (for example a
+    session outside the scanner): kept beside the pairs, to be translated with the
+    participant's model.
+
+    Parameters
+    ----------
+    layout : bids.BIDSLayout
+        From :func:`index_dataset`.
+    participant_label, session_label, task_label : sequence of str
+        Selections (empty: all).
+    modality : {'auto', 'eeg', 'meg'}
+        Which recordings to use; 'auto' takes both kinds (MEG wins when a run has both).
+    bold_space : str | None
+        The BOLD space to use; None picks the only one present.
+    allow_ephys_only : bool
+        Accept a participant with no BOLD run at all (trained models are reused,
+        ``--models``); otherwise that is an error.
+
+    Returns
+    -------
+    list of ParticipantRuns
+        Sorted by subject; runs sorted by session, task, run.
+
+    Raises
+    ------
     EmptySelectionError
         If a label selects no participant, session or task.
     NoInputError
-        If a selected participant has one modality but not the other.
+        If a selected participant has BOLD but no recording, or (without
+        ``allow_ephys_only``) recordings but no BOLD run.
     UsageError
         If several BOLD spaces exist and ``bold_space`` is not given, or it is not supported.
     """
@@ -256,7 +364,7 @@ def collect_pairs(layout, *, participant_label=(), session_label=(), task_label=
         filters["session"] = list(session_label)
     if task_label:
         filters["task"] = list(task_label)
-    pairs = []
+    participants = []
     for subject in subjects:
         ephys = layout.get(subject=subject, suffix=suffixes, extension=list(EPHYS_EXTENSIONS),
                            scope="raw", **filters)
@@ -272,11 +380,11 @@ def collect_pairs(layout, *, participant_label=(), session_label=(), task_label=
                 f"EEG/MEG recording in {layout.root}{_describe_filters(filters)}; add the "
                 "recording or deselect the participant."
             )
-        if not bold:
+        if not bold and not allow_ephys_only:
             raise NoInputError(
                 f"sub-{subject} has EEG/MEG ({Path(ephys[0].path).name}) but no preprocessed BOLD "
                 "with a space entity in the derivative folders; pass the fMRIPrep output "
-                "with -d PATH."
+                "with -d PATH, or translate it with trained models: --models TRAINED_OUTPUT_DIR."
             )
         by_run = {}
         for f in ephys:
@@ -284,13 +392,32 @@ def collect_pairs(layout, *, participant_label=(), session_label=(), task_label=
             # MEG wins over EEG for the same run in auto mode (MEG files come first here)
             if key not in by_run or f.entities["suffix"] == "meg":
                 by_run[key] = f
+        participant = ParticipantRuns(subject=subject, pairs=[])
         for key, efile in sorted(by_run.items(), key=lambda kv: [str(x) for x in kv[0]]):
             entities = dict(zip(PAIR_ENTITIES, key))
             entities["run"] = _as_str(entities["run"])
-            pairs.append(_pair_bold(layout, efile, entities, bold, bold_space))
-    if not pairs:
+            pair = _pair_bold(layout, efile, entities, bold, bold_space)
+            if pair is None:
+                participant.ephys_only.append(EphysRun(entities=entities,
+                                                       ephys_file=Path(efile.path)))
+            else:
+                participant.pairs.append(pair)
+        if not participant.pairs and not allow_ephys_only:
+            raise NoInputError(
+                f"{participant.ephys_only[0].ephys_file.name} has no preprocessed BOLD run with "
+                "the same subject/session/task/run in the derivative folders, nor has any other "
+                f"run of sub-{subject}; add it (-d PATH), translate it with trained models "
+                "(--models TRAINED_OUTPUT_DIR) or deselect the participant."
+            )
+        spaces = sorted({pair.space for pair in participant.pairs})
+        if len(spaces) > 1:
+            raise UsageError(
+                f"sub-{subject}'s BOLD runs come in several spaces ({', '.join(spaces)}); "
+                "choose one with --bold-space.")
+        participants.append(participant)
+    if not any(p.pairs or p.ephys_only for p in participants):
         raise EmptySelectionError(f"The selection{_describe_filters(filters)} matched no run.")
-    return pairs
+    return participants
 
 
 def _describe_filters(filters):
@@ -304,16 +431,14 @@ def _as_str(value):
 
 
 def _pair_bold(layout, efile, entities, bold, bold_space):
+    """The :class:`RunPair` of a recording, or None when no BOLD run has its entities."""
     def same_run(f):
         return all(_as_str(f.entities.get(k)) == _as_str(v) for k, v in entities.items())
 
     candidates = [f for f in bold if same_run(f)]
     ephys_name = Path(efile.path).name
-    if not candidates:
-        raise NoInputError(
-            f"{ephys_name} has no preprocessed BOLD run with the same subject/session/task/run "
-            "in the derivative folders; add it (-d PATH) or deselect this run."
-        )
+    if not candidates:  # an electrophysiology-only run
+        return None
     spaces = sorted({f.entities["space"] for f in candidates})
     if bold_space is None:
         if len(spaces) > 1:

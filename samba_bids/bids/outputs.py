@@ -125,6 +125,9 @@ OUTPUTS = (
     Output("metrics", _P, "samba", "metrics", (".tsv",), RUN + ATLAS,
            "Per-parcel test-block Pearson r, Spearman rho, p, FDR p; ridge baseline scores.",
            in_bids=False),
+    Output("runs_metrics", _P, "sambaruns", "metrics", (".tsv",), RUN + ATLAS,
+           "A participant model across runs: one row per parcel and paired run, held-out "
+           "scores with the fold that made them.", in_bids=False),
     # --- participant level, reverse direction (BOLD -> EEG/MEG band power) ------------------
     Output("reverse_timeseries", _P, "sambareverse", "timeseries", (".tsv",), RUN + ATLAS,
            "Band power predicted from BOLD, one column per <source parcel>_<band>."),
@@ -162,6 +165,8 @@ OUTPUTS = (
     # --- group level, group/ ------------------------------------------------------------------
     _group("group_model_metrics", "groupmodel", "metrics", (".tsv",), ("task", *ATLAS),
            "Leave-one-participant-out scores of one model trained across participants."),
+    _group("group_model", "groupsamba", "model", (".pt",), (),
+           "The group model trained on every participant (torch checkpoint), for --models."),
     _group("group_participants", "participants", "metrics", (".tsv",), ("task", *ATLAS),
            "Headline test-block scores, one row per participant and run."),
     _group("group_parcels", "parcels", "metrics", (".tsv",), ("task", *ATLAS),

@@ -124,10 +124,14 @@ class RidgeBaseline:
         return (self.regressors(features) @ self.coefficients + self.intercept).T
 
 
-def _regressors(power, mean, std, kernel, regressor_mean=None, regressor_std=None):
+def _regressors(power, mean, std, kernel, regressor_mean=None, regressor_std=None,
+                offsets=None):
     z = (power - mean[:, None, :]) / std[:, None, :]  # (N, V, n_bands)
     z = z.transpose(1, 0, 2).reshape(z.shape[1], -1)  # (V, P), source parcel major
-    convolved = lfilter(kernel, [1.0], z, axis=0)  # causal FIR, zero initial state
+    # causal FIR, zero initial state at the start of every run (no history across runs)
+    bounds = [*sorted(offsets or [0]), z.shape[0]]
+    convolved = np.concatenate([lfilter(kernel, [1.0], z[a:b], axis=0)
+                                for a, b in zip(bounds[:-1], bounds[1:])])
     if regressor_mean is None:
         return convolved
     return (convolved - regressor_mean) / regressor_std
@@ -154,7 +158,9 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
     bold : ndarray, shape (M, V)
         Parcel BOLD (z-scored with training statistics, as for SAMBA).
     split : samba_bids.alignment.Split or similar
-        ``train`` and ``validation`` volume indices; ``test`` is never read.
+        ``train`` and ``validation`` volume indices; ``test`` is never read. A
+        :class:`~samba_bids.training.RunsSplit` (several runs on one volume axis): the
+        convolution restarts at each run's first volume (``offsets``).
     tr_s : float
         Repetition time, in s: the canonical HRF is sampled at ``k * tr_s``, ``k = 0..K``,
         ``K = ceil(hrf_support_s / tr_s)``.
@@ -220,7 +226,10 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
 
     feature_mean, feature_std = _scale(power[:, train], axis=1)  # (N, n_bands)
     kernel = canonical_kernel(float(tr_s), hrf_support_s)
-    convolved = _regressors(power, feature_mean, feature_std, kernel)  # (V, P)
+    # several runs on one volume axis (training.concatenate_runs): restart at each run
+    offsets = getattr(split, "offsets", None)
+    convolved = _regressors(power, feature_mean, feature_std, kernel,
+                            offsets=offsets)  # (V, P)
     regressor_mean, regressor_std = _scale(convolved[train], axis=0)
     x = (convolved - regressor_mean) / regressor_std
     intercept = bold[:, train].mean(axis=1)

@@ -7,7 +7,12 @@ imports neither matplotlib nor nilearn.
 """
 
 from .group import GroupReport, render_group_report
-from .participant import ParticipantReport, render_participant_report
+from .participant import (
+    EphysOnlyRun,
+    ParticipantReport,
+    ParticipantSummary,
+    render_participant_report,
+)
 
-__all__ = ["GroupReport", "ParticipantReport", "render_group_report",
-           "render_participant_report"]
+__all__ = ["EphysOnlyRun", "GroupReport", "ParticipantReport", "ParticipantSummary",
+           "render_group_report", "render_participant_report"]

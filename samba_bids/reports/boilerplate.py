@@ -348,6 +348,7 @@ def alignment_values(context: MethodsContext) -> dict:
         alignment_sentence=alignment_sentence(context.alignment, cfg.volume_trigger),
         samples_per_tr=str(int(round(context.tr_s * ephys_sfreq))),
         ephys_sfreq_hz=number_text(ephys_sfreq),
+        split_sentence=split_sentence(context),
         n_train=str(context.n_train_volumes),
         n_validation=str(context.n_validation_volumes),
         n_test=str(context.n_test_volumes),
@@ -357,6 +358,45 @@ def alignment_values(context: MethodsContext) -> dict:
         train_percent=number_text(round(100 * cfg.train_fraction, 4)),
         validation_percent=number_text(round(100 * cfg.validation_fraction, 4)),
     )
+
+
+def split_sentence(context: MethodsContext) -> str:
+    """How the run's volumes were split: blocks in time, train/validation only (by-run
+    cross-validation), or not at all (a reused model)."""
+    cfg = context.config
+    gap = int(context.gap_volumes)
+    gap_s = number_text(round(gap * float(context.tr_s), 6))
+    hrf_support_s = number_text(cfg.hrf_support_s)
+    if context.reused_model:
+        return ("No block was held out: the model had been trained elsewhere, so every volume "
+                "of a run with BOLD was a test volume.")
+    if context.cv == "runs":
+        share = cfg.validation_fraction / (cfg.train_fraction + cfg.validation_fraction)
+        return (f"Each run that trained a model was split in time into a training block and a "
+                f"final validation block ({number_text(round(100 * share, 4))}% of the volumes "
+                f"left after the gap), separated by a gap of {gap} volumes ({gap_s} s: the "
+                f"{hrf_support_s} s support of the hemodynamic response function, HRF, rounded "
+                "up to whole volumes); the held-out run of each fold was a test run as a whole. "
+                "Standardisation statistics, the parcel graphs and all model weights were "
+                "fitted on training blocks only, model selection used the validation blocks "
+                "only, and the test run served only for the reported metrics.")
+    n_train, n_validation = context.n_train_volumes, context.n_validation_volumes
+    n_test = context.n_test_volumes
+    train_percent = number_text(round(100 * cfg.train_fraction, 4))
+    validation_percent = number_text(round(100 * cfg.validation_fraction, 4))
+    text = (f"The run was split in time into contiguous training ({n_train} volumes), validation"
+            f" ({n_validation} volumes) and test ({n_test} volumes) blocks, in this order, "
+            f"separated by gaps of {gap} volumes ({gap_s} s: the {hrf_support_s} s support of "
+            f"the hemodynamic response function, HRF, rounded up to whole volumes), so that no "
+            f"BOLD volume of one block depends through the hemodynamic response on "
+            f"electrophysiology recorded during the volumes of another block; the training and "
+            f"validation blocks held {train_percent}% and {validation_percent}% of the volumes "
+            f"left after the gaps. Standardisation statistics, the parcel graphs and all model "
+            f"weights were fitted on the training block only, model selection used the "
+            f"validation block only, and the test block served only for the reported metrics.")
+    if context.n_runs > 1:
+        text = text.replace("The run was split", "Each run was split", 1)
+    return text
 
 
 def model_values(context: MethodsContext) -> dict:
@@ -419,11 +459,41 @@ def training_values(context: MethodsContext) -> dict:
     )
 
 
+def cross_validation_sentence(context: MethodsContext) -> str:
+    """How the participant's model spanned its runs, and what it translated without BOLD."""
+    parts = []
+    if context.reused_model:
+        parts.append(f"No model was trained: the model saved in {context.reused_model} "
+                     "translated every run, and the runs with BOLD were scored on all their "
+                     "volumes.")
+    elif context.cv == "runs":
+        parts.append(
+            f"One model was trained per participant across its {count_text(context.n_runs)} "
+            "paired runs (windows never crossed a run boundary) and cross-validated by run: "
+            "each run was predicted, and scored on all its volumes, by a model trained on the "
+            "other runs, with early stopping on the last block of each of those runs; a final "
+            "model was then fitted on every run in the same way and saved.")
+    elif context.cv == "blocks":
+        parts.append(
+            f"One model was trained per participant across its {count_text(context.n_runs)} "
+            "paired runs (windows never crossed a run boundary), on the training block of "
+            "each run with early stopping on the validation blocks, and scored on each run's "
+            "test block; it is the participant's saved model.")
+    if context.n_ephys_only:
+        parts.append(
+            f"{count_text(context.n_ephys_only).capitalize()} run(s) with "
+            f"{context.modality.upper()} but no BOLD were translated with that model, on a "
+            "volume grid from the recording's volume markers when present, else one volume "
+            "per TR from the recording's start.")
+    return (" ".join(parts) + " ") if parts else ""
+
+
 def evaluation_values(context: MethodsContext) -> dict:
     """``evaluation.md`` and ``reverse.md``: nulls, the ridge baseline, ablations, reverse."""
     alphas = list(context.ridge_alphas)
     ablations = [a for a in context.ablations if a != "samba"]
     return dict(
+        cv_sentence=cross_validation_sentence(context),
         n_null=count_text(context.n_null),
         n_alphas=str(len(alphas)),
         alpha_min=f"{min(alphas):g}",

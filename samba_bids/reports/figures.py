@@ -10,8 +10,8 @@ matplotlib and nilearn are imported inside the functions: importing this module 
 is not writable, :func:`_matplotlib` points ``MPLCONFIGDIR`` at a private temporary folder
 instead of letting matplotlib warn).
 
-At about 670 lines this module is longer than the others on purpose: it is a flat list of
-eleven independent figure functions that share the colours, the parcel-name helpers and
+At about 780 lines this module is longer than the others on purpose: it is a flat list of
+thirteen independent figure functions that share the colours, the parcel-name helpers and
 :func:`figure_to_html`; both reports use most of them, so a split by report would only move
 the shared helpers into a third module.
 """
@@ -624,6 +624,107 @@ def distribution_figure(table: pd.DataFrame):
         ax_extra.set_xlabel(labels[column])
         ax_extra.set_ylabel("runs")
         ax_extra.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+def run_r_figure(runs: pd.DataFrame):
+    """Participant: median test Pearson r per paired run, SAMBA and the ridge baseline.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        One row per paired run with ``run`` (label) and ``median_pearson_r``, and optionally
+        ``ridge_median_pearson_r`` (median over parcels of the test Pearson r of each model).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes of horizontal bars, one row per run (first run on top): a ``SAMBA`` bar and,
+        when any ridge value is finite, a ``ridge`` bar; the run labels are the y tick labels.
+
+    Raises
+    ------
+    ValueError
+        If ``run`` or ``median_pearson_r`` is missing, or there is no run.
+    """
+    missing = {"run", "median_pearson_r"} - set(runs.columns)
+    if missing:
+        raise ValueError(f"The run table lacks the columns {sorted(missing)}.")
+    if not len(runs):
+        raise ValueError("The run table has no rows.")
+    labels = runs["run"].astype(str).tolist()
+    series = [("SAMBA", runs["median_pearson_r"].to_numpy(dtype=float), PREDICTED_COLOR)]
+    if "ridge_median_pearson_r" in runs.columns:
+        ridge = runs["ridge_median_pearson_r"].to_numpy(dtype=float)
+        if np.isfinite(ridge).any():
+            series.append(("ridge", ridge, RIDGE_COLOR))
+    fig = _new_figure(8, 1.2 + 0.45 * len(labels) * len(series))
+    ax = fig.subplots()
+    y = np.arange(len(labels), dtype=float)
+    height = 0.8 / len(series)
+    for k, (label, values, color) in enumerate(series):
+        offset = (k - (len(series) - 1) / 2) * height
+        ax.barh(y + offset, values, height=height, color=color,
+                alpha=0.85, label=label)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.5", lw=0.6)
+    ax.set_xlabel("median test Pearson r over parcels")
+    ax.set_title("Median test correlation per run", fontsize=10, loc="left")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    return fig
+
+
+def predicted_timeseries_figure(predicted, parcel_names, tr_s: float, *, parcels=None):
+    """Predicted BOLD over a whole run without observed BOLD, one panel per chosen parcel.
+
+    Parameters
+    ----------
+    predicted : ndarray, shape (M, V)
+        Predicted BOLD per parcel and volume, in z units; NaN where no prediction exists
+        (drawn as gaps).
+    parcel_names : list of str, length M
+    tr_s : float
+        Repetition time, in s; the time axis is ``volume * tr_s`` (s from the run's start).
+    parcels : array_like of int, optional
+        0-based parcel indices to show; the first, middle (``M // 2``) and last parcel (without
+        repeats) by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per parcel, titled with the parcel's name, each with one line labelled
+        ``"SAMBA predicted"``.
+
+    Raises
+    ------
+    ValueError
+        If ``predicted`` is not 2-D with one row per name, ``tr_s`` is not positive, or an
+        index is out of range.
+    """
+    predicted = np.asarray(predicted, dtype=float)
+    if predicted.ndim != 2 or predicted.shape[0] != len(parcel_names):
+        raise ValueError(f"predicted has shape {predicted.shape}; expected "
+                         f"({len(parcel_names)}, V).")
+    if not tr_s > 0:
+        raise ValueError(f"tr_s must be positive; got {tr_s}.")
+    m = predicted.shape[0]
+    if parcels is None:
+        parcels = list(dict.fromkeys([0, m // 2, m - 1]))
+    parcels = [int(i) for i in np.atleast_1d(np.asarray(parcels, dtype=int))]
+    if not parcels or min(parcels) < 0 or max(parcels) >= m:
+        raise ValueError(f"parcels {parcels} are empty or outside 0..{m - 1}.")
+    time_s = np.arange(predicted.shape[1]) * float(tr_s)
+    fig = _new_figure(10, 0.6 + 1.9 * len(parcels))
+    axes = np.atleast_1d(fig.subplots(len(parcels), 1, sharex=True))
+    for ax, index in zip(axes, parcels):
+        ax.plot(time_s, predicted[index], color=PREDICTED_COLOR, lw=1.0, label="SAMBA predicted")
+        ax.set_title(str(parcel_names[index]), fontsize=10, loc="left")
+        ax.set_ylabel("BOLD (z)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel("time from the start of the run (s)")
     return fig
 
 

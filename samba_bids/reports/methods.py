@@ -154,6 +154,14 @@ class MethodsContext:
     versions : dict | None
         ``{placeholder suffix: version}`` overriding the versions read at render time
         (keys of :data:`PACKAGES`, plus ``'python'``).
+    cv : {'runs', 'blocks'} | None
+        Cross-validation of a participant model across runs; None: one run, one model.
+    n_runs : int
+        Paired runs the participant's model was trained on.
+    n_ephys_only : int
+        Runs without BOLD translated with the participant's model.
+    reused_model : str | None
+        Where a reused model came from (``--models``); None: trained here.
     """
 
     config: object
@@ -193,6 +201,10 @@ class MethodsContext:
     ridge_alphas: tuple | None = None
     max_grad_norm: float | None = None
     versions: dict | None = field(default=None, repr=False)
+    cv: str | None = None
+    n_runs: int = 1
+    n_ephys_only: int = 0
+    reused_model: str | None = None
 
     def __post_init__(self):
         if self.modality not in ("eeg", "meg"):

@@ -1,8 +1,12 @@
 """The participant HTML report: one self-contained ``sub-<label>.html`` with a section per run.
 
-The workflow fills one :class:`ParticipantReport` per BOLD run from what it already holds and
-calls :func:`render_participant_report`. Figures come from :mod:`samba_bids.reports.figures`
-and are inlined as base64 PNG; the page has no scripts and no external resources.
+The workflow fills one :class:`ParticipantReport` per paired run (EEG/MEG with observed BOLD)
+from what it already holds and calls :func:`render_participant_report`. With a
+:class:`ParticipantSummary` (one model trained across the participant's runs), the page opens
+with a participant summary and ends with one section per :class:`EphysOnlyRun` (an EEG/MEG run
+without observed BOLD, translated with that model). Figures come from
+:mod:`samba_bids.reports.figures` and are inlined as base64 PNG; the page has no scripts and no
+external resources.
 """
 
 from __future__ import annotations
@@ -153,6 +157,76 @@ class ParticipantReport:
         if not np.isfinite(r).any():
             r = figures.parcel_test_r(self.observed, self.predicted, self.test_volumes)
         return r
+
+
+@dataclass
+class EphysOnlyRun:
+    """An EEG/MEG run without observed BOLD, translated with a trained model.
+
+    Attributes
+    ----------
+    label : str
+        Run label, e.g. ``"sub-01_task-rest_run-4"``.
+    predicted : ndarray, shape (M, V)
+        Predicted BOLD per parcel and volume, in z units; NaN where no prediction exists (the
+        first volumes, within the HRF support).
+    tr_s : float
+        Repetition time of the predicted volumes, in s.
+    parcel_names : list of str, length M
+        BOLD parcel names, rows of ``predicted``.
+    provenance : dict
+        Shown as a table (nested allowed), e.g. ``{"Model": "sub-01_desc-samba_model.pt",
+        "Volume timing": "volume triggers 'Volume'"}``.
+    """
+
+    label: str
+    predicted: np.ndarray
+    tr_s: float
+    parcel_names: list
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.predicted = np.asarray(self.predicted, dtype=float)
+        m = len(self.parcel_names)
+        if self.predicted.ndim != 2 or self.predicted.shape[0] != m:
+            raise ValueError(f"{self.label}: predicted has shape {self.predicted.shape}; "
+                             f"expected ({m}, V) for {m} parcel names.")
+        if self.tr_s <= 0:
+            raise ValueError(f"{self.label}: tr_s must be positive; got {self.tr_s}.")
+
+
+@dataclass
+class ParticipantSummary:
+    """What the report shows above the per-run sections: one model across runs.
+
+    Attributes
+    ----------
+    runs : DataFrame
+        One row per paired run: ``run`` (label), ``cross_validation`` (e.g. ``"runs"`` or
+        ``"blocks"``), ``trained_on`` (str), ``median_pearson_r`` and
+        ``ridge_median_pearson_r`` (median over parcels of the test Pearson r of SAMBA and of
+        the ridge baseline), ``n_test_volumes``. Shown as is; other columns are shown too.
+    model : dict
+        Shown as a table, e.g. ``{"Model file": ..., "Trained on": "3 runs",
+        "Cross-validation": "by run", "Best epoch": 12}``.
+    hrf : DataFrame or None
+        The participant model's HRFs, one row per BOLD parcel: ``parcel`` and
+        ``time_to_peak_s`` (in s; other columns may exist).
+    centroids_mm : ndarray, shape (M, 3) or None
+        BOLD parcel centroids, in MNI-like mm, in the order of the rows of ``hrf``.
+    ephys_only : list of EphysOnlyRun
+        EEG/MEG-only runs translated with the model; one section each after the paired runs.
+    """
+
+    runs: pd.DataFrame
+    model: dict
+    hrf: pd.DataFrame | None = None
+    centroids_mm: np.ndarray | None = None
+    ephys_only: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.centroids_mm is not None:
+            self.centroids_mm = np.asarray(self.centroids_mm, dtype=float)
 
 
 def _summary(report: ParticipantReport) -> str:
@@ -308,32 +382,108 @@ def _run_section(report: ParticipantReport) -> str:
     return "\n".join(out)
 
 
+SUMMARY_ID = "participant-summary"
+
+
+def _participant_summary_section(summary: ParticipantSummary) -> str:
+    out = [f'<section class="run" id="{SUMMARY_ID}"><h2>Participant summary</h2>',
+           "<h3>Model</h3>", mapping_table(summary.model),
+           "<h3>Paired runs</h3>"]
+    runs = summary.runs
+    if runs is None or not len(runs):
+        out.append('<p class="none">No paired runs (EEG/MEG with observed BOLD) were '
+                   "evaluated.</p>")
+    else:
+        out.append(frame_table(runs))
+        out.append(figure_block(
+            figures.run_r_figure, runs, alt="median test r per run",
+            caption="Median over parcels of the test Pearson r per paired run, for SAMBA and, "
+                    "when fitted, the canonical-HRF band-power ridge baseline."))
+    if summary.hrf is not None and len(summary.hrf):
+        out.append("<h3>Hemodynamic response functions of the participant model</h3>")
+        ttp = (summary.hrf["time_to_peak_s"].to_numpy(dtype=float)
+               if "time_to_peak_s" in summary.hrf.columns else np.array([]))
+        if summary.centroids_mm is not None and np.isfinite(ttp).any():
+            out.append(figure_block(figures.brain_markers_figure, ttp, summary.centroids_mm,
+                                    title="time to peak (s)", cmap="viridis",
+                                    alt="participant model time to peak map",
+                                    caption="Time to peak of the HRFs of the participant's "
+                                            "model (trained across runs), in s."))
+        out.append("<details><summary>Per-parcel HRF parameters of the participant model"
+                   f"</summary>{frame_table(summary.hrf)}</details>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _ephys_only_section(run: EphysOnlyRun) -> str:
+    n_volumes = run.predicted.shape[1]
+    rows = {"Repetition time": f"{run.tr_s:g} s", "BOLD parcels": len(run.parcel_names),
+            "Volumes predicted": n_volumes}
+    out = [f'<section class="run" id="{esc(anchor(run.label))}">',
+           f"<h2>{esc(run.label)} (no observed BOLD)</h2>",
+           ("<p>No BOLD was recorded for this run: the BOLD shown is predicted from its EEG/MEG "
+            "by the participant's model (trained on the paired runs), so it cannot be scored "
+            "here.</p>"),
+           "<h3>Summary</h3>", mapping_table(rows),
+           "<h3>Provenance</h3>", mapping_table(run.provenance),
+           "<h3>Predicted BOLD</h3>"]
+    if n_volumes and len(run.parcel_names):
+        out.append(figure_block(
+            figures.predicted_timeseries_figure, run.predicted, run.parcel_names, run.tr_s,
+            alt=f"{run.label} predicted time series",
+            caption="Predicted BOLD over the whole run for the first, middle and last parcel; "
+                    "gaps are volumes without a prediction."))
+    else:
+        out.append('<p class="none">No predicted volumes.</p>')
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def participant_report_html(reports: list[ParticipantReport], *, subject: str,
-                            title: str | None = None, methods: str | None = None) -> str:
+                            title: str | None = None, methods: str | None = None,
+                            summary: ParticipantSummary | None = None) -> str:
     """The participant report as an HTML string (see :func:`render_participant_report`)."""
     subject = str(subject)
     subject = subject if subject.startswith("sub-") else f"sub-{subject}"
     title = title or f"samba-bids report: {subject}"
-    nav = [(anchor(r.label), r.label) for r in reports]
+    ephys_only = list(summary.ephys_only) if summary is not None else []
+    nav = [(SUMMARY_ID, "Summary")] if summary is not None else []
+    nav += [(anchor(r.label), r.label) for r in reports]
+    nav += [(anchor(e.label), f"{e.label} (no BOLD)") for e in ephys_only]
     if methods:
         nav.append(("methods", "Methods"))
+    body = [_participant_summary_section(summary)] if summary is not None else []
     if reports:
-        body = "\n".join(_run_section(r) for r in reports)
+        body.extend(_run_section(r) for r in reports)
+    elif summary is None:
+        body.append('<p class="none">No runs of this participant were translated.</p>')
     else:
-        body = '<p class="none">No runs of this participant were translated.</p>'
-    body += methods_block(methods)
-    subtitle = f"{len(reports)} run{'s' if len(reports) != 1 else ''}"
+        body.append('<p class="none">No paired runs (EEG/MEG with observed BOLD) of this '
+                    "participant were evaluated.</p>")
+    body.extend(_ephys_only_section(e) for e in ephys_only)
+    body = "\n".join(body) + methods_block(methods)
+    if summary is None:
+        subtitle = _count(len(reports), "run")
+    else:
+        subtitle = (f"{_count(len(reports), 'paired run')}, "
+                    f"{_count(len(ephys_only), 'EEG/MEG-only run')}")
     return page(title, body, nav=nav, subtitle=subtitle)
 
 
 def render_participant_report(reports: list[ParticipantReport], path, *, subject: str,
-                              title: str | None = None, methods: str | None = None) -> Path:
+                              title: str | None = None, methods: str | None = None,
+                              summary: ParticipantSummary | None = None) -> Path:
     """Write the participant's self-contained HTML report, one section per run.
 
     Parameters
     ----------
     reports : list of ParticipantReport
-        One per BOLD run, in the order shown. May be empty (the page says so).
+        One per paired run (EEG/MEG with observed BOLD), in the order shown. May be empty (the
+        page says so).
     path : str or Path
         Output file, e.g. ``<out>/sub-01.html``; written atomically.
     subject : str
@@ -342,6 +492,11 @@ def render_participant_report(reports: list[ParticipantReport], path, *, subject
         Page title; ``"samba-bids report: sub-<label>"`` by default.
     methods : str, optional
         Methods boilerplate (plain text), shown escaped at the end.
+    summary : ParticipantSummary, optional
+        One model trained across the participant's runs: a "Participant summary" section
+        (model table, run table, median test r per run, the model's time-to-peak map) comes
+        first, and each of its ``ephys_only`` runs gets a section after the paired runs. None
+        gives the page with the per-run sections only.
 
     Returns
     -------
@@ -358,9 +513,14 @@ def render_participant_report(reports: list[ParticipantReport], path, *, subject
     A figure that fails is logged as a warning and replaced by a note in the page; the report
     is still written.
     """
-    text = participant_report_html(reports, subject=subject, title=title, methods=methods)
+    text = participant_report_html(reports, subject=subject, title=title, methods=methods,
+                                   summary=summary)
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    logger.info("Wrote the participant report %s (%d runs).", path, len(reports))
+    if summary is None:
+        logger.info("Wrote the participant report %s (%d runs).", path, len(reports))
+    else:
+        logger.info("Wrote the participant report %s (%d paired runs, %d EEG/MEG-only runs).",
+                    path, len(reports), len(summary.ephys_only))
     return path

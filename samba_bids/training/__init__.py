@@ -10,8 +10,11 @@
 - :mod:`~samba_bids.training.reverse`: :func:`fit_reverse`, :func:`predict_reverse`
   (BOLD -> source-parcel band power).
 - :mod:`~samba_bids.training.distributed`: torch.distributed process group and DDP.
+- :mod:`~samba_bids.training.crossval`: cross-validation of a participant's model by run or
+  by blocks (:func:`resolve_cv`, :func:`run_folds`).
 """
 
+from .crossval import Fold, resolve_cv, run_folds
 from .distributed import distributed_world, init_distributed
 from .fit import (
     ABLATIONS,
@@ -40,6 +43,7 @@ __all__ = [
     "ABLATIONS",
     "MAX_GRAD_NORM",
     "FitResult",
+    "Fold",
     "RunsSplit",
     "ablation_configs",
     "concatenate_runs",
@@ -52,7 +56,9 @@ __all__ = [
     "predict_reverse",
     "predict_run",
     "resolve_device",
+    "resolve_cv",
     "reverse_windows",
+    "run_folds",
     "seed_everything",
     "split_windows",
 ]

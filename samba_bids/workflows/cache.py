@@ -34,6 +34,9 @@ class RunCache:
     pair : samba_bids.bids.layout.RunPair
     config : Config
     templates_dir : path-like
+    extra : dict, optional
+        More of what the prepared inputs depend on (the model's TR for a recording without
+        BOLD), added to both keys.
 
     Attributes
     ----------
@@ -43,16 +46,11 @@ class RunCache:
         The folder of the prepared inputs' ``inputs.pkl``.
     """
 
-    def __init__(self, work_dir, pair, config: Config, templates_dir):
-        files = [Path(pair.ephys_file), *map(Path, pair.bold_files)]
-        if pair.confounds_file is not None:
-            files.append(Path(pair.confounds_file))
-        stem = Path(pair.ephys_file).name.split(".")[0]
-        files += sorted(Path(pair.ephys_file).parent.glob(stem + ".*"))  # .eeg, .vmrk, ...
-        stats = sorted({(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns)
-                        for f in files if f.exists()})
-        common = {"files": stats, "templates": str(Path(templates_dir).resolve()),
+    def __init__(self, work_dir, pair, config: Config, templates_dir, *, extra=None):
+        common = {"files": _file_stats(pair), "templates": str(Path(templates_dir).resolve()),
                   "version": __version__}
+        if extra:
+            common["extra"] = extra
         root = Path(work_dir) / "cache" / pair.label
         self.inputs_folder = root / _key({**common, "stage": "prepare",
                                           "settings": config.settings(*PREPARE_SECTIONS)})
@@ -86,7 +84,9 @@ class RunCache:
 
     def store_inputs(self, inputs) -> None:
         """Keep the prepared inputs (without the loaded BOLD data)."""
-        self._store(self.inputs_folder, "inputs.pkl", dataclasses.replace(inputs, bold=None))
+        if hasattr(inputs, "bold"):
+            inputs = dataclasses.replace(inputs, bold=None)
+        self._store(self.inputs_folder, "inputs.pkl", inputs)
 
     def load_result(self):
         """The :class:`~samba_bids.workflows.results.RunResult` of a finished run whose
@@ -103,6 +103,49 @@ class RunCache:
     def store_result(self, result) -> None:
         """Mark the run finished (after every output was written)."""
         self._store(self.folder, "result.pkl", result)
+
+
+class ParticipantCache(RunCache):
+    """The work-directory cache of a participant's finished runs (one model across them).
+
+    ``work_dir/cache/sub-<label>/<key>/result.pkl``: the
+    :class:`~samba_bids.workflows.participant.ParticipantOutcome`, under a key of every input
+    file of the participant's selected runs (paired and electrophysiology-only), the
+    templates, the version, the settings that change results and OUTPUT_DIR.
+    """
+
+    def __init__(self, work_dir, participant, config: Config, templates_dir):
+        runs = [*participant.pairs, *participant.ephys_only]
+        payload = {"files": [_file_stats(run) for run in runs],
+                   "templates": str(Path(templates_dir).resolve()), "version": __version__,
+                   "settings": config.settings(),
+                   "output_dir": str(Path(config.output_dir).resolve())}
+        root = Path(work_dir) / "cache" / participant.label
+        self.folder = root / _key(payload)
+        self.inputs_folder = self.folder
+
+    def load_result(self):
+        """The participant's outcome when every output file exists, or None."""
+        outcome = self._load(self.folder, "result.pkl")
+        if outcome is None:
+            return None
+        if not all(Path(p).is_file() for run in outcome.runs for p in run.outputs):
+            logger.info("%s: some outputs of the earlier run are missing; running again.",
+                        self.folder.parent.name)
+            return None
+        return outcome
+
+
+def _file_stats(run) -> list:
+    """(path, size, mtime) of a run's input files: the recording (and its companions, e.g.
+    ``.eeg``, ``.vmrk``), the BOLD files and confounds."""
+    files = [Path(run.ephys_file), *map(Path, run.bold_files)]
+    if run.confounds_file is not None:
+        files.append(Path(run.confounds_file))
+    stem = Path(run.ephys_file).name.split(".")[0]
+    files += sorted(Path(run.ephys_file).parent.glob(stem + ".*"))  # .eeg, .vmrk, ...
+    return sorted({(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in files if f.exists()})
 
 
 def _key(payload: dict) -> str:

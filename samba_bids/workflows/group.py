@@ -83,6 +83,10 @@ def collect_participant_outputs(output_dir, participant_label=()) -> list[dict]:
                 f"{path.name}: cannot read this run's metrics, sidecar or HRF table ({err}); "
                 f"rerun the participant level for sub-{entities.get('subject')}."
             ) from err
+        if not model_json.is_file():  # a participant model across runs
+            model_json = sidecar_path(derivative_path(
+                output_dir, {"subject": entities.get("subject")}, suffix="model",
+                extension=".pt", datatype="model", desc="samba"))
         model = json.loads(model_json.read_text()) if model_json.is_file() else {}
         runs.append({"entities": entities, "metrics": metrics, "hrf": hrf, "sidecar": sidecar,
                      "model": model, "metrics_file": path})
@@ -209,6 +213,9 @@ class GroupModelResult:
     n_parameters: int
     sources: list
     processes: int = 1
+    final: object = None  # FitResult of the model trained on every participant
+    final_sidecar: dict = dataclasses.field(default_factory=dict)
+    config: object = None  # the participant level's settings
 
 
 def run_group_model(config: Config, participant_table) -> GroupModelResult:
@@ -282,7 +289,19 @@ def run_group_model(config: Config, participant_table) -> GroupModelResult:
                          "n_training_participants": len(subjects) - 1,
                          "n_test_volumes": len(inputs.split.test),
                          "best_epoch": int(fit.best_epoch)})
-    return GroupModelResult(table=pd.DataFrame(rows), metrics=metrics,
+    # the final group model, on every participant: what --models applies to new people
+    from .translate import model_sidecar
+
+    features, bold, split = concatenate_runs([(i.features, i.observed, i.split)
+                                              for _, i in prepared])
+    reference_pair, reference = prepared[0]
+    logger.info("group model on all %d participants (%d runs)", len(subjects), len(prepared))
+    final = fit_samba(features, bold, split, reference.parcels.centroids_mm,
+                      reference.atlas.centroids_mm, pconfig, tr_s=split.tr_s)
+    final_sidecar = {**model_sidecar(pconfig, reference, final, space=reference_pair.space),
+                     "TrainedOn": [pair.label for pair, _ in prepared]}
+    return GroupModelResult(table=pd.DataFrame(rows), metrics=metrics, final=final,
+                            final_sidecar=final_sidecar, config=pconfig,
                             names=list(prepared[0][1].atlas.names), n_parameters=n_parameters,
                             processes=distributed_world()[0],
                             sources=[source_uri({"raw": pconfig.bids_dir, **derivatives}, f)
@@ -298,10 +317,25 @@ def _label(value):
 
 
 def _write_group_model(out, result: GroupModelResult, runs) -> list:
-    """``group/..._desc-groupmodel_metrics.tsv``: the leave-one-participant-out scores."""
+    """``group/..._desc-groupmodel_metrics.tsv``: the leave-one-participant-out scores; and
+    ``group/desc-groupsamba_model.pt`` (+ JSON): the model trained on every participant."""
+    from .outputs import save_model
+
     first = runs[0]["entities"]
     entities = {k: first.get(k) for k in ("task", "atlas", "seg", "scale")}
-    return [write_output(out, "group_model_metrics", entities, result.table,
+    written = []
+    if result.final is not None:
+        config = result.config
+        written.append(write_output(out, "group_model", {}, result.final.model,
+                                    writer=save_model, sources=result.sources, parameters={
+            "Description": "SAMBA trained on every participant's runs (windows never cross "
+                           "runs; early stopping on their validation blocks): translate a new "
+                           "participant's EEG/MEG with 'samba-bids BIDS_DIR OUT participant "
+                           "--models OUTPUT_DIR'.",
+            "Config": config.to_dict(), "ConfigDigest": config.digest(),
+            "Device": result.final.device, "TrainableParameters": result.final.n_parameters,
+            "BestEpoch": result.final.best_epoch, **result.final_sidecar}))
+    return written + [write_output(out, "group_model_metrics", entities, result.table,
                          sources=result.sources, parameters={
         "Description": "One SAMBA model trained across participants, evaluated "
                        "leave-one-participant-out: each row is a held-out participant's run, "

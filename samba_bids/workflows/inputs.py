@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import numpy as np
 
 from ..config import Config
 from ..templates.spaces import CIFTI_SPACES, SURFACE_SPACES
+
+logger = logging.getLogger("samba_bids.workflows")
 
 #: The ephys source space: a FreeSurfer template subject in the templates folder.
 EPHYS_SUBJECT = "fsaverage5"
@@ -45,6 +48,8 @@ class RunInputs:
         Sampling rate of the recording as read, Hz.
     confound_columns : list of str
         Confound regressors removed from the parcel BOLD.
+    channel_names : list of str
+        The data channels used, in order.
     """
 
     features: np.ndarray
@@ -59,6 +64,7 @@ class RunInputs:
     n_channels: int = 0
     sfreq_hz: float = 0.0
     confound_columns: list = field(default_factory=list)
+    channel_names: list = field(default_factory=list)
 
 
 def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
@@ -109,7 +115,92 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
     return RunInputs(features=features, observed=observed, split=split, parcels=parcels,
                      atlas=bold.atlas, tr_s=bold.tr_s, modality=modality, clock=clock,
                      bold=bold.data, n_channels=len(raw.ch_names), sfreq_hz=sfreq_hz,
-                     confound_columns=bold.confound_columns)
+                     confound_columns=bold.confound_columns, channel_names=list(raw.ch_names))
+
+
+@dataclass
+class EphysInputs:
+    """A recording without BOLD made ready for a trained model (:func:`prepare_ephys_only`).
+
+    Attributes
+    ----------
+    features : ndarray, shape (N, V, n_bands, n_features)
+        Wavelet band features of the segment of each volume of the grid.
+    parcels : samba_bids.ephys.SourceParcels
+    tr_s : float
+        The volume grid's step, s (the model's TR).
+    modality : str
+    clock : str
+        How the volume grid was placed on the recording.
+    n_channels : int
+    sfreq_hz : float
+    channel_names : list of str
+    """
+
+    features: np.ndarray
+    parcels: object
+    tr_s: float
+    modality: str
+    clock: str
+    n_channels: int
+    sfreq_hz: float
+    channel_names: list = field(default_factory=list)
+
+    @property
+    def n_volumes(self) -> int:
+        return self.features.shape[1]
+
+
+def prepare_ephys_only(run, config: Config, templates_dir: Path, tr_s: float) -> EphysInputs:
+    """A recording without BOLD -> features on a volume grid, for a trained model.
+
+    The grid: the ``--volume-trigger`` markers when the recording has them, else one volume
+    every ``tr_s`` from the recording's first sample for as long as it lasts
+    (:func:`~samba_bids.alignment.volume_onsets` with ``n_volumes=None``; logged).
+
+    Parameters
+    ----------
+    run : samba_bids.bids.layout.EphysRun
+    config : Config
+    templates_dir : pathlib.Path
+    tr_s : float
+        Repetition time of the model that will translate it, s.
+
+    Returns
+    -------
+    EphysInputs
+
+    Raises
+    ------
+    samba_bids.errors.DataError
+        As the stages it calls (unreadable file, trigger named but absent).
+    """
+    from ..alignment import segment_ephys, volume_onsets
+    from ..errors import DataError
+    from ..model.wavelet import wavelet_band_features
+
+    raw, modality, sfreq_hz, parcels = prepare_ephys(run, config, templates_dir)
+    trigger = config.volume_trigger
+    if trigger is not None and not _has_annotation(raw, trigger):
+        logger.warning("%s has no %r volume markers (recorded outside the scanner?); its "
+                       "volume grid starts at its first sample.", run.ephys_file.name, trigger)
+        trigger = None
+    onsets, clock = volume_onsets(raw, None, tr_s, trigger=trigger, source=run.ephys_file.name)
+    if len(onsets) < 1:
+        raise DataError(f"{run.ephys_file.name} is shorter than one volume ({tr_s:g} s).")
+    segments, _ = segment_ephys(parcels.data, parcels.sfreq_hz, onsets, tr_s,
+                                source=run.ephys_file.name)
+    features = wavelet_band_features(segments, wavelet=config.wavelet, level=config.wavelet_level)
+    return EphysInputs(features=features, parcels=parcels, tr_s=float(tr_s), modality=modality,
+                       clock=clock, n_channels=len(raw.ch_names), sfreq_hz=sfreq_hz,
+                       channel_names=list(raw.ch_names))
+
+
+def _has_annotation(raw, trigger: str) -> bool:
+    """Whether ``raw`` has annotations named ``trigger`` (or ``Type/trigger``)."""
+    names = {str(d) for d in raw.annotations.description}
+    return trigger in names or any(d.rsplit("/", 1)[-1].strip() == trigger.strip()
+                                   for d in names)
 
 
 @dataclass

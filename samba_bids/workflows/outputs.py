@@ -54,19 +54,23 @@ def metric_column_docs(fdr_over: str) -> dict:
     }
 
 
-def write_model(out, entities, desc, fit, config, sources, split, provenance) -> list:
+def write_model(out, entities, desc, fit, config, sources, split, provenance, *,
+                extra=None) -> list:
     """The trained model (``.pt`` + JSON with the resolved config) and its loss history.
 
-    ``desc`` is ``"samba"`` (the forward direction) or ``"sambareverse"``.
+    ``desc`` is ``"samba"`` (the forward direction) or ``"sambareverse"``; ``split`` a
+    :class:`~samba_bids.alignment.Split` or the dict of its sidecar entries; ``extra``
+    further sidecar entries (:func:`~.translate.model_sidecar`).
     """
     prefix = "" if desc == "samba" else "reverse_"
+    split = split if isinstance(split, dict) else split.to_sidecar()
     return [
         write_output(out, f"{prefix}model", entities, fit.model, writer=save_model,
                      sources=sources, parameters={
                          "Config": config.to_dict(), "ConfigDigest": config.digest(),
                          "Device": fit.device, "TrainableParameters": fit.n_parameters,
-                         "BestEpoch": fit.best_epoch, "Split": split.to_sidecar(),
-                         "SourceReconstruction": provenance}),
+                         "BestEpoch": fit.best_epoch, "Split": split,
+                         "SourceReconstruction": provenance, **(extra or {})}),
         write_output(out, f"{prefix}history", entities, fit.history, sources=sources,
                      parameters={"Description": "Training and validation loss per epoch "
                                                 "(1 - Pearson r + MSE term)."}),
@@ -104,20 +108,27 @@ def hrf_column_doc(column):
     return doc
 
 
-def write_maps(out, entities, atlas, pair, metrics, hrf, common, atlas_entities) -> list:
+def write_maps(out, entities, atlas, pair, metrics, hrf, common, atlas_entities, *,
+               descs=tuple(MAP_DESCS)) -> list:
     """Test Pearson r and HRF time to peak per parcel as maps in the input's space.
 
     ``desc-testr`` / ``desc-hrfttp`` ``_boldmap``: ``.pscalar.nii`` (fsLR CIFTI input),
     ``.func.gii`` per hemisphere (fsaverage input), ``.nii.gz`` (MNI input); each parcel's
     value over its grayordinates, vertices or voxels (:func:`~.bold.parcel_map_images`).
+    ``descs`` chooses among them (``metrics`` or ``hrf`` may be None when not chosen).
     """
     from ..bold import parcel_map_images
 
-    columns = {"pearson_r": metrics.set_index("parcel")["pearson_r"],
-               "time_to_peak_s": hrf.set_index("parcel")["time_to_peak_s"]}
+    columns = {}
+    if metrics is not None:
+        columns["pearson_r"] = metrics.set_index("parcel")["pearson_r"]
+    if hrf is not None:
+        columns["time_to_peak_s"] = hrf.set_index("parcel")["time_to_peak_s"]
     reference = pair.bold_files if pair.space in SURFACE_SPACES else pair.bold_files[0]
     written = []
     for desc, (column, what) in MAP_DESCS.items():
+        if desc not in descs:
+            continue
         values = columns[column].reindex(atlas.names).to_numpy(dtype=np.float32)
         images = parcel_map_images({desc: values}, atlas, reference)
         sidecar = {"Space": pair.space,
@@ -146,7 +157,8 @@ Z_UNITS = ("z: observed parcel BOLD after confound regression and detrending, st
            "with the training block's mean and SD")
 
 
-def write_predicted_bold(out, pair, atlas, predicted, tr_s, common, atlas_entities) -> list:
+def write_predicted_bold(out, pair, atlas, predicted, tr_s, common, atlas_entities, *,
+                         reference=None) -> list:
     """Predicted parcel BOLD projected onto the input run's grid, in its format.
 
     fsLR CIFTI input: ``.dtseries.nii`` (each parcel's value repeated over its grayordinates)
@@ -157,12 +169,15 @@ def write_predicted_bold(out, pair, atlas, predicted, tr_s, common, atlas_entiti
     ----------
     predicted : ndarray, shape (M, V)
         Predicted BOLD per parcel and volume (z units).
+    reference : optional
+        The grid to write on (:func:`~samba_bids.bold.project_parcels`); default the pair's
+        BOLD files (:func:`template_grid` for a participant without BOLD).
     """
     from ..bold import parcel_series_cifti, project_parcels
 
     entities = dict(pair.bold_entities)
-    # the dtseries or the NIfTI of the run (only its header and grid are read)
-    reference = pair.bold_files if pair.space in SURFACE_SPACES else pair.bold_files[0]
+    if reference is None:  # the dtseries or the NIfTI of the run (only header and grid read)
+        reference = pair.bold_files if pair.space in SURFACE_SPACES else pair.bold_files[0]
     images = project_parcels(predicted.astype(np.float32), atlas, reference, tr_s=tr_s)
     sources, sidecar = common["Sources"], {**common, "Units": Z_UNITS}
     if pair.space in CIFTI_SPACES:
@@ -196,6 +211,22 @@ def write_predicted_bold(out, pair, atlas, predicted, tr_s, common, atlas_entiti
                        "its voxels (background 0)."})]
 
 
+def template_grid(atlas):
+    """A grid to write predicted BOLD on without any BOLD run: the atlas's own.
+
+    Surface atlases: an empty GIFTI pair naming the hemispheres; volume atlases: the atlas
+    image's grid; CIFTI: None (the atlas's grayordinates).
+    """
+    from nibabel.gifti import GiftiImage, GiftiMetaData
+
+    if atlas.kind == "surface":
+        return [GiftiImage(meta=GiftiMetaData({"AnatomicalStructurePrimary": structure}))
+                for structure in ("CortexLeft", "CortexRight")]
+    if atlas.kind == "volume":
+        return atlas.volume_labels
+    return None
+
+
 def write_parcel_series(out, entities, names, common, atlas_entities, *, samba,
                         observed) -> list:
     """``desc-samba`` and ``desc-observed`` ``_timeseries.tsv``: one column per parcel.
@@ -203,11 +234,14 @@ def write_parcel_series(out, entities, names, common, atlas_entities, *, samba,
     Parameters
     ----------
     samba, observed : ndarray, shape (M, V)
-        Predicted and observed parcel BOLD (z units).
+        Predicted and observed parcel BOLD (z units); ``observed`` None for a run without
+        BOLD.
     """
     written = []
     for key, values, what in (("timeseries", samba, "SAMBA-predicted"),
                               ("observed_timeseries", observed, "Observed")):
+        if values is None:
+            continue
         frame = pd.DataFrame(values.T, columns=names)
         written.append(write_output(out, key, entities, frame, sources=common["Sources"],
                                     **atlas_entities, parameters={
@@ -215,6 +249,13 @@ def write_parcel_series(out, entities, names, common, atlas_entities, *, samba,
             "Description": f"{what} parcel BOLD, one column per parcel, one row per volume.",
         }))
     return written
+
+
+def write_parcel_series_predicted(out, entities, names, common, atlas_entities,
+                                  predicted) -> list:
+    """``desc-samba_timeseries.tsv`` of a run without BOLD (:func:`write_parcel_series`)."""
+    return write_parcel_series(out, entities, names, common, atlas_entities, samba=predicted,
+                               observed=None)
 
 
 def write_hrf_table(out, entities, hrf, sources, atlas_entities) -> list:

@@ -1,15 +1,18 @@
-"""The participant level: every selected (EEG/MEG, BOLD) pair, prepared, translated, written."""
+"""The participant level: per participant, one model across its runs, applied to every run."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import pandas as pd
 
 from ..bids.derivatives import write_dataset_description
 from ..bids.layout import (
-    collect_pairs,
+    collect_participants,
     default_derivatives,
     index_dataset,
     validate_dataset,
@@ -17,7 +20,7 @@ from ..bids.layout import (
 from ..config import Config
 from ..errors import CantCreateError
 from ..templates.locate import find_templates_dir
-from .cache import RunCache
+from .cache import ParticipantCache, RunCache
 from .execution import (
     collect_warnings,
     record_config,
@@ -33,7 +36,12 @@ logger = logging.getLogger("samba_bids.workflows")
 
 
 def run_participant_level(config: Config) -> Results:
-    """Process every selected (EEG/MEG, BOLD) pair; see :func:`process_run`."""
+    """Every selected participant: one model across its paired runs, applied to every run.
+
+    A participant with one paired run and nothing else is :func:`process_run` (the blocked
+    split inside the run, its model named after the run); otherwise
+    :func:`process_participant`.
+    """
     if not config.skip_bids_validation:
         validate_dataset(config.bids_dir)
     derivatives = config.derivatives or default_derivatives(config.bids_dir, config.output_dir)
@@ -43,52 +51,223 @@ def run_participant_level(config: Config) -> Results:
     except OSError as err:
         raise CantCreateError(f"Cannot create the work directory {work_dir} ({err}).") from err
     layout = index_dataset(config.bids_dir, derivatives, work_dir)
-    pairs = collect_pairs(
+    participants = collect_participants(
         layout,
         participant_label=config.participant_label,
         session_label=config.session_label,
         task_label=config.task_label,
         modality=config.modality,
         bold_space=config.bold_space,
+        allow_ephys_only=config.models is not None,
     )
     templates_dir = find_templates_dir(config.templates_dir)
     links = {"raw": config.bids_dir, **derivatives}
+    if config.models is not None:  # sidecars name the reused model as bids:models:...
+        links["models"] = config.models
     write_dataset_description(config.output_dir, links)
     record_config(config)
     results = Results(output_dir=config.output_dir)
+    outcomes = []
     with terminate_cleanly():
-        for pair in pairs:
-            _participant_run(pair, config, templates_dir, links, work_dir, results)
-        _write_reports(config, pairs, results.runs)
+        for participant in participants:
+            outcome = _participant(participant, config, templates_dir, links, work_dir)
+            outcomes.append(outcome)
+            results.runs.extend(outcome.runs)
+        _write_reports(config, outcomes)
     return results
 
 
-def _participant_run(pair, config, templates_dir, links, work_dir, results) -> None:
-    """One run of the participant level, from the cache when it finished before."""
-    remove_stale_temporaries(config.output_dir, pair.entities["subject"])
-    cache = RunCache(work_dir, pair, config, templates_dir)
-    result = cache.load_result()
-    if result is not None:
-        logger.info("%s: finished before with the same inputs and settings (%s); skipped.",
-                    pair.label, cache.folder)
-    else:
-        from ..bids.derivatives import record_writes
+@dataclass
+class ParticipantOutcome:
+    """What a participant produced: a :class:`RunResult` per run, and the report's summary."""
 
-        with collect_warnings() as warned, record_writes() as written:
-            try:
-                result = process_run(pair, config, templates_dir, links, cache=cache)
-            except BaseException:  # outputs appear whole or not at all
-                for path in written:
-                    with contextlib.suppress(OSError):
-                        Path(path).unlink()
-                if written:
-                    logger.warning("%s failed: removed the %d output file(s) it had written.",
-                                   pair.label, len(written))
-                raise
+    subject: str
+    runs: list = field(default_factory=list)
+    summary: object = None  # samba_bids.reports.participant.ParticipantSummary
+
+
+def _participant(participant, config, templates_dir, links, work_dir) -> ParticipantOutcome:
+    """One participant, from the cache when it finished before; outputs whole or not at all."""
+    from ..bids.derivatives import record_writes
+
+    remove_stale_temporaries(config.output_dir, participant.subject)
+    cache = ParticipantCache(work_dir, participant, config, templates_dir)
+    outcome = cache.load_result()
+    if outcome is not None:
+        logger.info("%s: finished before with the same inputs and settings (%s); skipped.",
+                    participant.label, cache.folder)
+        return outcome
+    with collect_warnings() as warned, record_writes() as written:
+        try:
+            outcome = process_participant(participant, config, templates_dir, links, work_dir)
+        except BaseException:  # outputs appear whole or not at all
+            for path in written:
+                with contextlib.suppress(OSError):
+                    Path(path).unlink()
+            if written:
+                logger.warning("%s failed: removed the %d output file(s) it had written.",
+                               participant.label, len(written))
+            raise
+    for result in outcome.runs:
         if result.report is not None:
             result.report.warnings = list(warned)
-        cache.store_result(result)
-    results.runs.append(result)
+    cache.store_result(outcome)
+    return outcome
+
+
+def process_participant(participant, config: Config, templates_dir: Path, links: dict,
+                        work_dir: Path) -> ParticipantOutcome:
+    """A participant's runs -> one SAMBA model (or a reused one) -> derivatives of every run.
+
+    One paired run and no other: :func:`process_run`. Several paired runs, or runs without
+    BOLD: the paired runs are prepared (:func:`~.inputs.prepare_run`), one model is
+    cross-validated across them and a final model fitted
+    (:func:`~.participant_model.train_participant`, ``--cv``), the outputs written
+    (:func:`~.participant_model.write_participant`), and every run without BOLD translated
+    with the final model (:func:`~.participant_model.translate_ephys_only`). The reverse
+    direction stays per run (each paired run's blocked split).
+    """
+    if config.models is not None:
+        from .reuse import apply_models
+
+        return apply_models(participant, config, templates_dir, links, work_dir)
+    if len(participant.pairs) == 1 and not participant.ephys_only:
+        pair = participant.pairs[0]
+        return ParticipantOutcome(participant.subject, [process_run(
+            pair, config, templates_dir, links,
+            cache=RunCache(work_dir, pair, config, templates_dir))])
+    from ..reports.participant import ParticipantSummary
+    from .participant_model import (
+        participant_entities,
+        run_summary,
+        train_participant,
+        trained_model,
+        translate_ephys_only,
+        write_participant,
+    )
+
+    start = time.time()
+    prepared = [(pair, _prepared(pair, config, templates_dir, work_dir))
+                for pair in participant.pairs]
+    commons = {pair.label: run_common(pair, inputs, config, links) for pair, inputs in prepared}
+    runs = []
+    fit = None
+    if config.direction in ("ephys-to-bold", "both"):
+        fit = train_participant(prepared, config, who=participant.label)
+        per_run, participant_files = write_participant(participant, fit, config, commons, links)
+        for run in fit.scored:
+            from .translate import participant_report
+
+            runs.append(RunResult(
+                label=run.pair.label, outputs=per_run[run.pair.label],
+                summary=run_summary(run),
+                report=participant_report(run.pair, config, run.inputs, run.scores,
+                                          split=run.split),
+                methods=_methods(run.pair, run.inputs, config, templates_dir,
+                                 forward_fit=run.scores.fit, cv=fit.cv,
+                                 n_runs=len(prepared),
+                                 n_ephys_only=len(participant.ephys_only))))
+        runs[0].outputs.extend(participant_files)
+    if config.direction in ("bold-to-ephys", "both"):
+        from .translate import translate_reverse
+
+        for index, (pair, inputs) in enumerate(prepared):
+            files, reverse, reverse_metrics, reverse_fit = translate_reverse(
+                pair, config, inputs, commons[pair.label])
+            if fit is None:
+                runs.append(RunResult(label=pair.label, methods=_methods(
+                    pair, inputs, config, templates_dir, reverse_fit=reverse_fit)))
+            result = runs[index]
+            result.outputs.extend(files)
+            result.summary.update(reverse)
+            if result.report is not None:
+                result.report.reverse = reverse_metrics
+    ephys_reports = []
+    if fit is not None and participant.ephys_only:
+        from ..bids.derivatives import bids_uri, output_path
+
+        reference_pair, reference = prepared[0]
+        entities = participant_entities(participant, reference_pair)
+        uri = bids_uri("", config.output_dir, output_path(config.output_dir, "model", entities))
+        trained = trained_model(fit.final, uri, reference.tr_s)
+        for run in participant.ephys_only:
+            cache = RunCache(work_dir, run, config, templates_dir,
+                             extra={"tr_s": trained.tr_s})
+            result, report = translate_ephys_only(run, trained, reference_pair, reference.atlas,
+                                                  config, templates_dir, links, cache=cache)
+            runs.append(result)
+            ephys_reports.append(report)
+    summary = None
+    if fit is not None:
+        summary = ParticipantSummary(
+            runs=pd.DataFrame([{
+                "run": run.pair.label, "cross_validation": fit.cv,
+                "trained_on": ", ".join(run.fold["TrainedOn"]),
+                "median_pearson_r": run_summary(run)["median_pearson_r"],
+                "ridge_median_pearson_r": run_summary(run)["ridge_median_pearson_r"],
+                "n_test_volumes": len(run.split.test)} for run in fit.scored]),
+            model={"Model": trained_model_uri(config, participant, prepared[0][0]),
+                   "Trained on": f"{len(prepared)} paired run(s)",
+                   "Cross-validation": "by run" if fit.cv == "runs" else
+                                       "blocks inside each run",
+                   "Best epoch": int(fit.final.fit.best_epoch),
+                   "Trainable parameters": int(fit.final.fit.n_parameters)},
+            hrf=fit.final.fit.model.hrf.parameters_frame(prepared[0][1].atlas.names),
+            centroids_mm=prepared[0][1].atlas.centroids_mm, ephys_only=ephys_reports)
+    logger.info("%s: %d run(s) done in %.1f s", participant.label, len(runs),
+                time.time() - start)
+    return ParticipantOutcome(participant.subject, runs, summary)
+
+
+def trained_model_uri(config, participant, pair) -> str:
+    """The participant model's path in OUTPUT_DIR, as a BIDS URI of this dataset."""
+    from ..bids.derivatives import bids_uri, output_path
+    from .participant_model import participant_entities
+
+    path = output_path(config.output_dir, "model", participant_entities(participant, pair))
+    return bids_uri("", config.output_dir, path)
+
+
+def _prepared(pair, config, templates_dir, work_dir):
+    """:func:`prepare_run` through the work-directory cache."""
+    cache = RunCache(work_dir, pair, config, templates_dir)
+    inputs = cache.load_inputs()
+    if inputs is None:
+        inputs = prepare_run(pair, config, templates_dir)
+        cache.store_inputs(inputs)
+    else:
+        logger.info("%s: prepared inputs read from the work-directory cache.", pair.label)
+    return inputs
+
+
+def run_common(pair, inputs, config, links) -> dict:
+    """The sidecar entries every file of a paired run gets."""
+    return {
+        "Sources": [source_uri(links, f) for f in [pair.ephys_file, *pair.bold_files]],
+        "RepetitionTime": inputs.tr_s,
+        "Alignment": inputs.clock,
+        "ElectrophysiologyModality": inputs.modality.upper(),
+        "Space": pair.space,
+        "SourceReconstruction": inputs.parcels.provenance,
+        "Atlas": {"BOLD": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels",
+                  "Electrophysiology": f"Schaefer 2018, 7 networks, "
+                                       f"{config.ephys_atlas_scale} parcels on {EPHYS_SUBJECT}"},
+    }
+
+
+def _methods(pair, inputs, config, templates_dir, *, forward_fit=None, reverse_fit=None,
+             ridge_alpha=None, **cross_validation):
+    """The :class:`~.reports.methods.MethodsContext` of a run."""
+    from ..reports.boilerplate import methods_context
+
+    return methods_context(
+        config, provenance=inputs.parcels.provenance, split=inputs.split, tr_s=inputs.tr_s,
+        modality=inputs.modality, bold_space=pair.space, forward_fit=forward_fit,
+        reverse_fit=reverse_fit, templates_dir=templates_dir, n_channels=inputs.n_channels,
+        sfreq_hz=inputs.sfreq_hz, alignment=inputs.clock,
+        confound_columns=inputs.confound_columns, n_bold_parcels=len(inputs.atlas.names),
+        n_source_parcels=len(inputs.parcels.names), ridge_alpha=ridge_alpha,
+        run_label=pair.label, **cross_validation)
 
 
 def process_run(pair, config: Config, templates_dir: Path, links: dict, *,
@@ -102,7 +281,6 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict, *,
     start = time.time()
     logger.info("%s: %s + %s", pair.label, pair.ephys_file.name,
                 ", ".join(f.name for f in pair.bold_files))
-    sources = [source_uri(links, f) for f in [pair.ephys_file, *pair.bold_files]]
     inputs = cache.load_inputs() if cache is not None else None
     if inputs is None:
         inputs = prepare_run(pair, config, templates_dir)
@@ -110,17 +288,7 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict, *,
             cache.store_inputs(inputs)
     else:
         logger.info("%s: prepared inputs read from the work-directory cache.", pair.label)
-    common = {
-        "Sources": sources,
-        "RepetitionTime": inputs.tr_s,
-        "Alignment": inputs.clock,
-        "ElectrophysiologyModality": inputs.modality.upper(),
-        "Space": pair.space,
-        "SourceReconstruction": inputs.parcels.provenance,
-        "Atlas": {"BOLD": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels",
-                  "Electrophysiology": f"Schaefer 2018, 7 networks, "
-                                       f"{config.ephys_atlas_scale} parcels on {EPHYS_SUBJECT}"},
-    }
+    common = run_common(pair, inputs, config, links)
     written, summary = [], {"n_parcels": len(inputs.atlas.names)}
     report = reverse_metrics = forward_fit = reverse_fit = None
     if config.direction in ("ephys-to-bold", "both"):
@@ -137,35 +305,25 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict, *,
     seconds = time.time() - start
     logger.info("%s: done in %.1f s", pair.label, seconds)
     summary.update(n_outputs=len(written), seconds=seconds)
-    from ..reports.boilerplate import methods_context
-
-    methods = methods_context(
-        config, provenance=inputs.parcels.provenance, split=inputs.split, tr_s=inputs.tr_s,
-        modality=inputs.modality, bold_space=pair.space, forward_fit=forward_fit,
-        reverse_fit=reverse_fit, templates_dir=templates_dir, n_channels=inputs.n_channels,
-        sfreq_hz=inputs.sfreq_hz, alignment=inputs.clock,
-        confound_columns=inputs.confound_columns, n_bold_parcels=len(inputs.atlas.names),
-        n_source_parcels=len(inputs.parcels.names), ridge_alpha=summary.get("ridge_alpha"),
-        run_label=pair.label)
+    methods = _methods(pair, inputs, config, templates_dir, forward_fit=forward_fit,
+                       reverse_fit=reverse_fit, ridge_alpha=summary.get("ridge_alpha"))
     return RunResult(label=pair.label, outputs=written, summary=summary, report=report,
                      methods=methods)
 
 
-def _write_reports(config: Config, pairs, runs) -> None:
+def _write_reports(config: Config, outcomes) -> None:
     """``sub-<label>.html`` per participant (all its runs) and ``logs/CITATION.*``."""
     from ..reports.boilerplate import render_boilerplate
     from ..reports.participant import render_participant_report
 
     out = config.output_dir
-    by_subject = {}
-    for pair, run_result in zip(pairs, runs):
-        by_subject.setdefault(pair.entities["subject"], []).append(run_result)
-    for subject, subject_runs in by_subject.items():
-        reports = [r.report for r in subject_runs if r.report is not None]
-        if reports:
-            path = render_participant_report(reports, out / f"sub-{subject}.html",
-                                             subject=subject)
-            subject_runs[0].outputs.append(path)
+    runs = [run for outcome in outcomes for run in outcome.runs]
+    for outcome in outcomes:
+        reports = [r.report for r in outcome.runs if r.report is not None]
+        if reports or outcome.summary is not None:
+            path = render_participant_report(reports, out / f"sub-{outcome.subject}.html",
+                                             subject=outcome.subject, summary=outcome.summary)
+            outcome.runs[0].outputs.append(path)
     methods = [r.methods for r in runs if r.methods is not None]
     if methods:
         files = render_boilerplate(methods[0], out / "logs")

@@ -34,12 +34,18 @@ class Results:
         for run in self.runs:
             s = run.summary
             if "median_pearson_r" in s:
+                ridge = (f" (ridge baseline {s['ridge_median_pearson_r']:.3f})"
+                         if "ridge_median_pearson_r" in s else "")
+                held = {"runs": " (held-out run)", "blocks": ""}.get(s.get("cross_validation"),
+                                                                     "")
                 lines.append(
-                    f"  {run.label}: test median Pearson r {s['median_pearson_r']:.3f} "
-                    f"(ridge baseline {s['ridge_median_pearson_r']:.3f}), "
-                    f"{s['fraction_significant']:.0%} of {s['n_parcels']} parcels significant "
-                    f"(FDR 0.05)"
+                    f"  {run.label}: test median Pearson r{held} {s['median_pearson_r']:.3f}"
+                    f"{ridge}, {s['fraction_significant']:.0%} of {s['n_parcels']} parcels "
+                    f"significant (FDR 0.05)"
                 )
+            if s.get("ephys_only"):
+                lines.append(f"  {run.label}: no BOLD recorded; {s['n_volumes']} volumes "
+                             f"predicted with {s['model']}")
             if "group_median_pearson_r" in s:
                 lines.append(
                     f"  group: {s['n_participants']} participants, {s['n_runs']} runs; median "

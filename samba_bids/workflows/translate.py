@@ -12,6 +12,7 @@ from ..config import Config
 from .inputs import RunInputs
 from .outputs import (
     ATLAS,
+    MAP_DESCS,
     N_NULL,
     SEG,
     metric_column_docs,
@@ -38,7 +39,7 @@ def translate_forward(pair, config: Config, inputs: RunInputs, common: dict):
     """
     scores = fit_forward(config, inputs)
     written = write_forward_outputs(pair, config, inputs, scores, common)
-    report = _participant_report(pair, config, inputs, scores)
+    report = participant_report(pair, config, inputs, scores)
     fit, summary = scores.fit, scores.summary
     return written, {
         "median_pearson_r": float(np.median(scores.metrics["pearson_r"])),
@@ -66,25 +67,72 @@ class ForwardScores:
     hrf: pd.DataFrame  # the learned HRF per BOLD parcel (``ParcelHRF.parameters_frame``)
 
 
+@dataclass
+class ForwardModel:
+    """SAMBA and the ridge baseline fitted on one or several runs (:func:`fit_forward_model`)."""
+
+    fit: object  # samba_bids.training.FitResult
+    ridge: object  # samba_bids.model.baselines.RidgeBaseline
+    trained_on: list  # labels of the runs it was trained on
+    history: int  # K, the HRF history in volumes
+
+
 def fit_forward(config: Config, inputs: RunInputs) -> ForwardScores:
     """Fit SAMBA and, on the same split, the canonical-HRF band-power ridge; score both."""
-    from ..metrics import parcel_metrics, pooled_spearman, summarise
-    from ..model.baselines import fit_ridge_baseline
-    from ..training import fit_samba, predict_run
+    model = fit_forward_model(config, [inputs], [inputs.split])
+    return score_run(config, model, inputs, inputs.split)
 
-    features, observed, split = inputs.features, inputs.observed, inputs.split
-    fit = fit_samba(features, observed, split, inputs.parcels.centroids_mm,
-                    inputs.atlas.centroids_mm, config, tr_s=inputs.tr_s, progress=True)
-    predicted, attention = predict_run(fit.model, features, history=split.history,
+
+def fit_forward_model(config: Config, runs, splits, labels=()) -> ForwardModel:
+    """SAMBA and the canonical-HRF band-power ridge trained on the runs' training blocks.
+
+    Parameters
+    ----------
+    config : Config
+    runs : sequence of RunInputs
+        Prepared runs of one participant (or several): same atlases, bands and TR.
+    splits : sequence of samba_bids.alignment.Split
+        The blocks each run contributes (its test block is never read). Several runs are
+        put on one volume axis (:func:`~samba_bids.training.concatenate_runs`): windows and
+        the ridge's HRF convolution never cross from one run into another, and the graphs
+        and feature standardisation come from the union of the training blocks.
+    labels : sequence of str
+        The runs' labels, recorded as ``trained_on``.
+
+    Returns
+    -------
+    ForwardModel
+    """
+    from ..model.baselines import fit_ridge_baseline
+    from ..training import concatenate_runs, fit_samba
+
+    runs, splits = list(runs), list(splits)
+    if len(runs) == 1:
+        features, observed, split = runs[0].features, runs[0].observed, splits[0]
+    else:
+        features, observed, split = concatenate_runs(
+            [(i.features, i.observed, s) for i, s in zip(runs, splits)])
+    reference = runs[0]
+    fit = fit_samba(features, observed, split, reference.parcels.centroids_mm,
+                    reference.atlas.centroids_mm, config, tr_s=reference.tr_s, progress=True)
+    ridge = fit_ridge_baseline(features, observed, split, tr_s=reference.tr_s)
+    return ForwardModel(fit=fit, ridge=ridge, trained_on=list(labels),
+                        history=int(split.history))
+
+
+def score_run(config: Config, model: ForwardModel, inputs: RunInputs, split) -> ForwardScores:
+    """Predict a whole run with SAMBA and the ridge baseline; score both on ``split.test``."""
+    from ..metrics import parcel_metrics, pooled_spearman, summarise
+    from ..training import predict_run
+
+    features, observed, fit, ridge = inputs.features, inputs.observed, model.fit, model.ridge
+    predicted, attention = predict_run(fit.model, features, history=model.history,
                                        window_trs=fit.window_trs, device=fit.device,
                                        return_attention=True)
     metrics = parcel_metrics(predicted, observed, split.test, inputs.atlas.names, n_null=N_NULL,
                              seed=config.seed)
     summary = summarise(metrics)
     summary["pooled_spearman"] = float(pooled_spearman(predicted, observed, split.test))
-
-    # --- baseline on the same split: canonical-HRF band-power ridge regression -------------
-    ridge = fit_ridge_baseline(features, observed, split, tr_s=inputs.tr_s)
     ridge_predicted = ridge.predict(features)
     ridge_metrics = parcel_metrics(ridge_predicted, observed, split.test, inputs.atlas.names)
     metrics["ridge_pearson_r"] = ridge_metrics["pearson_r"].to_numpy()
@@ -97,11 +145,26 @@ def fit_forward(config: Config, inputs: RunInputs) -> ForwardScores:
 
 
 def write_forward_outputs(pair, config: Config, inputs: RunInputs, scores: ForwardScores,
-                          common: dict) -> list:
-    """Predicted BOLD in the input's space, parcel tables, HRFs, metrics, model and maps."""
+                          common: dict, *, split=None, fold: dict | None = None,
+                          model: bool = True, maps=tuple(MAP_DESCS)) -> list:
+    """Predicted BOLD in the input's space, parcel tables, HRFs, metrics, model and maps.
+
+    Parameters
+    ----------
+    split : samba_bids.alignment.Split, optional
+        The blocks the run was scored on (default ``inputs.split``), for the sidecars.
+    fold : dict, optional
+        Sidecar entries of a participant model across runs (``CrossValidation``, ``Fold``,
+        ``TrainedOn``, ``Model``), added to the metrics sidecar.
+    model : bool
+        Write the model and its history (one run: it is the participant's model).
+    maps : sequence of str
+        Which per-parcel maps of :data:`~.outputs.MAP_DESCS` to write.
+    """
     entities = dict(pair.bold_entities)
     atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.bold_atlas_scale}
-    out, atlas, split = config.output_dir, inputs.atlas, inputs.split
+    out, atlas = config.output_dir, inputs.atlas
+    split = inputs.split if split is None else split
     written = write_predicted_bold(out, pair, atlas, scores.predicted, inputs.tr_s, common,
                                    atlas_entities)
     written += write_parcel_series(out, entities, atlas.names, common, atlas_entities,
@@ -118,12 +181,28 @@ def write_forward_outputs(pair, config: Config, inputs: RunInputs, scores: Forwa
         "RidgePenalty": float(scores.ridge.alpha),
         "Summary": scores.summary,
         **split.to_sidecar(),
+        **(fold or {}),
     }))
-    written += write_model(out, entities, "samba", scores.fit, config, common["Sources"], split,
-                           inputs.parcels.provenance)
-    written += write_maps(out, entities, atlas, pair, scores.metrics, scores.hrf, common,
-                          atlas_entities)
+    if model:
+        written += write_model(out, entities, "samba", scores.fit, config, common["Sources"],
+                               split, inputs.parcels.provenance,
+                               extra=model_sidecar(config, inputs, scores.fit,
+                                                   space=pair.space))
+    if maps:
+        written += write_maps(out, entities, atlas, pair, scores.metrics, scores.hrf, common,
+                              atlas_entities, descs=maps)
     return written
+
+
+def model_sidecar(config: Config, inputs, fit, *, space=None) -> dict:
+    """What applying a saved model needs (``--models``): TR, windows, atlases, channels."""
+    return {"RepetitionTime": float(inputs.tr_s), "Space": space,
+            "HistoryVolumes": int(fit.model.history),
+            "WindowTRs": int(fit.window_trs), "Modality": inputs.modality,
+            "Channels": list(getattr(inputs, "channel_names", []) or []),
+            "BoldAtlasScale": int(config.bold_atlas_scale),
+            "EphysAtlasScale": int(config.ephys_atlas_scale),
+            "BoldParcels": list(inputs.atlas.names)}
 
 
 def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):
@@ -172,8 +251,11 @@ def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):
     }, metrics, fit
 
 
-def _participant_report(pair, config, inputs, scores: ForwardScores):
-    """The :class:`~samba_bids.reports.participant.ParticipantReport` of the forward direction."""
+def participant_report(pair, config, inputs, scores: ForwardScores, *, split=None):
+    """The :class:`~samba_bids.reports.participant.ParticipantReport` of the forward direction.
+
+    ``split``: the blocks the run was scored on (default ``inputs.split``).
+    """
     from ..metrics import pooled_spearman
     from ..model.hrf import spm_canonical_hrf
     from ..model.wavelet import band_names, band_ranges_hz
@@ -182,7 +264,8 @@ def _participant_report(pair, config, inputs, scores: ForwardScores):
     fit, metrics, summary = scores.fit, scores.metrics, scores.summary
     ridge_metrics, ridge_predicted = scores.ridge_metrics, scores.ridge_predicted
     hrf = scores.hrf
-    split, observed = inputs.split, inputs.observed
+    split = inputs.split if split is None else split
+    observed = inputs.observed
     comparison = pd.DataFrame([
         {"model": "SAMBA", "median_pearson_r": float(metrics["pearson_r"].median()),
          "median_spearman_rho": float(metrics["spearman_rho"].median()),

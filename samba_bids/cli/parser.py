@@ -97,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None, help="random seed")
     g.add_argument("--max-epochs", "--max_epochs", type=int, default=None,
                    help="training epochs at most")
+    g.add_argument("--cv", choices=CHOICES["cv"], default=None,
+                   help="cross-validation of the participant's model: by run (each paired run "
+                        "held out once), by blocks inside each run, or auto (runs with 3 or "
+                        "more paired runs)")
+    g.add_argument("--models", type=Path, default=None, metavar="TRAINED_OUTPUT_DIR",
+                   help="apply the models of an earlier OUTPUT_DIR instead of training: the "
+                        "participant's own model there, else its group model; translates "
+                        "EEG/MEG-only participants too")
     g = parser.add_argument_group("resources and run")
     g.add_argument("-w", "--work-dir", "--work_dir", type=Path, default=None,
                    help="work directory (pybids database, caches)")
@@ -128,7 +136,7 @@ CONFIG_FIELDS = (
     "bids_dir", "output_dir", "analysis_level", "participant_label", "session_label",
     "task_label", "bold_space", "modality", "repetition_time_s", "templates_dir",
     "ephys_atlas_scale", "bold_atlas_scale", "volume_trigger", "inverse_method", "confounds", "direction",
-    "device", "seed", "max_epochs", "work_dir", "nprocs", "omp_nthreads", "mem_mb", "overwrite",
+    "device", "seed", "max_epochs", "cv", "models", "work_dir", "nprocs", "omp_nthreads", "mem_mb", "overwrite",
     "group_model",
     "skip_bids_validation", "verbose",
 )

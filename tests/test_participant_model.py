@@ -1,0 +1,201 @@
+"""One model per participant across runs, EEG-only runs, and reusing models (issue 13).
+
+A simulated dataset with 3 paired runs and 1 EEG-only run per participant (the same planted
+HRFs and mixing in every run of a participant, new activity and noise per run) runs through
+the participant level (cross-validation by run, the final model, the EEG-only run translated),
+the group level with ``--group-model``, and ``--models`` on a second dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from samba_bids.cli.run import main
+from samba_bids.config import Config
+from samba_bids.errors import NoInputError
+from samba_bids.metrics import pearson_r
+from samba_bids.simulate import simulate_dataset
+from samba_bids.workflows import run
+
+#: Short runs, few epochs: the tests check what is written and scored, not model quality.
+DURATION_S, EPOCHS = 200.0, 3
+ATLAS = "atlas-Schaefer2018_seg-7n_scale-200"
+
+
+def _config(bids, out, templates_dir, work, **changes):
+    return Config(bids_dir=bids, output_dir=out, templates_dir=templates_dir, work_dir=work,
+                  volume_trigger="Volume", bold_space="fsaverage5", max_epochs=EPOCHS,
+                  confounds="none", **changes)
+
+
+def _truth(bids, label, columns):
+    """The noiseless parcel BOLD the simulator planted for a run, (M, V)."""
+    subject = label.split("_")[0]
+    path = (bids / "derivatives" / "truth" / subject / "func"
+            / f"{label}_desc-noiseless_timeseries.tsv")
+    return pd.read_csv(path, sep="\t")[list(columns)].to_numpy().T
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, templates_dir):
+    """Two participants with 3 paired runs and 1 EEG-only run each: participant level
+    (--cv auto: by run) and group level with --group-model."""
+    root = tmp_path_factory.mktemp("multirun")
+    bids = root / "bids"
+    simulate_dataset(bids, templates_dir, duration_s=DURATION_S, tr_s=2.0, n_channels=32,
+                     n_subjects=2, spaces=("fsaverage5",), seed=3, n_runs=3,
+                     n_ephys_only_runs=1)
+    out = root / "out"
+    config = _config(bids, out, templates_dir, root / "work")
+    results = run(config)
+    group = run(dataclasses.replace(config, analysis_level="group", group_model=True))
+    return bids, out, results, group
+
+
+def test_one_model_per_participant_and_held_out_runs(trained):
+    bids, out, results, _ = trained
+    func, model_dir = out / "sub-01" / "func", out / "sub-01" / "model"
+    # one participant model, no per-run model
+    assert sorted(p.name for p in model_dir.glob("*.pt")) == ["sub-01_desc-samba_model.pt"]
+    model = json.loads((model_dir / "sub-01_desc-samba_model.json").read_text())
+    paired = [f"sub-01_task-rest_run-{i}" for i in (1, 2, 3)]
+    assert model["TrainedOn"] == paired and model["CrossValidation"] == "runs"
+    assert model["RepetitionTime"] == 2.0 and model["Modality"] == "eeg"
+    # each paired run: a held-out prediction scored on all its volumes by the fold without it
+    for fold, label in enumerate(paired, start=1):
+        sidecar = json.loads((func / f"{label}_{ATLAS}_desc-samba_metrics.json").read_text())
+        assert sidecar["Fold"] == fold and label not in sidecar["TrainedOn"]
+        assert sorted(sidecar["TrainedOn"]) == sorted(set(paired) - {label})
+        n_volumes = len(pd.read_csv(func / f"{label}_{ATLAS}_desc-observed_timeseries.tsv",
+                                    sep="\t"))
+        assert sidecar["TestVolumes"] == list(range(n_volumes))
+        assert sidecar["TrainVolumes"] == []
+        for hemi in "LR":
+            assert (func / f"{label}_hemi-{hemi}_space-fsaverage5_desc-samba_bold.func.gii"
+                    ).is_file()
+    # the participant's table: one row per parcel and paired run, with its fold
+    table = pd.read_csv(func / f"sub-01_{ATLAS}_desc-sambaruns_metrics.tsv", sep="\t")
+    assert table.groupby("run_label").size().to_dict() == {label: 200 for label in paired}
+    assert table.groupby("run_label")["fold"].first().tolist() == [1, 2, 3]
+    hrf = pd.read_csv(func / f"sub-01_{ATLAS}_desc-samba_hrf.tsv", sep="\t")
+    assert len(hrf) == 200 and hrf["time_to_peak_s"].between(2, 12).all()
+    labels = [r.label for r in results.runs]
+    assert labels[:4] == [*paired, "sub-01_task-rest_run-4"]
+
+
+def test_held_out_scores_match_the_written_series(trained):
+    """The metrics are those of the written prediction and observed BOLD, over the whole run."""
+    _, out, _, _ = trained
+    func = out / "sub-02" / "func"
+    label = "sub-02_task-rest_run-2"
+    predicted = pd.read_csv(func / f"{label}_{ATLAS}_desc-samba_timeseries.tsv", sep="\t")
+    observed = pd.read_csv(func / f"{label}_{ATLAS}_desc-observed_timeseries.tsv", sep="\t")
+    metrics = pd.read_csv(func / f"{label}_{ATLAS}_desc-samba_metrics.tsv", sep="\t")
+    r = pearson_r(predicted.to_numpy().T, observed.to_numpy().T)
+    np.testing.assert_allclose(metrics["pearson_r"].to_numpy(), r, atol=1e-4)
+
+
+def test_eeg_only_run_is_translated_and_scored_against_truth(trained):
+    bids, out, _, _ = trained
+    func = out / "sub-01" / "func"
+    label = "sub-01_task-rest_run-4"
+    assert not (bids / "derivatives" / "preproc" / "sub-01" / "func" /
+                f"{label}_hemi-L_space-fsaverage5_bold.func.gii").exists()
+    predicted = pd.read_csv(func / f"{label}_{ATLAS}_desc-samba_timeseries.tsv", sep="\t")
+    assert not (func / f"{label}_{ATLAS}_desc-observed_timeseries.tsv").exists()
+    sidecar = json.loads((func / f"{label}_hemi-L_space-fsaverage5_desc-samba_bold.json")
+                         .read_text())
+    assert sidecar["ObservedBOLD"] is False
+    assert sidecar["Model"].endswith("sub-01/model/sub-01_desc-samba_model.pt")
+    assert sidecar["VolumeTiming"] == "volume triggers 'Volume'"
+    # its own truth, not another run's: the prediction follows this run's activity
+    own = np.median(pearson_r(predicted.to_numpy().T,
+                              _truth(bids, label, predicted.columns)))
+    other = np.median(pearson_r(predicted.to_numpy().T,
+                                _truth(bids, "sub-01_task-rest_run-1", predicted.columns)))
+    assert own > 0.2 and own > other + 0.15, (own, other)
+    import nibabel as nib
+
+    img = nib.load(func / f"{label}_hemi-L_space-fsaverage5_desc-samba_bold.func.gii")
+    assert len(img.darrays) == len(predicted) and img.darrays[0].data.shape == (10242,)
+
+
+def test_report_shows_every_run(trained):
+    _, out, _, _ = trained
+    html = (out / "sub-01.html").read_text()
+    assert 'id="participant-summary"' in html
+    for index in (1, 2, 3, 4):
+        assert f"sub-01_task-rest_run-{index}" in html
+    assert "no observed BOLD" in html
+    citation = (out / "logs" / "CITATION.md").read_text()
+    assert "cross-validated by run" in citation and "no BOLD were translated" in citation
+
+
+def test_group_model_is_saved(trained):
+    _, out, _, _ = trained
+    path = out / "group" / "desc-groupsamba_model.pt"
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert len(sidecar["TrainedOn"]) == 6 and sidecar["HistoryVolumes"] == 16
+
+
+@pytest.fixture(scope="module")
+def second_dataset(tmp_path_factory, templates_dir):
+    """Three participants recorded with EEG only (their BOLD removed): the first dataset's
+    planted HRFs and mixing (same seed), new activity (one run each, other random streams)."""
+    bids = tmp_path_factory.mktemp("eegonly") / "bids"
+    simulate_dataset(bids, templates_dir, duration_s=DURATION_S, tr_s=2.0, n_channels=32,
+                     n_subjects=3, spaces=("fsaverage5",), seed=3)
+    shutil.rmtree(bids / "derivatives" / "preproc")
+    return bids
+
+
+def test_models_translate_eeg_only_participants(trained, second_dataset, templates_dir):
+    _, trained_out, _, _ = trained
+    bids = second_dataset
+    out = bids.parent / "out"
+    # without --models: one line that names the fix
+    with pytest.raises(NoInputError, match="--models"):
+        run(_config(bids, out, templates_dir, bids.parent / "work"))
+    results = run(_config(bids, out, templates_dir, bids.parent / "work",
+                          models=trained_out))
+    by_label = {r.label: r.summary for r in results.runs}
+    # sub-01 and sub-02 have their own model in the first dataset; sub-03 gets the group model
+    own_model = "bids:models:sub-01/model/sub-01_desc-samba_model.pt"
+    assert by_label["sub-01_task-rest"]["model"] == own_model
+    assert by_label["sub-03_task-rest"]["model"] == "bids:models:group/desc-groupsamba_model.pt"
+    description = json.loads((out / "dataset_description.json").read_text())
+    assert "models" in description["DatasetLinks"]
+    for subject in ("01", "03"):
+        label = f"sub-{subject}_task-rest"
+        predicted = pd.read_csv(out / f"sub-{subject}" / "func" /
+                                f"{label}_{ATLAS}_desc-samba_timeseries.tsv", sep="\t")
+        # an unseen participant, translated: its own truth beats another participant's
+        own = np.median(pearson_r(predicted.to_numpy().T,
+                                  _truth(bids, label, predicted.columns)))
+        other_label = "sub-02_task-rest"
+        other = np.median(pearson_r(predicted.to_numpy().T,
+                                    _truth(bids, other_label, predicted.columns)))
+        assert own > 0.15 and own > other + 0.1, (subject, own, other)
+    citation = (out / "logs" / "CITATION.md").read_text()
+    assert "No model was trained" in citation and "bids:models:" in citation
+
+
+def test_mismatching_model_exits_65(trained, tmp_path, templates_dir, capsys):
+    _, trained_out, _, _ = trained
+    bids = tmp_path / "bids"
+    simulate_dataset(bids, templates_dir, duration_s=DURATION_S, tr_s=2.0, n_channels=24,
+                     n_subjects=1, spaces=("fsaverage5",), seed=3)
+    out = tmp_path / "out"
+    code = main([str(bids), str(out), "participant", "--templates-dir", str(templates_dir),
+                 "-w", str(tmp_path / "work"), "--models", str(trained_out),
+                 "--volume-trigger", "Volume"])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert code == 65
+    assert len(err) == 1 and "channels differ" in err[0] and "sub-01_task-rest" in err[0]
+    assert not list(out.glob("sub-01/func/*"))

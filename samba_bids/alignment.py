@@ -278,7 +278,24 @@ def fitting_split(n_volumes, tr_s, *, hrf_support_s=32.0, train_fraction=0.7,
 
 
 def held_out_split(n_volumes, tr_s, *, hrf_support_s=32.0, window_trs=15) -> Split:
-    """A run held out whole: every volume is a test volume (cross-validation by run)."""
+    """A run held out whole: every volume is a test volume (cross-validation by run).
+
+    Parameters
+    ----------
+    n_volumes : int
+        Volumes in the run.
+    tr_s : float
+        Repetition time, in s.
+    hrf_support_s : float
+        HRF support, in s (``history`` = ceil(hrf_support_s / tr_s) volumes).
+    window_trs : int
+        Requested targets per window.
+
+    Returns
+    -------
+    Split
+        ``train`` and ``validation`` empty, ``test`` every volume.
+    """
     history = int(math.ceil(hrf_support_s / tr_s - 1e-9))
     return Split(train=np.arange(0), validation=np.arange(0), test=np.arange(n_volumes),
                  history=history, window_trs=int(min(window_trs, n_volumes)),

@@ -134,10 +134,11 @@ def test_participant_level_real_data(tmp_path, real_rest, templates_dir):
 
 @pytest.mark.slow
 def test_demo_scores_against_truth(tmp_path, templates_dir, capsys):
-    """The demo simulates two participants, runs the participant and group levels and prints
-    the reports' places and each participant's scores against the truth."""
+    """The demo simulates two participants with two paired runs and one EEG-only run each,
+    runs the participant and group levels and prints the reports' places, each paired run's
+    scores against the truth and the EEG-only run's prediction against its planted BOLD."""
+    from samba_bids.cli.demo import eeg_only_truth_r, truth_scores
     from samba_bids.cli.demo import main as demo_main
-    from samba_bids.cli.demo import truth_scores
 
     assert demo_main([str(tmp_path / "demo"), "--templates-dir", str(templates_dir),
                       "--duration", "200", "--channels", "32", "--max-epochs", "2"]) == 0
@@ -146,15 +147,23 @@ def test_demo_scores_against_truth(tmp_path, templates_dir, capsys):
     bids_dir = tmp_path / "demo" / "bids"
     out = bids_dir / "derivatives" / "samba-bids"
     for subject in ("01", "02"):  # two participants by default, each scored in the table
-        scores = truth_scores(bids_dir, out, f"sub-{subject}_task-rest")
-        assert 0.7 < scores["median_noise_ceiling"] < 0.9  # the simulator's default SNR
-        # no confound regression (the demo's default): the pipeline's BOLD is the noisy one,
-        # and a perfect model scores about the ceiling (lower on a short test block)
-        assert 0.4 < scores["perfect_model_r"] < scores["median_noise_ceiling"] + 0.05
-        assert 0 <= scores["hrf_median_abs_error_s"] < 3
-        assert -1 <= scores["median_pearson_r"] <= 1
-        row = next(line for line in printed.splitlines() if line.strip().startswith(f"sub-{subject} "))
-        assert f"{scores['median_pearson_r']:.3f}" in row
+        for run in (1, 2):  # two paired runs by default, one model across them
+            label = f"sub-{subject}_task-rest_run-{run}"
+            scores = truth_scores(bids_dir, out, label)
+            assert 0.7 < scores["median_noise_ceiling"] < 0.9  # the simulator's default SNR
+            # no confound regression (the demo's default): the pipeline's BOLD is the noisy
+            # one, and a perfect model scores about the ceiling (lower on a short test block)
+            assert 0.4 < scores["perfect_model_r"] < scores["median_noise_ceiling"] + 0.05
+            assert 0 <= scores["hrf_median_abs_error_s"] < 3
+            assert -1 <= scores["median_pearson_r"] <= 1
+            row = next(line for line in printed.splitlines()
+                       if line.strip().startswith(label + " "))
+            assert f"{scores['median_pearson_r']:.3f}" in row
+        eeg_only = f"sub-{subject}_task-rest_run-3"
+        row = next(line for line in printed.splitlines()
+                   if line.strip().startswith(eeg_only) and "SAMBA r" in line)
+        assert f"{eeg_only_truth_r(bids_dir, out, eeg_only):.3f}" in row
+        assert (out / f"sub-{subject}" / "model" / f"sub-{subject}_desc-samba_model.pt").is_file()
         assert str(out / f"sub-{subject}.html") in printed
     # the demo ran the group level too, and printed where its report is
     assert str(out / "group.html") in printed and (out / "group.html").is_file()

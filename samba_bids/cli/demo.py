@@ -34,7 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--templates-dir", type=Path, default=None,
                         help="offline templates (default $SAMBA_TEMPLATES, then the cache, "
                              "else a fallback with sphere parcels instead of Schaefer's)")
-    parser.add_argument("--duration", type=float, default=300.0, help="BOLD run length, s")
+    parser.add_argument("--duration", type=float, default=240.0, help="length of each run, s")
+    parser.add_argument("--runs", type=int, default=2,
+                        help="paired runs (EEG + BOLD) per participant; one model is trained "
+                             "across them (cross-validated by run from 3 runs, else by blocks)")
+    parser.add_argument("--ephys-only-runs", type=int, default=1,
+                        help="further runs with EEG but no BOLD per participant, translated "
+                             "with the participant's model and scored against the truth")
     parser.add_argument("--tr", type=float, default=2.0, help="repetition time, s")
     parser.add_argument("--channels", type=int, default=32, help="EEG channels")
     parser.add_argument("--subjects", type=int, default=2,
@@ -91,6 +97,22 @@ def truth_scores(bids_dir: Path, output_dir: Path, label: str = "sub-01_task-res
     }
 
 
+def eeg_only_truth_r(bids_dir: Path, output_dir: Path, label: str) -> float:
+    """Median over parcels of the Pearson r between an EEG-only run's predicted BOLD and the
+    noiseless BOLD the simulator planted for it (``derivatives/truth``)."""
+    import numpy as np
+
+    from ..metrics import pearson_r
+
+    subject = label.split("_")[0]
+    predicted = pd.read_csv(next((output_dir / subject / "func").glob(
+        f"{label}_atlas-*_desc-samba_timeseries.tsv")), sep="\t")
+    truth = pd.read_csv(bids_dir / "derivatives" / "truth" / subject / "func"
+                        / f"{label}_desc-noiseless_timeseries.tsv", sep="\t")
+    return float(np.median(pearson_r(predicted.to_numpy().T,
+                                     truth[list(predicted.columns)].to_numpy().T)))
+
+
 def main(argv=None) -> int:
     """Run the demo; return the exit code."""
     args = build_parser().parse_args(argv)
@@ -102,11 +124,13 @@ def main(argv=None) -> int:
 
         templates_dir = find_templates_dir(args.templates_dir, fallback=True)
         bids_dir = args.out_dir / "bids"
-        print(f"Simulating {args.duration:g} s of {args.channels}-channel EEG and BOLD "
-              f"(TR {args.tr:g} s) in {bids_dir} ...")
+        print(f"Simulating {args.subjects} participants, each {args.runs} run(s) of "
+              f"{args.duration:g} s of {args.channels}-channel EEG and BOLD (TR {args.tr:g} s) "
+              f"and {args.ephys_only_runs} run(s) of EEG alone, in {bids_dir} ...")
         simulate_dataset(bids_dir, templates_dir, duration_s=args.duration, tr_s=args.tr,
                          n_channels=args.channels, n_subjects=args.subjects,
-                         spaces=("fsaverage5",), seed=args.seed)
+                         spaces=("fsaverage5",), seed=args.seed, n_runs=args.runs,
+                         n_ephys_only_runs=args.ephys_only_runs)
         output_dir = bids_dir / "derivatives" / "samba-bids"
         config = Config(bids_dir=bids_dir, output_dir=output_dir, templates_dir=templates_dir,
                         work_dir=args.out_dir / "work", volume_trigger="Volume",
@@ -123,17 +147,28 @@ def main(argv=None) -> int:
     for report in sorted(output_dir.glob("*.html")):
         print(f"  {report}")
     print(f"Methods boilerplate: {output_dir / 'logs' / 'CITATION.md'}")
-    print("Against the planted truth (test block):")
-    print(f"  {'participant':<12} {'SAMBA r':>8} {'ridge r':>8} {'ceiling':>8} "
+    print("Against the planted truth (held-out volumes of each paired run):")
+    print(f"  {'run':<24} {'SAMBA r':>8} {'ridge r':>8} {'ceiling':>8} "
           f"{'perfect r':>10} {'HRF |TTP error|':>16} {'TTP rank corr':>14}")
-    for subject in range(1, args.subjects + 1):
-        scores = truth_scores(bids_dir, output_dir, f"sub-{subject:02d}_task-rest")
-        print(f"  {f'sub-{subject:02d}':<12} {scores['median_pearson_r']:>8.3f} "
+    eeg_only = []
+    for result in results.runs:
+        if result.summary.get("ephys_only"):
+            eeg_only.append(result.label)
+            continue
+        if "median_pearson_r" not in result.summary:
+            continue
+        scores = truth_scores(bids_dir, output_dir, result.label)
+        print(f"  {result.label:<24} {scores['median_pearson_r']:>8.3f} "
               f"{scores['ridge_median_pearson_r']:>8.3f} {scores['median_noise_ceiling']:>8.3f} "
               f"{scores['perfect_model_r']:>10.3f} {scores['hrf_median_abs_error_s']:>14.2f} s "
               f"{scores['hrf_rank_correlation']:>14.2f}")
     print("  (medians over BOLD parcels; ceiling: noiseless vs noisy BOLD over the run; "
-          "perfect r: the noiseless BOLD itself scored on the test block)")
+          "perfect r: the noiseless BOLD itself scored on the same volumes)")
+    if eeg_only:
+        print("Runs with EEG and no BOLD, translated by the participant's model, against the "
+              "noiseless BOLD the simulator planted (all volumes):")
+        for label in eeg_only:
+            print(f"  {label:<24} SAMBA r {eeg_only_truth_r(bids_dir, output_dir, label):.3f}")
     if args.confounds == "none":
         print("  The BOLD was read without confound regression (--confounds none): the "
               "simulated confounds are not in the BOLD.")

@@ -203,6 +203,20 @@ def _has_annotation(raw, trigger: str) -> bool:
                                    for d in names)
 
 
+def prepared_inputs(pair, config, templates_dir, work_dir):
+    """:func:`prepare_run` through the work-directory cache (:class:`~.cache.RunCache`)."""
+    from .cache import RunCache
+
+    cache = RunCache(work_dir, pair, config, templates_dir)
+    inputs = cache.load_inputs()
+    if inputs is None:
+        inputs = prepare_run(pair, config, templates_dir)
+        cache.store_inputs(inputs)
+    else:
+        logger.info("%s: prepared inputs read from the work-directory cache.", pair.label)
+    return inputs
+
+
 @dataclass
 class ParcelBold:
     """A BOLD run parcellated and cleaned (:func:`prepare_bold`)."""

@@ -42,6 +42,23 @@ def source_uri(links, path):
     return path.as_uri()
 
 
+def run_common(pair, inputs, config, links) -> dict:
+    """The sidecar entries every file of a paired run gets."""
+    from .inputs import EPHYS_SUBJECT
+
+    return {
+        "Sources": [source_uri(links, f) for f in [pair.ephys_file, *pair.bold_files]],
+        "RepetitionTime": inputs.tr_s,
+        "Alignment": inputs.clock,
+        "ElectrophysiologyModality": inputs.modality.upper(),
+        "Space": pair.space,
+        "SourceReconstruction": inputs.parcels.provenance,
+        "Atlas": {"BOLD": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels",
+                  "Electrophysiology": f"Schaefer 2018, 7 networks, "
+                                       f"{config.ephys_atlas_scale} parcels on {EPHYS_SUBJECT}"},
+    }
+
+
 def metric_column_docs(fdr_over: str) -> dict:
     """Sidecar entries of the metric columns that :func:`~.metrics.parcel_metrics` writes."""
     return {

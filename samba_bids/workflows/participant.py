@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -27,9 +26,10 @@ from .execution import (
     remove_stale_temporaries,
     terminate_cleanly,
 )
-from .inputs import EPHYS_SUBJECT, prepare_run
-from .outputs import source_uri
-from .results import Results, RunResult
+from .inputs import prepare_run, prepared_inputs
+from .outputs import run_common
+from .participant_model import run_methods
+from .results import ParticipantOutcome, Results, RunResult
 from .translate import translate_forward, translate_reverse
 
 logger = logging.getLogger("samba_bids.workflows")
@@ -75,15 +75,6 @@ def run_participant_level(config: Config) -> Results:
             results.runs.extend(outcome.runs)
         _write_reports(config, outcomes)
     return results
-
-
-@dataclass
-class ParticipantOutcome:
-    """What a participant produced: a :class:`RunResult` per run, and the report's summary."""
-
-    subject: str
-    runs: list = field(default_factory=list)
-    summary: object = None  # samba_bids.reports.participant.ParticipantSummary
 
 
 def _participant(participant, config, templates_dir, links, work_dir) -> ParticipantOutcome:
@@ -147,7 +138,7 @@ def process_participant(participant, config: Config, templates_dir: Path, links:
     )
 
     start = time.time()
-    prepared = [(pair, _prepared(pair, config, templates_dir, work_dir))
+    prepared = [(pair, prepared_inputs(pair, config, templates_dir, work_dir))
                 for pair in participant.pairs]
     commons = {pair.label: run_common(pair, inputs, config, links) for pair, inputs in prepared}
     runs = []
@@ -163,7 +154,7 @@ def process_participant(participant, config: Config, templates_dir: Path, links:
                 summary=run_summary(run),
                 report=participant_report(run.pair, config, run.inputs, run.scores,
                                           split=run.split),
-                methods=_methods(run.pair, run.inputs, config, templates_dir,
+                methods=run_methods(run.pair, run.inputs, config, templates_dir,
                                  forward_fit=run.scores.fit, cv=fit.cv,
                                  n_runs=len(prepared),
                                  n_ephys_only=len(participant.ephys_only))))
@@ -175,7 +166,7 @@ def process_participant(participant, config: Config, templates_dir: Path, links:
             files, reverse, reverse_metrics, reverse_fit = translate_reverse(
                 pair, config, inputs, commons[pair.label])
             if fit is None:
-                runs.append(RunResult(label=pair.label, methods=_methods(
+                runs.append(RunResult(label=pair.label, methods=run_methods(
                     pair, inputs, config, templates_dir, reverse_fit=reverse_fit)))
             result = runs[index]
             result.outputs.extend(files)
@@ -228,48 +219,6 @@ def trained_model_uri(config, participant, pair) -> str:
     return bids_uri("", config.output_dir, path)
 
 
-def _prepared(pair, config, templates_dir, work_dir):
-    """:func:`prepare_run` through the work-directory cache."""
-    cache = RunCache(work_dir, pair, config, templates_dir)
-    inputs = cache.load_inputs()
-    if inputs is None:
-        inputs = prepare_run(pair, config, templates_dir)
-        cache.store_inputs(inputs)
-    else:
-        logger.info("%s: prepared inputs read from the work-directory cache.", pair.label)
-    return inputs
-
-
-def run_common(pair, inputs, config, links) -> dict:
-    """The sidecar entries every file of a paired run gets."""
-    return {
-        "Sources": [source_uri(links, f) for f in [pair.ephys_file, *pair.bold_files]],
-        "RepetitionTime": inputs.tr_s,
-        "Alignment": inputs.clock,
-        "ElectrophysiologyModality": inputs.modality.upper(),
-        "Space": pair.space,
-        "SourceReconstruction": inputs.parcels.provenance,
-        "Atlas": {"BOLD": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels",
-                  "Electrophysiology": f"Schaefer 2018, 7 networks, "
-                                       f"{config.ephys_atlas_scale} parcels on {EPHYS_SUBJECT}"},
-    }
-
-
-def _methods(pair, inputs, config, templates_dir, *, forward_fit=None, reverse_fit=None,
-             ridge_alpha=None, **cross_validation):
-    """The :class:`~.reports.methods.MethodsContext` of a run."""
-    from ..reports.boilerplate import methods_context
-
-    return methods_context(
-        config, provenance=inputs.parcels.provenance, split=inputs.split, tr_s=inputs.tr_s,
-        modality=inputs.modality, bold_space=pair.space, forward_fit=forward_fit,
-        reverse_fit=reverse_fit, templates_dir=templates_dir, n_channels=inputs.n_channels,
-        sfreq_hz=inputs.sfreq_hz, alignment=inputs.clock,
-        confound_columns=inputs.confound_columns, n_bold_parcels=len(inputs.atlas.names),
-        n_source_parcels=len(inputs.parcels.names), ridge_alpha=ridge_alpha,
-        run_label=pair.label, **cross_validation)
-
-
 def process_run(pair, config: Config, templates_dir: Path, links: dict, *,
                 cache: RunCache | None = None) -> RunResult:
     """Electrophysiology + BOLD of one run -> trained SAMBA -> derivatives.
@@ -305,7 +254,7 @@ def process_run(pair, config: Config, templates_dir: Path, links: dict, *,
     seconds = time.time() - start
     logger.info("%s: done in %.1f s", pair.label, seconds)
     summary.update(n_outputs=len(written), seconds=seconds)
-    methods = _methods(pair, inputs, config, templates_dir, forward_fit=forward_fit,
+    methods = run_methods(pair, inputs, config, templates_dir, forward_fit=forward_fit,
                        reverse_fit=reverse_fit, ridge_alpha=summary.get("ridge_alpha"))
     return RunResult(label=pair.label, outputs=written, summary=summary, report=report,
                      methods=methods)

@@ -143,6 +143,21 @@ def train_participant(prepared, config: Config, *, who: str = "the participant")
                           labels=labels)
 
 
+def run_methods(pair, inputs, config, templates_dir, *, forward_fit=None, reverse_fit=None,
+             ridge_alpha=None, **cross_validation):
+    """The :class:`~.reports.methods.MethodsContext` of a run."""
+    from ..reports.boilerplate import methods_context
+
+    return methods_context(
+        config, provenance=inputs.parcels.provenance, split=inputs.split, tr_s=inputs.tr_s,
+        modality=inputs.modality, bold_space=pair.space, forward_fit=forward_fit,
+        reverse_fit=reverse_fit, templates_dir=templates_dir, n_channels=inputs.n_channels,
+        sfreq_hz=inputs.sfreq_hz, alignment=inputs.clock,
+        confound_columns=inputs.confound_columns, n_bold_parcels=len(inputs.atlas.names),
+        n_source_parcels=len(inputs.parcels.names), ridge_alpha=ridge_alpha,
+        run_label=pair.label, **cross_validation)
+
+
 def participant_entities(participant, pair) -> dict:
     """Entities of the participant-level files: the subject, and the BOLD runs' space."""
     grid = {k: v for k, v in pair.bold_entities.items() if k in _GRID_KEYS}

@@ -22,6 +22,15 @@ class RunResult:
 
 
 @dataclass
+class ParticipantOutcome:
+    """What a participant produced: a :class:`RunResult` per run, and the report's summary."""
+
+    subject: str
+    runs: list = field(default_factory=list)
+    summary: object = None  # samba_bids.reports.participant.ParticipantSummary
+
+
+@dataclass
 class Results:
     """Results of a whole invocation."""
 

@@ -27,6 +27,7 @@ from .outputs import (
     SEG,
     metric_column_docs,
     source_uri,
+    write_hrf_table,
     write_maps,
     write_parcel_series,
     write_predicted_bold,
@@ -189,8 +190,9 @@ def apply_models(participant, config: Config, templates_dir, links, work_dir):
     from ..reports.participant import ParticipantSummary
     from ..training import predict_run
     from .cache import RunCache
-    from .participant import ParticipantOutcome, _methods, _prepared
-    from .participant_model import translate_ephys_only
+    from .inputs import prepared_inputs
+    from .participant_model import run_methods, translate_ephys_only
+    from .results import ParticipantOutcome
 
     path, description = find_model(config.models, participant.subject)
     trained, sidecar = load_trained_model(path, description)
@@ -204,7 +206,7 @@ def apply_models(participant, config: Config, templates_dir, links, work_dir):
         check_compatible(path, sidecar, source=pair.bold_files[0].name,
                          modality=sidecar.get("Modality", ""), channels=sidecar.get("Channels")
                          or [], tr_s=pair.tr_s)
-        inputs = _prepared(pair, mconfig, templates_dir, work_dir)
+        inputs = prepared_inputs(pair, mconfig, templates_dir, work_dir)
         check_compatible(path, sidecar, source=pair.ephys_file.name, modality=inputs.modality,
                          channels=inputs.channel_names, parcel_names=inputs.atlas.names,
                          tr_s=inputs.tr_s)
@@ -219,7 +221,7 @@ def apply_models(participant, config: Config, templates_dir, links, work_dir):
                      "trained_on": ", ".join(sidecar.get("TrainedOn", [])) or description,
                      "median_pearson_r": runs[-1].summary["median_pearson_r"],
                      "ridge_median_pearson_r": np.nan, "n_test_volumes": len(split.test)})
-        runs[-1].methods = _methods(pair, inputs, mconfig, templates_dir,
+        runs[-1].methods = run_methods(pair, inputs, mconfig, templates_dir,
                                     reused_model=f"{description} ({trained.uri})")
         methods_inputs = methods_inputs or (pair, inputs)
     space = participant.space or sidecar.get("Space")
@@ -252,8 +254,7 @@ def apply_models(participant, config: Config, templates_dir, links, work_dir):
 def _write_scored(pair, config, inputs, predicted, split, trained, links, atlas_entities):
     """Outputs of a run with BOLD translated by a reused model, scored on all its volumes."""
     from ..metrics import parcel_metrics, pooled_spearman, summarise
-    from .outputs import N_NULL
-    from .participant import run_common
+    from .outputs import N_NULL, run_common
 
     out = config.output_dir
     common = {**run_common(pair, inputs, config, links), "Model": trained.uri}
@@ -276,8 +277,10 @@ def _write_scored(pair, config, inputs, predicted, split, trained, links, atlas_
         **metric_column_docs("parcels"), "Summary": summary, **split.to_sidecar(),
         "CrossValidation": "none (model reused)",
     }))
-    written += write_maps(out, entities, inputs.atlas, pair, metrics, None, common,
-                          atlas_entities, descs=("testr",))
+    hrf = trained.model.hrf.parameters_frame(inputs.atlas.names)
+    written += write_hrf_table(out, entities, hrf, common["Sources"], atlas_entities)
+    written += write_maps(out, entities, inputs.atlas, pair, metrics, hrf, common,
+                          atlas_entities)
     return RunResult(label=pair.label, outputs=written, summary={
         "median_pearson_r": float(metrics["pearson_r"].median()),
         "fraction_significant": float(summary.get("fraction_significant", 0.0)),

@@ -120,3 +120,35 @@ def test_standardize_uses_training_statistics_only():
     _, mean2, std2 = standardize(changed, train)
     np.testing.assert_array_equal(mean, mean2)
     np.testing.assert_array_equal(std, std2)
+
+
+def test_volume_grid_of_a_recording_without_bold():
+    """n_volumes=None: every trigger is a volume, or one volume per TR from the first sample."""
+    info = mne.create_info(["Cz"], 100.0, "eeg")
+    raw = mne.io.RawArray(np.zeros((1, 2050)), info, verbose=False)  # 20.5 s
+    onsets, how = volume_onsets(raw, None, 2.0)
+    np.testing.assert_allclose(onsets, np.arange(10) * 2.0)  # floor(20.5 / 2) volumes
+    assert "from the recording's start" in how
+    raw.set_annotations(mne.Annotations(1.0 + np.arange(7) * 2.0, 0, "Scanner/Volume"))
+    onsets, how = volume_onsets(raw, None, 2.0, trigger="Volume")
+    np.testing.assert_allclose(onsets, 1.0 + np.arange(7) * 2.0)
+    assert how == "volume triggers 'Volume'"
+
+
+def test_fitting_and_held_out_splits():
+    """A run that only trains: train block, K-volume gap, validation block; no test. A run
+    held out whole: every volume tests."""
+    from samba_bids.alignment import fitting_split, held_out_split
+
+    split = fitting_split(150, 2.0, hrf_support_s=32.0, train_fraction=0.7,
+                          validation_fraction=0.15)
+    assert split.history == 16 and split.test.size == 0
+    assert split.train[0] == 0 and split.validation[-1] == 149
+    assert split.validation[0] - split.train[-1] - 1 == 16  # the gap
+    # the validation share of blocked_split among the volumes it does not test
+    assert split.validation.size == int(np.floor((150 - 16) * 0.15 / 0.85))
+    held = held_out_split(150, 2.0, hrf_support_s=32.0)
+    assert held.train.size == held.validation.size == 0
+    np.testing.assert_array_equal(held.test, np.arange(150))
+    with pytest.raises(DataError, match="too few"):
+        fitting_split(18, 2.0, hrf_support_s=32.0)

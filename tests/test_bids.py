@@ -418,3 +418,36 @@ def test_write_output_failure_leaves_neither_file(tmp_path, monkeypatch):
     with record_writes() as written, pytest.raises(CantCreateError, match="disk is full"):
         write_output(tmp_path, "hrf", _RUN, frame, sources=[], **_ATLAS)
     assert list(folder.iterdir()) == [] and written == []
+
+
+def test_runs_without_bold_are_kept_beside_the_pairs(tmp_path, templates_dir):
+    """A recording with no BOLD run is an EEG/MEG-only run of its participant, not an error;
+    a participant with no BOLD at all needs --models."""
+    import mne_bids
+
+    from samba_bids.bids.layout import collect_participants
+
+    from .synthetic import make_eeg_raw
+
+    root = make_dataset(tmp_path / "ds", templates_dir, subjects=("01", "02"), n_volumes=30)
+    for subject, task in (("01", "outside"), ("02", "outside")):
+        raw = make_eeg_raw(60.0, n_volumes=30, tr_s=2.0, seed=5)
+        mne_bids.write_raw_bids(raw, mne_bids.BIDSPath(subject=subject, task=task, root=root,
+                                                       datatype="eeg"),
+                                format="BrainVision", allow_preload=True, verbose=False)
+    participants = collect_participants(_layout(root, tmp_path))
+    assert [p.subject for p in participants] == ["01", "02"]
+    for participant in participants:
+        assert [pair.entities["task"] for pair in participant.pairs] == ["rest"]
+        (only,) = participant.ephys_only
+        assert only.entities["task"] == "outside" and only.ephys_file.name.endswith(".vhdr")
+        assert only.label == f"sub-{participant.subject}_task-outside"
+    # collect_pairs gives the pairs only
+    assert [p.label for p in collect_pairs(_layout(root, tmp_path))] == [
+        "sub-01_task-rest", "sub-02_task-rest"]
+    # a participant with EEG but no BOLD at all: the fix is named, unless --models
+    shutil.rmtree(root / "derivatives" / "preproc" / "sub-02")
+    with pytest.raises(NoInputError, match="--models"):
+        collect_participants(_layout(root, tmp_path))
+    participants = collect_participants(_layout(root, tmp_path), allow_ephys_only=True)
+    assert participants[1].pairs == [] and len(participants[1].ephys_only) == 2

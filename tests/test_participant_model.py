@@ -199,3 +199,44 @@ def test_mismatching_model_exits_65(trained, tmp_path, templates_dir, capsys):
     assert code == 65
     assert len(err) == 1 and "channels differ" in err[0] and "sub-01_task-rest" in err[0]
     assert not list(out.glob("sub-01/func/*"))
+
+
+@pytest.mark.parametrize("space", ["fsaverage5", "MNI152NLin6Asym", "fsLR"])
+def test_prediction_without_any_bold_run_is_written_on_the_atlas_grid(tmp_path, templates_dir,
+                                                                      space):
+    """A participant without BOLD (--models): the prediction goes onto the atlas's own grid,
+    each parcel's value on its vertices, voxels or grayordinates (reloaded with nibabel)."""
+    import nibabel as nib
+
+    from samba_bids.bids.layout import EphysRun
+    from samba_bids.bold import load_bold_atlas
+    from samba_bids.workflows.outputs import template_grid, write_predicted_bold
+    from samba_bids.workflows.participant_model import ephys_only_grid_pair
+
+    atlas = load_bold_atlas(templates_dir, space, 200)
+    predicted = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
+    run = EphysRun(entities={"subject": "07", "session": None, "task": "rest", "run": None},
+                   ephys_file=tmp_path / "sub-07_task-rest_eeg.vhdr")
+    pair = ephys_only_grid_pair(run, None, space)
+    files = write_predicted_bold(tmp_path, pair, atlas, predicted, 2.0, {"Sources": []},
+                                 {"atlas": "Schaefer2018", "seg": "7n", "scale": 200},
+                                 reference=template_grid(atlas))
+    names = sorted(f.name for f in files)
+    assert all(n.startswith("sub-07_task-rest_") for n in names)
+    if space == "fsaverage5":
+        img = nib.load(files[0])
+        labels = atlas.surface_labels["lh"]
+        values = np.column_stack([d.data for d in img.darrays])  # (vertices, volumes)
+        np.testing.assert_allclose(values[labels == 1],  # parcel 1 is row 0
+                                   np.broadcast_to(predicted[0], ((labels == 1).sum(), 4)))
+    elif space == "MNI152NLin6Asym":
+        img = nib.load(files[0])
+        labels = np.asanyarray(atlas.volume_labels.dataobj)
+        assert img.shape == labels.shape + (4,)
+        np.testing.assert_allclose(img.get_fdata()[labels == 1][0], predicted[0])
+    else:
+        dense = nib.load(next(f for f in files if f.name.endswith(".dtseries.nii")))
+        assert dense.shape == (4, len(atlas.grayordinate_labels))
+        np.testing.assert_allclose(
+            dense.get_fdata()[:, np.flatnonzero(atlas.grayordinate_labels == 1)[0]],
+            predicted[0])

@@ -188,12 +188,13 @@ def write_predicted_bold(out, pair, atlas, predicted, tr_s, common, atlas_entiti
         Predicted BOLD per parcel and volume (z units).
     reference : optional
         The grid to write on (:func:`~samba_bids.bold.project_parcels`); default the pair's
-        BOLD files (:func:`template_grid` for a participant without BOLD).
+        BOLD files (:func:`template_grid` for a participant without BOLD; None with no BOLD
+        files: the CIFTI atlas's grayordinates).
     """
     from ..bold import parcel_series_cifti, project_parcels
 
     entities = dict(pair.bold_entities)
-    if reference is None:  # the dtseries or the NIfTI of the run (only header and grid read)
+    if reference is None and pair.bold_files:  # the run's dtseries or NIfTI (header, grid)
         reference = pair.bold_files if pair.space in SURFACE_SPACES else pair.bold_files[0]
     images = project_parcels(predicted.astype(np.float32), atlas, reference, tr_s=tr_s)
     sources, sidecar = common["Sources"], {**common, "Units": Z_UNITS}

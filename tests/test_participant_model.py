@@ -55,11 +55,11 @@ def trained(tmp_path_factory, templates_dir):
     config = _config(bids, out, templates_dir, root / "work")
     results = run(config)
     group = run(dataclasses.replace(config, analysis_level="group", group_model=True))
-    return bids, out, results, group
+    return bids, out, results, group, config
 
 
 def test_one_model_per_participant_and_held_out_runs(trained):
-    bids, out, results, _ = trained
+    bids, out, results, _, _ = trained
     func, model_dir = out / "sub-01" / "func", out / "sub-01" / "model"
     # one participant model, no per-run model
     assert sorted(p.name for p in model_dir.glob("*.pt")) == ["sub-01_desc-samba_model.pt"]
@@ -91,7 +91,7 @@ def test_one_model_per_participant_and_held_out_runs(trained):
 
 def test_held_out_scores_match_the_written_series(trained):
     """The metrics are those of the written prediction and observed BOLD, over the whole run."""
-    _, out, _, _ = trained
+    _, out, _, _, _ = trained
     func = out / "sub-02" / "func"
     label = "sub-02_task-rest_run-2"
     predicted = pd.read_csv(func / f"{label}_{ATLAS}_desc-samba_timeseries.tsv", sep="\t")
@@ -102,7 +102,7 @@ def test_held_out_scores_match_the_written_series(trained):
 
 
 def test_eeg_only_run_is_translated_and_scored_against_truth(trained):
-    bids, out, _, _ = trained
+    bids, out, _, _, _ = trained
     func = out / "sub-01" / "func"
     label = "sub-01_task-rest_run-4"
     assert not (bids / "derivatives" / "preproc" / "sub-01" / "func" /
@@ -127,7 +127,7 @@ def test_eeg_only_run_is_translated_and_scored_against_truth(trained):
 
 
 def test_report_shows_every_run(trained):
-    _, out, _, _ = trained
+    _, out, _, _, _ = trained
     html = (out / "sub-01.html").read_text()
     assert 'id="participant-summary"' in html
     for index in (1, 2, 3, 4):
@@ -138,10 +138,24 @@ def test_report_shows_every_run(trained):
 
 
 def test_group_model_is_saved(trained):
-    _, out, _, _ = trained
+    _, out, _, _, _ = trained
     path = out / "group" / "desc-groupsamba_model.pt"
     sidecar = json.loads(path.with_suffix(".json").read_text())
     assert len(sidecar["TrainedOn"]) == 6 and sidecar["HistoryVolumes"] == 16
+
+
+def test_rerun_resumes_from_the_participant_cache(trained, caplog):
+    """The same command again: every participant is read from the work-directory cache (one
+    entry per participant, keyed by all its runs), nothing is retrained or rewritten."""
+    _, out, results, _, config = trained
+    model = out / "sub-01" / "model" / "sub-01_desc-samba_model.pt"
+    before = model.stat().st_mtime_ns
+    with caplog.at_level("INFO", logger="samba_bids.workflows"):
+        again = run(config)
+    assert [r.label for r in again.runs] == [r.label for r in results.runs]
+    assert model.stat().st_mtime_ns == before
+    skipped = [m for m in caplog.messages if "finished before" in m]
+    assert len(skipped) == 2 and skipped[0].startswith("sub-01:")
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +170,7 @@ def second_dataset(tmp_path_factory, templates_dir):
 
 
 def test_models_translate_eeg_only_participants(trained, second_dataset, templates_dir):
-    _, trained_out, _, _ = trained
+    _, trained_out, _, _, _ = trained
     bids = second_dataset
     out = bids.parent / "out"
     # without --models: one line that names the fix
@@ -187,7 +201,7 @@ def test_models_translate_eeg_only_participants(trained, second_dataset, templat
 
 
 def test_mismatching_model_exits_65(trained, tmp_path, templates_dir, capsys):
-    _, trained_out, _, _ = trained
+    _, trained_out, _, _, _ = trained
     bids = tmp_path / "bids"
     simulate_dataset(bids, templates_dir, duration_s=DURATION_S, tr_s=2.0, n_channels=24,
                      n_subjects=1, spaces=("fsaverage5",), seed=3)

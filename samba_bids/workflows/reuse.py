@@ -182,6 +182,8 @@ def apply_models(participant, config: Config, templates_dir, links, work_dir):
 
     Raises
     ------
+    UsageError
+        With ``--direction`` other than ``ephys-to-bold`` (reverse models are not reused).
     NoInputError, DataError
         As :func:`find_model`, :func:`load_trained_model` and :func:`check_compatible`.
     """
@@ -194,6 +196,12 @@ def apply_models(participant, config: Config, templates_dir, links, work_dir):
     from .participant_model import run_methods, translate_ephys_only
     from .results import ParticipantOutcome
 
+    if config.direction != "ephys-to-bold":
+        from ..errors import UsageError
+
+        raise UsageError(f"--models applies electrophysiology-to-BOLD models only; drop "
+                         f"--direction {config.direction} (reusing reverse models is not "
+                         "supported yet).")
     path, description = find_model(config.models, participant.subject)
     trained, sidecar = load_trained_model(path, description)
     trained.uri = source_uri(links, path)

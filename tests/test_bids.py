@@ -451,3 +451,18 @@ def test_runs_without_bold_are_kept_beside_the_pairs(tmp_path, templates_dir):
         collect_participants(_layout(root, tmp_path))
     participants = collect_participants(_layout(root, tmp_path), allow_ephys_only=True)
     assert participants[1].pairs == [] and len(participants[1].ephys_only) == 2
+
+
+def test_bold_runs_without_a_recording_are_named_in_a_warning(tmp_path, templates_dir, caplog):
+    from samba_bids.bids.layout import collect_participants
+
+    root = make_dataset(tmp_path / "ds", templates_dir, subjects=("01",), n_volumes=30)
+    func = root / "derivatives" / "preproc" / "sub-01" / "func"
+    for path in sorted(func.glob("sub-01_task-rest_*bold.func.gii")):
+        shutil.copy(path, path.with_name(path.name.replace("task-rest", "task-movie")))
+    with caplog.at_level("WARNING", logger="samba_bids.bids.layout"):
+        (participant,) = collect_participants(_layout(root, tmp_path),
+                                              bold_space="fsaverage5")
+    assert [p.label for p in participant.pairs] == ["sub-01_task-rest"]
+    (message,) = [m for m in caplog.messages if "no EEG/MEG recording" in m]
+    assert "sub-01_task-movie_hemi-L_space-fsaverage5_bold.func.gii" in message

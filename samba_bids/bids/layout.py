@@ -414,10 +414,23 @@ def collect_participants(layout, *, participant_label=(), session_label=(), task
             raise UsageError(
                 f"sub-{subject}'s BOLD runs come in several spaces ({', '.join(spaces)}); "
                 "choose one with --bold-space.")
+        _warn_bold_only(subject, bold, by_run)
         participants.append(participant)
     if not any(p.pairs or p.ephys_only for p in participants):
         raise EmptySelectionError(f"The selection{_describe_filters(filters)} matched no run.")
     return participants
+
+
+def _warn_bold_only(subject, bold, by_run) -> None:
+    """Log the BOLD runs that no recording pairs with (nothing translates them yet)."""
+    recorded = {tuple(_as_str(v) for v in key[1:]) for key in by_run}
+    alone = sorted({Path(f.path).name for f in bold
+                    if tuple(_as_str(f.entities.get(k)) for k in PAIR_ENTITIES[1:])
+                    not in recorded})
+    if alone:
+        logger.warning("sub-%s: %d BOLD file(s) with no EEG/MEG recording of the same run are "
+                       "left out (%s%s); BOLD-only runs are not translated yet.", subject,
+                       len(alone), ", ".join(alone[:3]), " ..." if len(alone) > 3 else "")
 
 
 def _describe_filters(filters):

@@ -129,6 +129,7 @@ def process_participant(participant, config: Config, templates_dir: Path, links:
             cache=RunCache(work_dir, pair, config, templates_dir))])
     from ..reports.participant import ParticipantSummary
     from .participant_model import (
+        model_uri,
         participant_entities,
         run_summary,
         train_participant,
@@ -146,9 +147,9 @@ def process_participant(participant, config: Config, templates_dir: Path, links:
     if config.direction in ("ephys-to-bold", "both"):
         fit = train_participant(prepared, config, who=participant.label)
         per_run, participant_files = write_participant(participant, fit, config, commons, links)
-        for run in fit.scored:
-            from .translate import participant_report
+        from .translate import participant_report
 
+        for run in fit.scored:
             runs.append(RunResult(
                 label=run.pair.label, outputs=per_run[run.pair.label],
                 summary=run_summary(run),
@@ -174,12 +175,9 @@ def process_participant(participant, config: Config, templates_dir: Path, links:
             if result.report is not None:
                 result.report.reverse = reverse_metrics
     ephys_reports = []
+    reference_pair, reference = prepared[0]
+    uri = model_uri(config.output_dir, participant_entities(participant, reference_pair))
     if fit is not None and participant.ephys_only:
-        from ..bids.derivatives import bids_uri, output_path
-
-        reference_pair, reference = prepared[0]
-        entities = participant_entities(participant, reference_pair)
-        uri = bids_uri("", config.output_dir, output_path(config.output_dir, "model", entities))
         trained = trained_model(fit.final, uri, reference.tr_s)
         for run in participant.ephys_only:
             cache = RunCache(work_dir, run, config, templates_dir,
@@ -194,29 +192,20 @@ def process_participant(participant, config: Config, templates_dir: Path, links:
             runs=pd.DataFrame([{
                 "run": run.pair.label, "cross_validation": fit.cv,
                 "trained_on": ", ".join(run.fold["TrainedOn"]),
-                "median_pearson_r": run_summary(run)["median_pearson_r"],
-                "ridge_median_pearson_r": run_summary(run)["ridge_median_pearson_r"],
-                "n_test_volumes": len(run.split.test)} for run in fit.scored]),
-            model={"Model": trained_model_uri(config, participant, prepared[0][0]),
+                "median_pearson_r": result.summary["median_pearson_r"],
+                "ridge_median_pearson_r": result.summary["ridge_median_pearson_r"],
+                "n_test_volumes": len(run.split.test)} for run, result in zip(fit.scored, runs)]),
+            model={"Model": uri,
                    "Trained on": f"{len(prepared)} paired run(s)",
                    "Cross-validation": "by run" if fit.cv == "runs" else
                                        "blocks inside each run",
                    "Best epoch": int(fit.final.fit.best_epoch),
                    "Trainable parameters": int(fit.final.fit.n_parameters)},
-            hrf=fit.final.fit.model.hrf.parameters_frame(prepared[0][1].atlas.names),
-            centroids_mm=prepared[0][1].atlas.centroids_mm, ephys_only=ephys_reports)
+            hrf=fit.final.fit.model.hrf.parameters_frame(reference.atlas.names),
+            centroids_mm=reference.atlas.centroids_mm, ephys_only=ephys_reports)
     logger.info("%s: %d run(s) done in %.1f s", participant.label, len(runs),
                 time.time() - start)
     return ParticipantOutcome(participant.subject, runs, summary)
-
-
-def trained_model_uri(config, participant, pair) -> str:
-    """The participant model's path in OUTPUT_DIR, as a BIDS URI of this dataset."""
-    from ..bids.derivatives import bids_uri, output_path
-    from .participant_model import participant_entities
-
-    path = output_path(config.output_dir, "model", participant_entities(participant, pair))
-    return bids_uri("", config.output_dir, path)
 
 
 def process_run(pair, config: Config, templates_dir: Path, links: dict, *,

@@ -189,7 +189,7 @@ def write_participant(participant, fit: ParticipantFit, config: Config, commons:
     atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.bold_atlas_scale}
     first = fit.scored[0]
     entities = participant_entities(participant, first.pair)
-    model_path = _model_uri(out, entities)
+    model_path = model_uri(out, entities)
     per_run = {}
     for run in fit.scored:
         fold = {**run.fold, "Model": model_path if fit.cv == "blocks" else
@@ -255,8 +255,8 @@ def run_summary(run: ScoredRun) -> dict:
             "n_test_volumes": len(run.split.test)}
 
 
-def _model_uri(out, entities) -> str:
-    """The participant model's path relative to OUTPUT_DIR (a BIDS URI of this dataset)."""
+def model_uri(out, entities) -> str:
+    """The participant model's path in OUTPUT_DIR, as a BIDS URI of this dataset."""
     from ..bids.derivatives import output_path
 
     return bids_uri("", out, output_path(out, "model", entities))

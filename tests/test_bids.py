@@ -219,7 +219,7 @@ def _written_names(out):
 
 def test_every_output_name_round_trips(tmp_path):
     names = _written_names(tmp_path)
-    assert len({p for _, p, _ in names}) == 38  # the parcel tables drop the input's space
+    assert len({p for _, p, _ in names}) == 39  # the parcel tables drop the input's space
     for row, path, expected in names:
         parsed, suffix, extension = parse_derivative_name(path)
         assert parsed == expected, path.name
@@ -453,16 +453,27 @@ def test_runs_without_bold_are_kept_beside_the_pairs(tmp_path, templates_dir):
     assert participants[1].pairs == [] and len(participants[1].ephys_only) == 2
 
 
-def test_bold_runs_without_a_recording_are_named_in_a_warning(tmp_path, templates_dir, caplog):
+def test_bold_runs_without_a_recording_are_kept_as_bold_only_runs(tmp_path, templates_dir,
+                                                                   caplog):
+    """A BOLD run with no recording of the same run is a BoldRun (the reverse direction
+    translates it); one whose files do not make a run (a hemisphere missing) is named in a
+    warning and left out."""
     from samba_bids.bids.layout import collect_participants
 
     root = make_dataset(tmp_path / "ds", templates_dir, subjects=("01",), n_volumes=30)
     func = root / "derivatives" / "preproc" / "sub-01" / "func"
-    for path in sorted(func.glob("sub-01_task-rest_*bold.func.gii")):
+    for path in sorted(func.glob("sub-01_task-rest_*bold.*")):  # GIFTI pair + sidecar
         shutil.copy(path, path.with_name(path.name.replace("task-rest", "task-movie")))
+        if "hemi-L" in path.name:
+            shutil.copy(path, path.with_name(path.name.replace("task-rest", "task-faces")))
     with caplog.at_level("WARNING", logger="samba_bids.bids.layout"):
         (participant,) = collect_participants(_layout(root, tmp_path),
                                               bold_space="fsaverage5")
     assert [p.label for p in participant.pairs] == ["sub-01_task-rest"]
+    (run,) = participant.bold_only
+    assert run.label == "sub-01_task-movie" and run.ephys_file is None
+    assert [f.name for f in run.bold_files] == [
+        f"sub-01_task-movie_hemi-{h}_space-fsaverage5_bold.func.gii" for h in "LR"]
+    assert run.tr_s == participant.pairs[0].tr_s and run.space == "fsaverage5"
     (message,) = [m for m in caplog.messages if "no EEG/MEG recording" in m]
-    assert "sub-01_task-movie_hemi-L_space-fsaverage5_bold.func.gii" in message
+    assert "sub-01_task-faces" in message and "hemi-R" in message

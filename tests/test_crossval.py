@@ -51,3 +51,29 @@ def test_ridge_convolution_restarts_at_each_run():
     np.testing.assert_allclose(restarted[:90], joint[:90])
     np.testing.assert_allclose(restarted[90:], ridge.regressors(features[:, 90:]))
     assert not np.allclose(restarted[second], joint[second])
+
+
+def test_reverse_windows_never_look_into_the_next_run():
+    """Reverse-direction windows on concatenated runs: targets and the K volumes ahead of
+    them stay in the window's own run; ahead of a run's last volume they are absent (-1)."""
+    from samba_bids.alignment import fitting_split
+    from samba_bids.training import reverse_windows, split_reverse_windows
+
+    rng = np.random.default_rng(0)
+    lengths, window, lookahead = (90, 110), 8, 10
+    runs = [(rng.normal(size=(4, n, 2, 3)), rng.normal(size=(5, n)),
+             fitting_split(n, 2.0, hrf_support_s=20.0, window_trs=window)) for n in lengths]
+    _, _, split = concatenate_runs(runs)
+    for name in ("train", "validation"):
+        windows = split_reverse_windows(split, name, lookahead, window, sum(lengths))
+        run_of = np.where(windows >= 0, (windows >= lengths[0]).astype(int), -1)
+        for row in run_of:
+            assert len(set(row[row >= 0])) == 1, name  # one run per window
+        # the same windows as each run alone, shifted to the concatenated axis
+        first = reverse_windows(runs[0][2].train if name == "train" else
+                                runs[0][2].validation, lookahead, window, lengths[0])
+        np.testing.assert_array_equal(windows[:len(first)], first)
+    last = split_reverse_windows(split, "validation", lookahead, window, sum(lengths))
+    ends_first_run = last[(last[:, :window] >= 0).all(axis=1)
+                          & (last[:, window - 1] == lengths[0] - 1)]
+    assert len(ends_first_run) and (ends_first_run[:, window:] == -1).all()

@@ -254,3 +254,122 @@ def test_prediction_without_any_bold_run_is_written_on_the_atlas_grid(tmp_path, 
         np.testing.assert_allclose(
             dense.get_fdata()[:, np.flatnonzero(atlas.grayordinate_labels == 1)[0]],
             predicted[0])
+
+
+# --------------------------------------------------------------------------------------------
+# The reverse direction across runs (BOLD -> band power), BOLD-only runs, reused reverse models
+
+REVERSE_ATLAS = "atlas-Schaefer2018_seg-7n_scale-100"
+
+
+@pytest.fixture(scope="module")
+def reverse_trained(tmp_path_factory, templates_dir):
+    """One participant with 4 runs, the recording of run 4 removed (a BOLD-only run): the
+    participant level in reverse (--cv auto: by run), then --models with its output."""
+    root = tmp_path_factory.mktemp("reverse")
+    bids = root / "bids"
+    simulate_dataset(bids, templates_dir, duration_s=DURATION_S, tr_s=2.0, n_channels=32,
+                     n_subjects=1, spaces=("fsaverage5",), seed=3, n_runs=4)
+    removed = root / "removed"
+    removed.mkdir()
+    for path in (bids / "sub-01" / "eeg").glob("sub-01_task-rest_run-4_*"):
+        shutil.move(path, removed / path.name)
+    out = root / "out"
+    config = _config(bids, out, templates_dir, root / "work", direction="bold-to-ephys")
+    results = run(config)
+    reused_out = root / "reused"
+    reused = run(dataclasses.replace(config, output_dir=reused_out, models=out,
+                                     work_dir=root / "work2"))
+    return bids, out, results, reused_out, reused, removed
+
+
+def test_reverse_model_across_runs(reverse_trained):
+    _, out, results, _, _, _ = reverse_trained
+    func, model_dir = out / "sub-01" / "func", out / "sub-01" / "model"
+    assert sorted(p.name for p in model_dir.glob("*.pt")) == [
+        "sub-01_desc-sambareverse_model.pt"]
+    model = json.loads((model_dir / "sub-01_desc-sambareverse_model.json").read_text())
+    paired = [f"sub-01_task-rest_run-{i}" for i in (1, 2, 3)]
+    assert model["TrainedOn"] == paired and model["CrossValidation"] == "runs"
+    assert model["LookaheadVolumes"] == 16 and len(model["SourceParcels"]) == 100
+    for fold, label in enumerate(paired, start=1):
+        sidecar = json.loads((func / f"{label}_{REVERSE_ATLAS}_desc-sambareverse_metrics.json")
+                             .read_text())
+        assert sidecar["Fold"] == fold
+        assert sorted(sidecar["TrainedOn"]) == sorted(set(paired) - {label})
+        # the metrics are those of the written prediction and observed band power
+        predicted = pd.read_csv(func / f"{label}_{REVERSE_ATLAS}_desc-sambareverse_"
+                                "timeseries.tsv", sep="\t")
+        observed = pd.read_csv(func / f"{label}_{REVERSE_ATLAS}_desc-observedpower_"
+                               "timeseries.tsv", sep="\t")
+        metrics = pd.read_csv(func / f"{label}_{REVERSE_ATLAS}_desc-sambareverse_metrics.tsv",
+                              sep="\t")
+        test = sidecar["TestVolumes"]
+        r = pearson_r(predicted.to_numpy()[test].T, observed.to_numpy()[test].T)
+        np.testing.assert_allclose(metrics["pearson_r"].to_numpy(), r, atol=1e-4)
+    table = pd.read_csv(func / f"sub-01_{REVERSE_ATLAS}_desc-sambareverseruns_metrics.tsv",
+                        sep="\t")
+    n_rows = len(model["SourceParcels"]) * len(model["Bands"])
+    assert table.groupby("run_label").size().to_dict() == {label: n_rows for label in paired}
+    assert [r.label for r in results.runs] == [*paired, "sub-01_task-rest_run-4"]
+    citation = (out / "logs" / "CITATION.md").read_text()
+    assert "cross-validated by run" in citation
+    assert "1 BOLD run(s) without an EEG recording were translated into band power" in citation
+
+
+def test_bold_only_run_gets_predicted_band_power(reverse_trained, templates_dir):
+    """Run 4's band power, predicted from its BOLD alone, follows the band power of the
+    recording that was removed (prepared by the pipeline from a complete copy of the
+    dataset) more than that of another run."""
+    from samba_bids.bids.layout import (
+        collect_participants,
+        default_derivatives,
+        index_dataset,
+    )
+    from samba_bids.workflows import prepare_run
+    from samba_bids.workflows.translate import flatten_band_power
+
+    bids, out, _, _, _, removed = reverse_trained
+    func = out / "sub-01" / "func"
+    label = "sub-01_task-rest_run-4"
+    path = func / f"{label}_{REVERSE_ATLAS}_desc-sambareverse_timeseries.tsv"
+    predicted = pd.read_csv(path, sep="\t").to_numpy().T  # (N * bands, V)
+    assert not (func / f"{label}_{REVERSE_ATLAS}_desc-observedpower_timeseries.tsv").exists()
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["ObservedElectrophysiology"] is False
+    assert sidecar["Model"].endswith("sub-01/model/sub-01_desc-sambareverse_model.pt")
+    copy = bids.parent / "bids-complete"
+    shutil.copytree(bids, copy)
+    for file in removed.iterdir():
+        shutil.copy(file, copy / "sub-01" / "eeg" / file.name)
+    work = bids.parent / "work-complete"
+    work.mkdir()
+    layout = index_dataset(copy, default_derivatives(copy, out), work)
+    pair = collect_participants(layout, bold_space="fsaverage5")[0].pairs[3]
+    assert pair.label == label
+    inputs = prepare_run(pair, _config(copy, out, templates_dir, work), templates_dir)
+    observed = flatten_band_power(inputs.features[..., 0])
+    other = pd.read_csv(func / f"sub-01_task-rest_run-1_{REVERSE_ATLAS}_desc-observedpower_"
+                        "timeseries.tsv", sep="\t").to_numpy().T
+    assert observed.shape == predicted.shape
+    n = min(observed.shape[1], other.shape[1])
+    own_r = np.median(pearson_r(predicted[:, :n], observed[:, :n]))
+    other_r = np.median(pearson_r(predicted[:, :n], other[:, :n]))
+    assert own_r > other_r + 0.05, (own_r, other_r)
+
+
+def test_reused_reverse_model_reproduces_its_predictions(reverse_trained):
+    """--models in reverse: the BOLD-only run's prediction is the trained model's own (same
+    model, same BOLD), the paired runs are scored on all their volumes."""
+    _, out, _, reused_out, reused, _ = reverse_trained
+    label = "sub-01_task-rest_run-4"
+    name = f"{label}_{REVERSE_ATLAS}_desc-sambareverse_timeseries.tsv"
+    first = pd.read_csv(out / "sub-01" / "func" / name, sep="\t")
+    again = pd.read_csv(reused_out / "sub-01" / "func" / name, sep="\t")
+    np.testing.assert_allclose(again.to_numpy(), first.to_numpy(), atol=1e-5)
+    assert not list((reused_out / "sub-01").glob("model/*.pt"))
+    sidecar = json.loads((reused_out / "sub-01" / "func" /
+                          f"sub-01_task-rest_run-2_{REVERSE_ATLAS}_desc-sambareverse_"
+                          "metrics.json").read_text())
+    assert sidecar["CrossValidation"] == "none (model reused)"
+    assert "reverse_median_pearson_r" in {k for r in reused.runs for k in r.summary}

@@ -17,6 +17,7 @@ from ..errors import (
     DataError,
     EmptySelectionError,
     NoInputError,
+    SambaBidsError,
     UsageError,
     ValidationError,
 )
@@ -112,6 +113,28 @@ class EphysRun:
 
 
 @dataclass
+class BoldRun:
+    """A preprocessed BOLD run without an EEG/MEG recording of the same run.
+
+    The reverse direction (BOLD -> band power) translates it with the participant's model.
+    Attributes as :class:`RunPair`, without a recording (``ephys_file`` is None).
+    """
+
+    entities: dict
+    bold_files: list
+    space: str
+    tr_s: float | None = None
+    confounds_file: Path | None = None
+    bold_entities: dict = field(default_factory=dict)
+    ephys_file: None = None
+
+    @property
+    def label(self) -> str:
+        """Short name, e.g. ``sub-01_ses-1_task-rest_run-3``."""
+        return run_label(self.entities)
+
+
+@dataclass
 class ParticipantRuns:
     """A participant's selected runs: paired with BOLD, and electrophysiology only.
 
@@ -123,11 +146,14 @@ class ParticipantRuns:
         Runs with both recordings, sorted by session, task, run.
     ephys_only : list of EphysRun
         Runs with an EEG/MEG recording and no BOLD run in any derivative folder.
+    bold_only : list of BoldRun
+        Preprocessed BOLD runs (in the pairs' space) with no EEG/MEG recording.
     """
 
     subject: str
     pairs: list
     ephys_only: list = field(default_factory=list)
+    bold_only: list = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -414,23 +440,34 @@ def collect_participants(layout, *, participant_label=(), session_label=(), task
             raise UsageError(
                 f"sub-{subject}'s BOLD runs come in several spaces ({', '.join(spaces)}); "
                 "choose one with --bold-space.")
-        _warn_bold_only(subject, bold, by_run)
+        participant.bold_only = _bold_only_runs(layout, subject, bold, by_run,
+                                                participant.space or bold_space)
         participants.append(participant)
     if not any(p.pairs or p.ephys_only for p in participants):
         raise EmptySelectionError(f"The selection{_describe_filters(filters)} matched no run.")
     return participants
 
 
-def _warn_bold_only(subject, bold, by_run) -> None:
-    """Log the BOLD runs that no recording pairs with (nothing translates them yet)."""
+def _bold_only_runs(layout, subject, bold, by_run, bold_space) -> list:
+    """The participant's BOLD runs that no recording pairs with, as :class:`BoldRun`.
+
+    A run whose files do not make a usable BOLD run in ``bold_space`` (a missing hemisphere,
+    another space) is named in a warning and left out.
+    """
     recorded = {tuple(_as_str(v) for v in key[1:]) for key in by_run}
-    alone = sorted({Path(f.path).name for f in bold
-                    if tuple(_as_str(f.entities.get(k)) for k in PAIR_ENTITIES[1:])
-                    not in recorded})
-    if alone:
-        logger.warning("sub-%s: %d BOLD file(s) with no EEG/MEG recording of the same run are "
-                       "left out (%s%s); BOLD-only runs are not translated yet.", subject,
-                       len(alone), ", ".join(alone[:3]), " ..." if len(alone) > 3 else "")
+    keys = sorted({tuple(_as_str(f.entities.get(k)) for k in PAIR_ENTITIES[1:]) for f in bold}
+                  - recorded, key=lambda key: [str(x) for x in key])
+    runs = []
+    for key in keys:
+        entities = {"subject": subject, **dict(zip(PAIR_ENTITIES[1:], key))}
+        try:
+            run = _pair_bold(layout, None, entities, bold, bold_space)
+        except SambaBidsError as err:
+            logger.warning("sub-%s: a BOLD run with no EEG/MEG recording is left out: %s",
+                           subject, err)
+            continue
+        runs.append(run)
+    return runs
 
 
 def _describe_filters(filters):
@@ -449,7 +486,10 @@ def _pair_bold(layout, efile, entities, bold, bold_space):
         return all(_as_str(f.entities.get(k)) == _as_str(v) for k, v in entities.items())
 
     candidates = [f for f in bold if same_run(f)]
-    ephys_name = Path(efile.path).name
+    if efile is None and candidates:  # a BOLD run without a recording
+        ephys_name = f"the BOLD-only run {run_label(entities)}"
+    else:
+        ephys_name = Path(efile.path).name
     if not candidates:  # an electrophysiology-only run
         return None
     spaces = sorted({f.entities["space"] for f in candidates})
@@ -509,6 +549,11 @@ def _pair_bold(layout, efile, entities, bold, bold_space):
     )
     bold_entities = {_BOLD_ENTITY_NAMES[k]: v for k, v in files[0].entities.items()
                      if k in _BOLD_ENTITY_NAMES}
+    if efile is None:
+        return BoldRun(entities=entities, bold_files=[Path(f.path) for f in files], space=space,
+                       tr_s=float(tr) if tr is not None else None,
+                       confounds_file=Path(confounds[0].path) if confounds else None,
+                       bold_entities=bold_entities)
     return RunPair(
         entities=entities,
         ephys_file=Path(efile.path),

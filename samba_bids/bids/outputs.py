@@ -136,6 +136,9 @@ OUTPUTS = (
     Output("reverse_metrics", _P, "sambareverse", "metrics", (".tsv",), RUN + ATLAS,
            "Per source parcel and band test-block agreement of the reverse direction.",
            in_bids=False),
+    Output("reverse_runs_metrics", _P, "sambareverseruns", "metrics", (".tsv",), RUN + ATLAS,
+           "A reverse participant model across runs: one row per source parcel, band and "
+           "paired run, held-out scores with the fold that made them.", in_bids=False),
     # --- participant level, trained models, sub-<label>/model/ -------------------------------
     Output("model", _P, "samba", "model", (".pt",), RUN,
            "Trained SAMBA model (torch checkpoint); sidecar with the resolved config.",

@@ -488,6 +488,23 @@ def cross_validation_sentence(context: MethodsContext) -> str:
     return (" ".join(parts) + " ") if parts else ""
 
 
+def reverse_cross_validation_sentence(context: MethodsContext) -> str:
+    """How the reverse model spanned the participant's runs, and the BOLD-only runs."""
+    parts = []
+    if context.cv is not None or context.reused_model:
+        if context.forward:
+            parts.append("The reverse model spanned the runs, and was cross-validated, as the "
+                         "forward model was.")
+        else:
+            parts.append(cross_validation_sentence(context).strip())
+    if context.n_bold_only:
+        parts.append(
+            f"{count_text(context.n_bold_only).capitalize()} BOLD run(s) without an "
+            f"{context.modality.upper()} recording were translated into band power with "
+            "that reverse model, their BOLD standardised over the whole run.")
+    return (" ".join(parts) + " ") if parts else ""
+
+
 def evaluation_values(context: MethodsContext) -> dict:
     """``evaluation.md`` and ``reverse.md``: nulls, the ridge baseline, ablations, reverse."""
     alphas = list(context.ridge_alphas)
@@ -504,6 +521,7 @@ def evaluation_values(context: MethodsContext) -> dict:
             f"The ablations {code_list(ablations)} were trained, selected and scored on the "
             "same split." if ablations else ""),
         n_taps=str(int(context.gap_volumes) + 1),
+        reverse_cv_sentence=reverse_cross_validation_sentence(context),
         reverse_fit_sentence=fit_sentence(context.reverse_n_parameters,
                                           context.reverse_epochs_run,
                                           context.reverse_best_epoch),

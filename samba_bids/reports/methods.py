@@ -162,6 +162,8 @@ class MethodsContext:
         Runs without BOLD translated with the participant's model.
     reused_model : str | None
         Where a reused model came from (``--models``); None: trained here.
+    n_bold_only : int
+        BOLD runs without a recording translated with the participant's reverse model.
     """
 
     config: object
@@ -205,6 +207,7 @@ class MethodsContext:
     n_runs: int = 1
     n_ephys_only: int = 0
     reused_model: str | None = None
+    n_bold_only: int = 0
 
     def __post_init__(self):
         if self.modality not in ("eeg", "meg"):

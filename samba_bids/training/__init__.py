@@ -2,7 +2,8 @@
 
 - :mod:`~samba_bids.training.windows`: windows of TR segments inside a block
   (:func:`make_windows`, :func:`reverse_windows`), runs on one volume axis
-  (:func:`concatenate_runs`, :class:`RunsSplit`, :func:`split_windows`).
+  (:func:`concatenate_runs`, :class:`RunsSplit`, :func:`split_windows`,
+  :func:`split_reverse_windows`).
 - :mod:`~samba_bids.training.fit`: :func:`fit_samba`, :func:`predict_run`,
   :func:`evaluate_loss`, the ablations, devices and seeds.
 - :mod:`~samba_bids.training.loop`: the epoch loop both directions share (AdamW, early
@@ -33,6 +34,7 @@ from .windows import (
     concatenate_runs,
     make_windows,
     reverse_windows,
+    split_reverse_windows,
     split_windows,
 )
 from .windows import (
@@ -58,6 +60,7 @@ __all__ = [
     "resolve_device",
     "resolve_cv",
     "reverse_windows",
+    "split_reverse_windows",
     "run_folds",
     "seed_everything",
     "split_windows",

@@ -16,7 +16,7 @@ import torch
 from ..model.losses import pearson_loss
 from .fit import FitResult, _evaluating_on, _finish_fit, _setup_fit, resolve_device
 from .loop import _train_epochs
-from .windows import reverse_windows
+from .windows import reverse_windows, split_reverse_windows
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,9 @@ def fit_reverse(features, bold, split, src_centroids_mm, bold_centroids_mm, conf
     bold_all = torch.as_tensor(setup.bold, dtype=torch.float32, device=setup.device)
     power_all = model.standardize(torch.as_tensor(power, dtype=torch.float32,
                                                   device=setup.device))
-    train_windows = reverse_windows(setup.train, lookahead, window, n_volumes)
-    val_windows = reverse_windows(split.validation, lookahead, window, n_volumes, tile=True)
+    train_windows = split_reverse_windows(split, "train", lookahead, window, n_volumes)
+    val_windows = split_reverse_windows(split, "validation", lookahead, window, n_volumes,
+                                        tile=True)
     logger.info("SAMBA reverse: %d BOLD -> %d source parcels x %d bands, %d parameters, "
                 "%d training / %d validation windows of %d + %d volumes, device %s",
                 setup.bold.shape[0], n_src, n_bands, model.n_parameters(), len(train_windows),

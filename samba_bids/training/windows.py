@@ -173,6 +173,26 @@ def split_windows(split, name, history, window_trs, *, tile=False):
         parts.append(np.where(local >= 0, local + offset, -1))
     return np.concatenate(parts)
 
+def split_reverse_windows(split, name, lookahead, window_trs, n_volumes, *, tile=False):
+    """Reverse-direction windows of a split's block: :func:`reverse_windows`, per run for a
+    :class:`RunsSplit`.
+
+    A run's windows are shifted to the concatenated volume axis; the K volumes after a
+    window that reach past its run's last volume are absent (-1), never the start of the run
+    after it. ``n_volumes``: volumes on the (concatenated) axis.
+    """
+    if not isinstance(split, RunsSplit):
+        return reverse_windows(getattr(split, name), lookahead, window_trs, n_volumes,
+                               tile=tile)
+    ends = list(split.offsets[1:]) + [int(n_volumes)]
+    parts = []
+    for offset, end, run in zip(split.offsets, ends, split.runs):
+        local = reverse_windows(getattr(run, name), lookahead, window_trs, end - offset,
+                                tile=tile)
+        parts.append(np.where(local >= 0, local + offset, -1))
+    return np.concatenate(parts)
+
+
 def reverse_windows(split_block, lookahead: int, window_trs: int, n_volumes: int, *,
                     tile: bool = False) -> np.ndarray:
     """Windows for the reverse direction: W target volumes inside one block, then K ahead.

@@ -110,12 +110,12 @@ class ParticipantCache(RunCache):
 
     ``work_dir/cache/sub-<label>/<key>/result.pkl``: the
     :class:`~samba_bids.workflows.participant.ParticipantOutcome`, under a key of every input
-    file of the participant's selected runs (paired and electrophysiology-only), the
+    file of the participant's selected runs (paired, electrophysiology-only, BOLD-only), the
     templates, the version, the settings that change results and OUTPUT_DIR.
     """
 
     def __init__(self, work_dir, participant, config: Config, templates_dir):
-        runs = [*participant.pairs, *participant.ephys_only]
+        runs = [*participant.pairs, *participant.ephys_only, *participant.bold_only]
         payload = {"files": [_file_stats(run) for run in runs],
                    "templates": str(Path(templates_dir).resolve()), "version": __version__,
                    "settings": config.settings(),
@@ -139,11 +139,13 @@ class ParticipantCache(RunCache):
 def _file_stats(run) -> list:
     """(path, size, mtime) of a run's input files: the recording (and its companions, e.g.
     ``.eeg``, ``.vmrk``), the BOLD files and confounds."""
-    files = [Path(run.ephys_file), *map(Path, run.bold_files)]
+    files = [*map(Path, run.bold_files)]
     if run.confounds_file is not None:
         files.append(Path(run.confounds_file))
-    stem = Path(run.ephys_file).name.split(".")[0]
-    files += sorted(Path(run.ephys_file).parent.glob(stem + ".*"))  # .eeg, .vmrk, ...
+    if run.ephys_file is not None:  # None: a BOLD-only run
+        stem = Path(run.ephys_file).name.split(".")[0]
+        files += [Path(run.ephys_file)]
+        files += sorted(Path(run.ephys_file).parent.glob(stem + ".*"))  # .eeg, .vmrk, ...
     return sorted({(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns)
                    for f in files if f.exists()})
 

@@ -196,6 +196,55 @@ def prepare_ephys_only(run, config: Config, templates_dir: Path, tr_s: float) ->
                        channel_names=list(raw.ch_names))
 
 
+@dataclass
+class BoldInputs:
+    """A BOLD run without a recording made ready for a trained reverse model
+    (:func:`prepare_bold_only`).
+
+    Attributes
+    ----------
+    observed : ndarray, shape (M, V)
+        Parcel BOLD after confound regression, z-scored over the whole run (none of it
+        trains the model).
+    atlas : samba_bids.bold.ParcelAtlas
+    tr_s : float
+    confound_columns : list of str
+    """
+
+    observed: np.ndarray
+    atlas: object
+    tr_s: float
+    confound_columns: list = field(default_factory=list)
+
+
+def prepare_bold_only(run, config: Config, templates_dir: Path) -> BoldInputs:
+    """A BOLD run without a recording -> parcel BOLD for the reverse direction.
+
+    :func:`prepare_bold` (parcels, confound regression), then z-scored over all its volumes.
+
+    Parameters
+    ----------
+    run : samba_bids.bids.layout.BoldRun
+    config : Config
+    templates_dir : pathlib.Path
+
+    Returns
+    -------
+    BoldInputs
+
+    Raises
+    ------
+    samba_bids.errors.DataError
+        As :func:`prepare_bold` (unreadable file, TR missing).
+    """
+    from ..alignment import standardize
+
+    bold = prepare_bold(run, config, templates_dir)
+    observed, _, _ = standardize(bold.observed_clean, np.arange(bold.n_volumes))
+    return BoldInputs(observed=np.nan_to_num(observed), atlas=bold.atlas, tr_s=bold.tr_s,
+                      confound_columns=bold.confound_columns)
+
+
 def _has_annotation(raw, trigger: str) -> bool:
     """Whether ``raw`` has annotations named ``trigger`` (or ``Type/trigger``)."""
     names = {str(d) for d in raw.annotations.description}

@@ -286,38 +286,67 @@ def write_hrf_table(out, entities, hrf, sources, atlas_entities) -> list:
     })]
 
 
+#: Units of the reverse direction's band power.
+BAND_POWER_UNITS = ("natural log of the mean squared wavelet coefficient of the band over the "
+                    "volume's segment of source-parcel activity (dSPM units squared)")
+
+
+def band_docs(config) -> dict:
+    """Band name -> its sidecar description (wavelet and approximate frequency range)."""
+    from ..model.wavelet import band_names, band_ranges_hz
+
+    bands = band_names(config.wavelet_level)
+    return {band: f"{config.wavelet} wavelet band {band}, about {lo:g}-{hi:g} Hz"
+            for band, (lo, hi) in zip(bands, band_ranges_hz(config.wavelet_level,
+                                                          config.resample_sfreq_hz))}
+
+
+def write_band_power(out, key, entities, values, columns, common, atlas_entities, *, bands,
+                     what):
+    """One ``<parcel>_<band>`` band-power table (``reverse_timeseries`` / ``observed_power``).
+
+    ``values``: (N * n_bands, V) log band power, rows in ``columns`` order; ``bands``:
+    :func:`band_docs`; ``what``: starts the description ("Observed", ...).
+    """
+    frame = pd.DataFrame(np.asarray(values).T, columns=columns)
+    return write_output(out, key, entities, frame, sources=common["Sources"],
+                        **atlas_entities, parameters={
+        **common, "Units": BAND_POWER_UNITS, "Bands": bands,
+        "Description": f"{what} band power per source parcel and volume, one column per "
+                       "<parcel>_<band>, one row per volume.",
+    })
+
+
 def write_reverse_outputs(pair, config, inputs, fit, metrics, summary, common, *, predicted,
-                          observed, columns) -> list:
+                          observed, columns, split=None, fold=None, model=True,
+                          model_extra=None) -> list:
     """The reverse direction's band-power tables, metrics and model.
 
     Parameters
     ----------
     predicted, observed : ndarray, shape (N * n_bands, V)
         Log band power per ``<source parcel>_<band>`` row (``columns``) and volume.
+    split : samba_bids.alignment.Split, optional
+        The blocks the run was scored on (default ``inputs.split``).
+    fold : dict, optional
+        Sidecar entries of a participant model across runs (``CrossValidation``, ``Fold``,
+        ``TrainedOn``, ``Model``), added to the metrics sidecar.
+    model : bool
+        Write the model and its history (one run: it is the participant's reverse model).
+    model_extra : dict, optional
+        Further entries of the model sidecar (:func:`~.translate.reverse_model_sidecar`).
     """
-    from ..model.wavelet import band_names, band_ranges_hz
-
-    split, parcels = inputs.split, inputs.parcels
-    bands = band_names(config.wavelet_level)
-    flat_pred, flat_obs = predicted, observed
+    parcels = inputs.parcels
+    split = inputs.split if split is None else split
     entities = dict(pair.bold_entities)
     atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.ephys_atlas_scale}
     out = config.output_dir
-    units = ("natural log of the mean squared wavelet coefficient of the band over the "
-             "volume's segment of source-parcel activity (dSPM units squared)")
-    band_doc = {band: f"{config.wavelet} wavelet band {band}, about {lo:g}-{hi:g} Hz"
-                for band, (lo, hi) in zip(bands, band_ranges_hz(config.wavelet_level,
-                                                          config.resample_sfreq_hz))}
+    band_doc = band_docs(config)
     written = []
-    for key, values, what in (("reverse_timeseries", flat_pred, "SAMBA-predicted (from BOLD)"),
-                              ("observed_power", flat_obs, "Observed")):
-        frame = pd.DataFrame(values.T, columns=columns)
-        written.append(write_output(out, key, entities, frame, sources=common["Sources"],
-                                    **atlas_entities, parameters={
-            **common, "Units": units, "Bands": band_doc,
-            "Description": f"{what} band power per source parcel and volume, one column per "
-                           "<parcel>_<band>, one row per volume.",
-        }))
+    for key, values, what in (("reverse_timeseries", predicted, "SAMBA-predicted (from BOLD)"),
+                              ("observed_power", observed, "Observed")):
+        written.append(write_band_power(out, key, entities, values, columns, common,
+                                        atlas_entities, bands=band_doc, what=what))
     written.append(write_output(out, "reverse_metrics", entities, metrics,
                                 sources=common["Sources"], **atlas_entities, parameters={
         **common, "Bands": band_doc,
@@ -327,7 +356,9 @@ def write_reverse_outputs(pair, config, inputs, fit, metrics, summary, common, *
         **metric_column_docs("all rows"),
         "Summary": summary,
         **split.to_sidecar(),
+        **(fold or {}),
     }))
-    written += write_model(out, entities, "sambareverse", fit, config, common["Sources"],
-                            split, parcels.provenance)
+    if model:
+        written += write_model(out, entities, "sambareverse", fit, config, common["Sources"],
+                               split, parcels.provenance, extra=model_extra)
     return written

@@ -110,102 +110,166 @@ def process_participant(participant, config: Config, templates_dir: Path, links:
                         work_dir: Path) -> ParticipantOutcome:
     """A participant's runs -> one SAMBA model (or a reused one) -> derivatives of every run.
 
-    One paired run and no other: :func:`process_run`. Several paired runs, or runs without
-    BOLD: the paired runs are prepared (:func:`~.inputs.prepare_run`), one model is
-    cross-validated across them and a final model fitted
+    One paired run and no other: :func:`process_run`. Several paired runs, or runs with one
+    modality only: the paired runs are prepared (:func:`~.inputs.prepare_run`), one model per
+    direction is cross-validated across them and a final model fitted
     (:func:`~.participant_model.train_participant`, ``--cv``), the outputs written
-    (:func:`~.participant_model.write_participant`), and every run without BOLD translated
-    with the final model (:func:`~.participant_model.translate_ephys_only`). The reverse
-    direction stays per run (each paired run's blocked split).
+    (:func:`~.participant_model.write_participant`,
+    :func:`~.participant_model.write_participant_reverse`), every run without BOLD translated
+    with the final forward model (:func:`~.participant_model.translate_ephys_only`) and
+    every run without a recording with the final reverse model
+    (:func:`~.participant_model.translate_bold_only`).
     """
     if config.models is not None:
         from .reuse import apply_models
 
         return apply_models(participant, config, templates_dir, links, work_dir)
-    if len(participant.pairs) == 1 and not participant.ephys_only:
+    forward = config.direction in ("ephys-to-bold", "both")
+    reverse = config.direction in ("bold-to-ephys", "both")
+    bold_only = participant.bold_only if reverse else []
+    if participant.bold_only and not reverse:
+        logger.warning("%s: %d BOLD run(s) without an EEG/MEG recording are left out (%s); "
+                       "--direction bold-to-ephys or both predicts their band power.",
+                       participant.label, len(participant.bold_only),
+                       ", ".join(run.label for run in participant.bold_only))
+    if participant.ephys_only and not forward:
+        logger.warning("%s: %d EEG/MEG run(s) without BOLD are left out (%s); --direction "
+                       "ephys-to-bold or both predicts their BOLD.", participant.label,
+                       len(participant.ephys_only),
+                       ", ".join(run.label for run in participant.ephys_only))
+    if len(participant.pairs) == 1 and not participant.ephys_only and not bold_only:
         pair = participant.pairs[0]
         return ParticipantOutcome(participant.subject, [process_run(
             pair, config, templates_dir, links,
             cache=RunCache(work_dir, pair, config, templates_dir))])
-    from ..reports.participant import ParticipantSummary
-    from .participant_model import (
-        model_uri,
-        participant_entities,
-        run_summary,
-        train_participant,
-        trained_model,
-        translate_ephys_only,
-        write_participant,
-    )
+    from .participant_model import train_participant
 
     start = time.time()
     prepared = [(pair, prepared_inputs(pair, config, templates_dir, work_dir))
                 for pair in participant.pairs]
     commons = {pair.label: run_common(pair, inputs, config, links) for pair, inputs in prepared}
-    runs = []
-    fit = None
-    if config.direction in ("ephys-to-bold", "both"):
-        fit = train_participant(prepared, config, who=participant.label)
-        per_run, participant_files = write_participant(participant, fit, config, commons, links)
-        from .translate import participant_report
-
-        for run in fit.scored:
-            runs.append(RunResult(
-                label=run.pair.label, outputs=per_run[run.pair.label],
-                summary=run_summary(run),
-                report=participant_report(run.pair, config, run.inputs, run.scores,
-                                          split=run.split),
-                methods=run_methods(run.pair, run.inputs, config, templates_dir,
-                                 forward_fit=run.scores.fit, cv=fit.cv,
-                                 n_runs=len(prepared),
-                                 n_ephys_only=len(participant.ephys_only))))
-        runs[0].outputs.extend(participant_files)
-    if config.direction in ("bold-to-ephys", "both"):
-        from .translate import translate_reverse
-
-        for index, (pair, inputs) in enumerate(prepared):
-            files, reverse, reverse_metrics, reverse_fit = translate_reverse(
-                pair, config, inputs, commons[pair.label])
-            if fit is None:
-                runs.append(RunResult(label=pair.label, methods=run_methods(
-                    pair, inputs, config, templates_dir, reverse_fit=reverse_fit)))
-            result = runs[index]
-            result.outputs.extend(files)
-            result.summary.update(reverse)
-            if result.report is not None:
-                result.report.reverse = reverse_metrics
-    ephys_reports = []
+    fit = train_participant(prepared, config, who=participant.label) if forward else None
+    reverse_fit = (train_participant(prepared, config, who=participant.label, reverse=True)
+                   if reverse else None)
+    runs = _paired_results(participant, prepared, commons, fit, reverse_fit, config,
+                           templates_dir, links)
+    summary, ephys_reports = None, []
     reference_pair, reference = prepared[0]
-    uri = model_uri(config.output_dir, participant_entities(participant, reference_pair))
-    if fit is not None and participant.ephys_only:
-        trained = trained_model(fit.final, uri, reference.tr_s)
-        for run in participant.ephys_only:
-            cache = RunCache(work_dir, run, config, templates_dir,
-                             extra={"tr_s": trained.tr_s})
-            result, report = translate_ephys_only(run, trained, reference_pair, reference.atlas,
-                                                  config, templates_dir, links, cache=cache)
-            runs.append(result)
-            ephys_reports.append(report)
-    summary = None
     if fit is not None:
-        summary = ParticipantSummary(
-            runs=pd.DataFrame([{
-                "run": run.pair.label, "cross_validation": fit.cv,
-                "trained_on": ", ".join(run.fold["TrainedOn"]),
-                "median_pearson_r": result.summary["median_pearson_r"],
-                "ridge_median_pearson_r": result.summary["ridge_median_pearson_r"],
-                "n_test_volumes": len(run.split.test)} for run, result in zip(fit.scored, runs)]),
-            model={"Model": uri,
-                   "Trained on": f"{len(prepared)} paired run(s)",
-                   "Cross-validation": "by run" if fit.cv == "runs" else
-                                       "blocks inside each run",
-                   "Best epoch": int(fit.final.fit.best_epoch),
-                   "Trainable parameters": int(fit.final.fit.n_parameters)},
-            hrf=fit.final.fit.model.hrf.parameters_frame(reference.atlas.names),
-            centroids_mm=reference.atlas.centroids_mm, ephys_only=ephys_reports)
+        runs += _ephys_only_results(participant, fit, reference_pair, reference, config,
+                                    templates_dir, links, work_dir, ephys_reports)
+        summary = _summary(participant, fit, runs, reference_pair, reference, config,
+                           ephys_reports)
+    if reverse_fit is not None and bold_only:
+        from .participant_model import (
+            participant_entities,
+            reverse_model_uri,
+            trained_reverse_model,
+            translate_bold_only,
+        )
+
+        uri = reverse_model_uri(config.output_dir,
+                                participant_entities(participant, reference_pair))
+        trained = trained_reverse_model(reverse_fit.final, uri, reference)
+        runs += [translate_bold_only(run, trained, config, templates_dir, links)
+                 for run in bold_only]
     logger.info("%s: %d run(s) done in %.1f s", participant.label, len(runs),
                 time.time() - start)
     return ParticipantOutcome(participant.subject, runs, summary)
+
+
+def _paired_results(participant, prepared, commons, fit, reverse_fit, config, templates_dir,
+                    links) -> list:
+    """The paired runs' outputs of the participant models (forward and/or reverse)."""
+    from .participant_model import (
+        reverse_run_summary,
+        run_methods,
+        run_summary,
+        write_participant,
+        write_participant_reverse,
+    )
+    from .translate import participant_report
+
+    runs, extra = [], []
+    per_run = per_run_reverse = {}
+    if fit is not None:
+        per_run, files = write_participant(participant, fit, config, commons, links)
+        extra += files
+    if reverse_fit is not None:
+        per_run_reverse, files = write_participant_reverse(participant, reverse_fit, config,
+                                                           commons)
+        extra += files
+    for index, (pair, inputs) in enumerate(prepared):
+        run = fit.scored[index] if fit is not None else None
+        back = reverse_fit.scored[index] if reverse_fit is not None else None
+        cv = (fit or reverse_fit).cv
+        result = RunResult(label=pair.label, outputs=[*per_run.get(pair.label, []),
+                                                      *per_run_reverse.get(pair.label, [])],
+                           summary={"n_parcels": len(inputs.atlas.names)})
+        if run is not None:
+            result.summary.update(run_summary(run))
+            result.report = participant_report(pair, config, inputs, run.scores,
+                                               split=run.split)
+        if back is not None:
+            result.summary.update(reverse_run_summary(back))
+            if result.report is not None:
+                result.report.reverse = back.scores.metrics
+        result.methods = run_methods(
+            pair, inputs, config, templates_dir,
+            forward_fit=run.scores.fit if run is not None else None,
+            reverse_fit=back.scores.fit if back is not None else None, cv=cv,
+            n_runs=len(prepared),
+            n_ephys_only=len(participant.ephys_only) if run is not None else 0,
+            n_bold_only=len(participant.bold_only) if back is not None else 0)
+        runs.append(result)
+    runs[0].outputs.extend(extra)
+    return runs
+
+
+def _ephys_only_results(participant, fit, reference_pair, reference, config, templates_dir,
+                        links, work_dir, reports) -> list:
+    """The runs without BOLD translated with the final forward model (reports appended)."""
+    from .participant_model import (
+        model_uri,
+        participant_entities,
+        trained_model,
+        translate_ephys_only,
+    )
+
+    if not participant.ephys_only:
+        return []
+    uri = model_uri(config.output_dir, participant_entities(participant, reference_pair))
+    trained = trained_model(fit.final, uri, reference.tr_s)
+    results = []
+    for run in participant.ephys_only:
+        cache = RunCache(work_dir, run, config, templates_dir, extra={"tr_s": trained.tr_s})
+        result, report = translate_ephys_only(run, trained, reference_pair, reference.atlas,
+                                              config, templates_dir, links, cache=cache)
+        results.append(result)
+        reports.append(report)
+    return results
+
+
+def _summary(participant, fit, runs, reference_pair, reference, config, ephys_reports):
+    """The report's :class:`~samba_bids.reports.participant.ParticipantSummary`."""
+    from ..reports.participant import ParticipantSummary
+    from .participant_model import model_uri, participant_entities
+
+    uri = model_uri(config.output_dir, participant_entities(participant, reference_pair))
+    return ParticipantSummary(
+        runs=pd.DataFrame([{
+            "run": run.pair.label, "cross_validation": fit.cv,
+            "trained_on": ", ".join(run.fold["TrainedOn"]),
+            "median_pearson_r": result.summary["median_pearson_r"],
+            "ridge_median_pearson_r": result.summary["ridge_median_pearson_r"],
+            "n_test_volumes": len(run.split.test)} for run, result in zip(fit.scored, runs)]),
+        model={"Model": uri,
+               "Trained on": f"{len(fit.scored)} paired run(s)",
+               "Cross-validation": "by run" if fit.cv == "runs" else "blocks inside each run",
+               "Best epoch": int(fit.final.fit.best_epoch),
+               "Trainable parameters": int(fit.final.fit.n_parameters)},
+        hrf=fit.final.fit.model.hrf.parameters_frame(reference.atlas.names),
+        centroids_mm=reference.atlas.centroids_mm, ephys_only=ephys_reports)
 
 
 def process_run(pair, config: Config, templates_dir: Path, links: dict, *,

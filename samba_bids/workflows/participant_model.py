@@ -35,12 +35,17 @@ from .outputs import (
     write_maps,
     write_model,
     write_predicted_bold,
+    write_reverse_outputs,
 )
 from .results import RunResult
 from .translate import (
     ForwardModel,
     fit_forward_model,
+    fit_reverse_model,
     model_sidecar,
+    reverse_model_sidecar,
+    reverse_summary,
+    score_reverse,
     score_run,
     write_forward_outputs,
 )
@@ -68,12 +73,13 @@ class ParticipantFit:
 
     cv: str  # 'runs' or 'blocks'
     scored: list  # ScoredRun per paired run, in run order
-    final: ForwardModel  # the participant's model
+    final: object  # the participant's model: ForwardModel (or ReverseModel)
     final_splits: list  # the blocks of each run the final model trained and validated on
     labels: list = field(default_factory=list)
 
 
-def train_participant(prepared, config: Config, *, who: str = "the participant") -> ParticipantFit:
+def train_participant(prepared, config: Config, *, who: str = "the participant",
+                      reverse: bool = False) -> ParticipantFit:
     """Cross-validate one SAMBA model across a participant's paired runs; fit the final one.
 
     Parameters
@@ -84,6 +90,10 @@ def train_participant(prepared, config: Config, *, who: str = "the participant")
         ``cv`` picks the scheme (:func:`~samba_bids.training.resolve_cv`).
     who : str
         The participant, for messages.
+    reverse : bool
+        Train the reverse direction (BOLD -> band power, :func:`~.translate.fit_reverse_model`
+        scored by :func:`~.translate.score_reverse`) instead of the forward one
+        (:func:`~.translate.fit_forward_model`, :func:`~.translate.score_run`).
 
     Returns
     -------
@@ -108,12 +118,15 @@ def train_participant(prepared, config: Config, *, who: str = "the participant")
     cv = resolve_cv(config.cv, len(prepared), who=who)
     labels = [pair.label for pair, _ in prepared]
     inputs = [i for _, i in prepared]
-    logger.info("%s: one model across %d paired run(s), cross-validated by %s.", who,
-                len(prepared), "run" if cv == "runs" else "blocks inside each run")
+    fit_model, score = ((fit_reverse_model, score_reverse) if reverse
+                        else (fit_forward_model, score_run))
+    logger.info("%s: one %smodel across %d paired run(s), cross-validated by %s.", who,
+                "reverse " if reverse else "", len(prepared),
+                "run" if cv == "runs" else "blocks inside each run")
     if cv == "blocks":
         splits = [i.split for i in inputs]
-        model = fit_forward_model(config, inputs, splits, labels)
-        scored = [ScoredRun(pair, i, score_run(config, model, i, i.split), i.split,
+        model = fit_model(config, inputs, splits, labels)
+        scored = [ScoredRun(pair, i, score(config, model, i, i.split), i.split,
                             {"CrossValidation": "blocks", "Fold": 1, "TrainedOn": labels})
                   for pair, i in prepared]
         return ParticipantFit(cv=cv, scored=scored, final=model, final_splits=splits,
@@ -130,15 +143,15 @@ def train_participant(prepared, config: Config, *, who: str = "the participant")
         pair, held = prepared[fold.test_run]
         logger.info("%s: fold %d of %d: test run %s, trained on %s", who, fold.number,
                     len(folds), pair.label, ", ".join(trained_on))
-        model = fit_forward_model(config, [inputs[j] for j in fold.train_runs],
-                                  [fitting[j] for j in fold.train_runs], trained_on)
+        model = fit_model(config, [inputs[j] for j in fold.train_runs],
+                          [fitting[j] for j in fold.train_runs], trained_on)
         split = held_out_split(held.observed.shape[1], held.tr_s,
                                hrf_support_s=config.hrf_support_s, window_trs=config.window_trs)
-        scored.append(ScoredRun(pair, held, score_run(config, model, held, split), split,
+        scored.append(ScoredRun(pair, held, score(config, model, held, split), split,
                                 {"CrossValidation": "runs", "Fold": fold.number,
                                  "TrainedOn": trained_on}))
     logger.info("%s: final model on all %d runs", who, len(prepared))
-    final = fit_forward_model(config, inputs, fitting, labels)
+    final = fit_model(config, inputs, fitting, labels)
     return ParticipantFit(cv=cv, scored=scored, final=final, final_splits=fitting,
                           labels=labels)
 
@@ -230,6 +243,73 @@ def write_participant(participant, fit: ParticipantFit, config: Config, commons:
     return per_run, files
 
 
+def write_participant_reverse(participant, fit: ParticipantFit, config: Config,
+                              commons: dict) -> tuple[dict, list]:
+    """The derivatives of a reverse participant model across runs (BOLD -> band power).
+
+    As :func:`write_participant`: per run the held-out band-power prediction, the observed
+    band power and the metrics (the sidecar names the fold); per participant the final
+    reverse model (``desc-sambareverse_model.pt`` + JSON, :func:`reverse_model_uri`) and one
+    metrics table of every run (``desc-sambareverseruns_metrics.tsv``).
+
+    Returns
+    -------
+    per_run : dict
+        Run label -> the files written for it.
+    participant_files : list of pathlib.Path
+    """
+    out = config.output_dir
+    first = fit.scored[0]
+    entities = participant_entities(participant, first.pair)
+    model_path = reverse_model_uri(out, entities)
+    per_run = {}
+    for run in fit.scored:
+        scores = run.scores
+        fold = {**run.fold, "Model": model_path if fit.cv == "blocks" else
+                "the reverse model of this fold (not saved; the participant's reverse model "
+                f"is {model_path}, trained on every run)"}
+        per_run[run.pair.label] = write_reverse_outputs(
+            run.pair, config, run.inputs, scores.fit, scores.metrics, scores.summary,
+            commons[run.pair.label], predicted=scores.predicted, observed=scores.observed,
+            columns=scores.columns, split=run.split, fold=fold, model=False)
+    sources = [uri for run in fit.scored for uri in commons[run.pair.label]["Sources"]]
+    split_entries = {"CrossValidation": fit.cv, "TrainedOn": fit.labels,
+                     "Runs": {label: s.to_sidecar() for label, s in
+                              zip(fit.labels, fit.final_splits)}}
+    files = write_model(out, entities, "sambareverse", fit.final.fit, config, sources,
+                        split_entries, first.inputs.parcels.provenance,
+                        extra={**reverse_model_sidecar(config, first.inputs, fit.final.fit,
+                                                       space=first.pair.space),
+                               "TrainedOn": fit.labels, "CrossValidation": fit.cv})
+    atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.ephys_atlas_scale}
+    files.append(write_output(out, "reverse_runs_metrics", entities, runs_table(fit),
+                              sources=sources, **atlas_entities, parameters={
+        "Description": "Held-out agreement of the band power predicted from BOLD and the "
+                       "observed band power, one row per source parcel, band and paired run "
+                       "of the participant's reverse model across runs.",
+        "run_label": {"Description": "the run (sub/ses/task/run)"},
+        "fold": {"Description": "the fold whose model predicted this run"},
+        "n_test_volumes": {"Description": "volumes scored: the whole run (runs) or its "
+                                          "test block (blocks)"},
+        **metric_column_docs("source parcels and bands, within each run"),
+        "CrossValidation": fit.cv, "TrainedOn": fit.labels,
+    }))
+    return per_run, files
+
+
+def reverse_run_summary(run: ScoredRun) -> dict:
+    """The headline scores of a run scored in the reverse direction."""
+    return {**reverse_summary(run.scores), "reverse_fold": run.fold["Fold"],
+            "reverse_best_epoch": int(run.scores.fit.best_epoch)}
+
+
+def reverse_model_uri(out, entities) -> str:
+    """The participant's reverse model's path in OUTPUT_DIR, as a BIDS URI."""
+    from ..bids.derivatives import output_path
+
+    return bids_uri("", out, output_path(out, "reverse_model", entities))
+
+
 def runs_table(fit: ParticipantFit) -> pd.DataFrame:
     """One row per parcel and paired run: the held-out metrics with the run and fold."""
     frames = []
@@ -270,19 +350,99 @@ def model_uri(out, entities) -> str:
 class TrainedModel:
     """A model ready to translate a recording: the network and how it was trained."""
 
-    model: object  # samba_bids.model.samba.SAMBA, eval mode
-    history: int  # K
+    model: object  # samba_bids.model.samba.SAMBA (or SAMBAReverse), eval mode
+    history: int  # K (the reverse direction: the volumes it looks ahead)
     window_trs: int
     tr_s: float
     uri: str  # where it is saved, as a BIDS URI (or a path)
     description: str = "the participant's model"
     sidecar: dict = field(default_factory=dict)
+    source_names: list = field(default_factory=list)  # the reverse direction's columns
 
 
 def trained_model(fit: ForwardModel, uri: str, tr_s: float) -> TrainedModel:
     """The :class:`TrainedModel` of a model fitted in this run."""
     return TrainedModel(model=fit.fit.model, history=fit.history,
                         window_trs=int(fit.fit.window_trs), tr_s=float(tr_s), uri=uri)
+
+
+def trained_reverse_model(model, uri: str, inputs) -> TrainedModel:
+    """The :class:`TrainedModel` of a reverse model (:class:`~.translate.ReverseModel`)
+    fitted in this run on runs like ``inputs`` (a prepared paired run)."""
+    fit = model.fit
+    return TrainedModel(model=fit.model, history=int(fit.model.lookahead),
+                        window_trs=int(fit.window_trs), tr_s=float(inputs.tr_s), uri=uri,
+                        description="the participant's reverse model",
+                        source_names=list(inputs.parcels.names))
+
+
+def translate_bold_only(run, trained: TrainedModel, config: Config, templates_dir, links, *,
+                        check=None) -> RunResult:
+    """Predict the band power of a BOLD run without a recording with a reverse model.
+
+    Output: ``desc-sambareverse_timeseries.tsv`` (one column per ``<source parcel>_<band>``,
+    one row per volume; log band power), whose sidecar says that no EEG/MEG was recorded and
+    which model made the prediction.
+
+    Parameters
+    ----------
+    run : samba_bids.bids.layout.BoldRun
+    trained : TrainedModel
+        A reverse model (:func:`trained_reverse_model`, or one reused with ``--models``).
+    config : Config
+    templates_dir : pathlib.Path
+    links : dict
+    check : callable, optional
+        ``check(inputs)`` on the prepared BOLD (:class:`~.inputs.BoldInputs`) before it is
+        translated (raises when it does not suit the model).
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    DataError
+        As :func:`~.inputs.prepare_bold_only`, or when the run's TR differs from the model's.
+    """
+    from ..errors import DataError
+    from ..training import predict_reverse
+    from .inputs import prepare_bold_only
+    from .outputs import band_docs, write_band_power
+    from .translate import band_power_columns, flatten_band_power
+
+    start = time.time()
+    inputs = prepare_bold_only(run, config, templates_dir)
+    if check is not None:
+        check(inputs)
+    if abs(inputs.tr_s - trained.tr_s) > 1e-3:
+        raise DataError(f"{run.bold_files[0].name} has TR {inputs.tr_s:g} s but the reverse "
+                        f"model ({trained.uri}) was trained at TR {trained.tr_s:g} s; "
+                        "translate runs of the model's TR.")
+    predicted = flatten_band_power(predict_reverse(trained.model, inputs.observed,
+                                                   window_trs=trained.window_trs,
+                                                   device=config.device))
+    common = {
+        "Sources": [*(source_uri(links, f) for f in run.bold_files), trained.uri],
+        "RepetitionTime": trained.tr_s,
+        "ObservedElectrophysiology": False,
+        "Model": trained.uri,
+        "ConfoundsRegressed": list(inputs.confound_columns),
+        "Note": f"No EEG/MEG was recorded in this run: the band power was predicted from its "
+                f"BOLD alone by {trained.description} ({trained.uri}).",
+    }
+    atlas_entities = {"atlas": ATLAS, "seg": SEG, "scale": config.ephys_atlas_scale}
+    written = [write_band_power(config.output_dir, "reverse_timeseries",
+                                dict(run.bold_entities), predicted,
+                                band_power_columns(config, trained.source_names), common,
+                                atlas_entities, bands=band_docs(config),
+                                what="SAMBA-predicted (from BOLD; no EEG/MEG recorded)")]
+    seconds = time.time() - start
+    logger.info("%s: no EEG/MEG; band power of %d volumes predicted with %s in %.1f s.",
+                run.label, predicted.shape[1], trained.uri, seconds)
+    return RunResult(label=run.label, outputs=written, summary={
+        "bold_only": True, "n_volumes": int(predicted.shape[1]), "model": trained.uri,
+        "n_outputs": len(written), "seconds": seconds})
 
 
 def ephys_only_grid_pair(run, reference, space=None) -> RunPair:

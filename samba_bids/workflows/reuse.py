@@ -7,6 +7,11 @@ runs with BOLD are also scored (on all their volumes: none of them trained the m
 without BOLD get the prediction only. The settings that make the data the model reads
 (atlases, filters, TR, windows) come from the model's sidecar; a recording or BOLD run that
 does not match it (modality, channels, TR, atlas) is a :class:`~samba_bids.errors.DataError`.
+
+The reverse direction (``--direction bold-to-ephys`` or ``both``) follows the same rules with
+the participant's reverse model (``desc-sambareverse_model.pt``; there is no group reverse
+model): paired runs are scored against their observed band power, BOLD runs without a
+recording get the predicted band power only.
 """
 
 from __future__ import annotations
@@ -68,20 +73,9 @@ def find_model(models_dir, subject: str) -> tuple[Path, str]:
         If it holds several per-run models of the participant and no participant model.
     """
     models_dir = Path(models_dir)
-    if not models_dir.is_dir():
-        raise NoInputError(f"--models {models_dir}: no such folder; pass the OUTPUT_DIR of an "
-                           "earlier samba-bids run.")
-    own = output_path(models_dir, "model", {"subject": subject})
-    if own.is_file():
-        return own, f"sub-{subject}'s own model"
-    per_run = sorted(models_dir.glob(f"sub-{subject}/**/model/sub-{subject}_*desc-samba_model.pt"))
-    if len(per_run) == 1:
-        return per_run[0], f"sub-{subject}'s own model"
-    if len(per_run) > 1:
-        raise DataError(
-            f"--models {models_dir} holds {len(per_run)} per-run models of sub-{subject} "
-            f"({', '.join(p.name for p in per_run[:3])}) and no participant model; rerun its "
-            "participant level with this version (one model across runs).")
+    own = _own_model(models_dir, subject, "model", "samba", "model")
+    if own is not None:
+        return own
     group = models_dir / GROUP_MODEL
     if group.is_file():
         return group, "the group model"
@@ -91,8 +85,63 @@ def find_model(models_dir, subject: str) -> tuple[Path, str]:
         "--group-model.")
 
 
-def load_trained_model(path, description: str = "the model"):
-    """A saved SAMBA model and its sidecar, ready to translate.
+def _own_model(models_dir, subject, key, desc, what):
+    """(path, description) of the participant's own model of kind ``key`` (participant model
+    across runs, else its only per-run model), or None.
+
+    Raises
+    ------
+    NoInputError
+        If ``models_dir`` is not a folder.
+    DataError
+        If it holds several per-run models of the participant and no participant model.
+    """
+    if not models_dir.is_dir():
+        raise NoInputError(f"--models {models_dir}: no such folder; pass the OUTPUT_DIR of an "
+                           "earlier samba-bids run.")
+    own = output_path(models_dir, key, {"subject": subject})
+    if own.is_file():
+        return own, f"sub-{subject}'s own {what}"
+    per_run = sorted(models_dir.glob(f"sub-{subject}/**/model/sub-{subject}_*desc-{desc}_model.pt"))
+    if len(per_run) == 1:
+        return per_run[0], f"sub-{subject}'s own {what}"
+    if len(per_run) > 1:
+        raise DataError(
+            f"--models {models_dir} holds {len(per_run)} per-run {what}s of sub-{subject} "
+            f"({', '.join(p.name for p in per_run[:3])}) and no participant model; rerun its "
+            "participant level with this version (one model across runs).")
+    return None
+
+
+def find_reverse_model(models_dir, subject: str) -> tuple[Path, str]:
+    """The reverse model to translate ``subject``'s BOLD with, from a previous OUTPUT_DIR.
+
+    Returns
+    -------
+    path : pathlib.Path
+        ``sub-<label>/model/sub-<label>_desc-sambareverse_model.pt`` (a participant model
+        across runs), else the participant's only per-run reverse model.
+    description : str
+
+    Raises
+    ------
+    NoInputError
+        If ``models_dir`` holds no reverse model of the participant.
+    DataError
+        If it holds several per-run reverse models and no participant model.
+    """
+    own = _own_model(Path(models_dir), subject, "reverse_model", "sambareverse",
+                     "reverse model")
+    if own is not None:
+        return own
+    raise NoInputError(
+        f"--models {models_dir} holds no reverse model of sub-{subject} (there is no group "
+        "reverse model); run its participant level with --direction bold-to-ephys or both, "
+        "or use --direction ephys-to-bold.")
+
+
+def load_trained_model(path, description: str = "the model", *, reverse: bool = False):
+    """A saved SAMBA model (``reverse``: a reverse model) and its sidecar, ready to translate.
 
     Returns
     -------
@@ -107,25 +156,30 @@ def load_trained_model(path, description: str = "the model"):
     """
     import torch
 
+    from ..model.reverse import SAMBAReverse
     from ..model.samba import SAMBA
     from .participant_model import TrainedModel
 
     path = Path(path)
+    kind = SAMBAReverse if reverse else SAMBA
     try:
         sidecar = json.loads(sidecar_path(path).read_text())
-        model = SAMBA.from_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
+        model = kind.from_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as err:  # unreadable checkpoint or sidecar, of any kind
         raise DataError(f"{path}: cannot read the model or its JSON sidecar ({err}); "
                         "rerun the level that wrote it.") from err
-    missing = [k for k in ("RepetitionTime", "HistoryVolumes", "WindowTRs", "Config")
-               if k not in sidecar]
+    needed = (("RepetitionTime", "LookaheadVolumes", "WindowTRs", "SourceParcels", "Config")
+              if reverse else ("RepetitionTime", "HistoryVolumes", "WindowTRs", "Config"))
+    missing = [k for k in needed if k not in sidecar]
     if missing:
         raise DataError(f"{sidecar_path(path).name} lacks {', '.join(missing)} (written by an "
                         "earlier samba-bids); rerun the level that wrote it to reuse it.")
-    trained = TrainedModel(model=model, history=int(sidecar["HistoryVolumes"]),
+    history = sidecar["LookaheadVolumes"] if reverse else sidecar["HistoryVolumes"]
+    trained = TrainedModel(model=model, history=int(history),
                            window_trs=int(sidecar["WindowTRs"]),
                            tr_s=float(sidecar["RepetitionTime"]), uri=str(path),
-                           description=description, sidecar=sidecar)
+                           description=description, sidecar=sidecar,
+                           source_names=list(sidecar.get("SourceParcels", [])))
     return trained, sidecar
 
 
@@ -150,7 +204,7 @@ def check_compatible(path, sidecar: dict, *, source: str, modality: str, channel
     """
     name = Path(path).name
     want = sidecar.get("Modality")
-    if want and want != modality:
+    if want and modality and want != modality:
         raise DataError(f"{source} is {modality.upper()} but the model {name} was trained on "
                         f"{want.upper()}; use a model of the same modality.")
     trained_channels = sidecar.get("Channels") or []
@@ -174,7 +228,10 @@ def check_compatible(path, sidecar: dict, *, source: str, modality: str, channel
 
 
 def apply_models(participant, config: Config, templates_dir, links, work_dir):
-    """Translate every run of a participant with a saved model (``--models``).
+    """Translate every run of a participant with saved models (``--models``).
+
+    ``--direction`` picks which: the forward model (:func:`find_model`) for the runs with a
+    recording, the reverse model (:func:`find_reverse_model`) for the runs with BOLD.
 
     Returns
     -------
@@ -182,11 +239,88 @@ def apply_models(participant, config: Config, templates_dir, links, work_dir):
 
     Raises
     ------
-    UsageError
-        With ``--direction`` other than ``ephys-to-bold`` (reverse models are not reused).
     NoInputError, DataError
-        As :func:`find_model`, :func:`load_trained_model` and :func:`check_compatible`.
+        As :func:`find_model`, :func:`find_reverse_model`, :func:`load_trained_model` and
+        :func:`check_compatible`.
     """
+    from .results import ParticipantOutcome
+
+    runs, summary = [], None
+    if config.direction in ("ephys-to-bold", "both"):
+        runs, summary = _apply_forward(participant, config, templates_dir, links, work_dir)
+    elif participant.ephys_only:
+        logger.warning("%s: %d EEG/MEG run(s) without BOLD are left out (--direction %s).",
+                       participant.label, len(participant.ephys_only), config.direction)
+    if config.direction in ("bold-to-ephys", "both"):
+        _apply_reverse(participant, config, templates_dir, links, work_dir, runs)
+    return ParticipantOutcome(participant.subject, runs, summary)
+
+
+def _apply_reverse(participant, config, templates_dir, links, work_dir, runs) -> None:
+    """The reverse model on every run with BOLD; outputs added to ``runs`` (by label)."""
+    from ..alignment import held_out_split
+    from ..training import predict_reverse
+    from .inputs import prepared_inputs
+    from .outputs import run_common, write_reverse_outputs
+    from .participant_model import run_methods, translate_bold_only
+    from .translate import reverse_summary, score_band_power
+
+    path, description = find_reverse_model(config.models, participant.subject)
+    trained, sidecar = load_trained_model(path, description, reverse=True)
+    trained.uri = source_uri(links, path)
+    mconfig = model_config(config, sidecar)
+    logger.info("%s: predicting band power of %d run(s) with %s (%s); no training.",
+                participant.label, len(participant.pairs) + len(participant.bold_only),
+                description, path)
+    by_label = {run.label: run for run in runs}
+    for pair in participant.pairs:
+        inputs = prepared_inputs(pair, mconfig, templates_dir, work_dir)
+        _check_reverse(path, sidecar, pair.bold_files[0].name, inputs.atlas.names,
+                       inputs.tr_s, source_names=inputs.parcels.names,
+                       modality=inputs.modality)
+        predicted = predict_reverse(trained.model, inputs.observed,
+                                    window_trs=trained.window_trs, device=config.device)
+        split = held_out_split(inputs.observed.shape[1], inputs.tr_s,
+                               hrf_support_s=mconfig.hrf_support_s,
+                               window_trs=trained.window_trs)
+        scores = score_band_power(mconfig, predicted, inputs, split)
+        common = {**run_common(pair, inputs, mconfig, links), "Model": trained.uri}
+        common["Sources"] = [*common["Sources"], trained.uri]
+        files = write_reverse_outputs(
+            pair, mconfig, inputs, None, scores.metrics, scores.summary, common,
+            predicted=scores.predicted, observed=scores.observed, columns=scores.columns,
+            split=split, model=False, fold={"CrossValidation": "none (model reused)"})
+        result = by_label.get(pair.label)
+        if result is None:
+            result = RunResult(label=pair.label, summary={}, methods=run_methods(
+                pair, inputs, mconfig, templates_dir,
+                reused_model=f"{description} ({trained.uri})"))
+            runs.append(result)
+        result.outputs.extend(files)
+        result.summary.update(reverse_summary(scores))
+        if result.report is not None:
+            result.report.reverse = scores.metrics
+    for run in participant.bold_only:
+        runs.append(translate_bold_only(
+            run, trained, mconfig, templates_dir, links,
+            check=lambda b, run=run: _check_reverse(path, sidecar, run.bold_files[0].name,
+                                                    b.atlas.names, b.tr_s)))
+
+
+def _check_reverse(path, sidecar, source, parcel_names, tr_s, *, source_names=None,
+                   modality=None) -> None:
+    """:func:`check_compatible` for a reverse model: TR, BOLD atlas, source parcels."""
+    check_compatible(path, sidecar, source=source, modality=modality or "",
+                     channels=[], parcel_names=parcel_names, tr_s=tr_s)
+    trained = sidecar.get("SourceParcels")
+    if source_names is not None and trained and list(source_names) != list(trained):
+        raise DataError(f"{source}: the source parcels ({len(source_names)}) differ from the "
+                        f"reverse model {Path(path).name}'s ({len(trained)}); use the model's "
+                        "source atlas.")
+
+
+def _apply_forward(participant, config, templates_dir, links, work_dir):
+    """The forward model on every run with a recording: (runs, ParticipantSummary)."""
     from ..alignment import held_out_split
     from ..bold import load_bold_atlas
     from ..reports.participant import ParticipantSummary
@@ -194,14 +328,7 @@ def apply_models(participant, config: Config, templates_dir, links, work_dir):
     from .cache import RunCache
     from .inputs import prepared_inputs
     from .participant_model import run_methods, translate_ephys_only
-    from .results import ParticipantOutcome
 
-    if config.direction != "ephys-to-bold":
-        from ..errors import UsageError
-
-        raise UsageError(f"--models applies electrophysiology-to-BOLD models only; drop "
-                         f"--direction {config.direction} (reusing reverse models is not "
-                         "supported yet).")
     path, description = find_model(config.models, participant.subject)
     trained, sidecar = load_trained_model(path, description)
     trained.uri = source_uri(links, path)
@@ -256,7 +383,7 @@ def apply_models(participant, config: Config, templates_dir, links, work_dir):
                "Trained on": ", ".join(sidecar.get("TrainedOn", [])) or "see its sidecar"},
         hrf=trained.model.hrf.parameters_frame(atlas.names), centroids_mm=atlas.centroids_mm,
         ephys_only=ephys_reports)
-    return ParticipantOutcome(participant.subject, runs, summary)
+    return runs, summary
 
 
 def _write_scored(pair, config, inputs, predicted, split, trained, links, atlas_entities):

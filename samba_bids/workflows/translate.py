@@ -83,6 +83,19 @@ def fit_forward(config: Config, inputs: RunInputs) -> ForwardScores:
     return score_run(config, model, inputs, inputs.split)
 
 
+def _training_axis(runs, splits):
+    """(features, observed, split, first run): one run as it is, several concatenated
+    (:func:`~samba_bids.training.concatenate_runs`)."""
+    from ..training import concatenate_runs
+
+    runs, splits = list(runs), list(splits)
+    if len(runs) == 1:
+        return runs[0].features, runs[0].observed, splits[0], runs[0]
+    features, observed, split = concatenate_runs(
+        [(i.features, i.observed, s) for i, s in zip(runs, splits)])
+    return features, observed, split, runs[0]
+
+
 def fit_forward_model(config: Config, runs, splits, labels=()) -> ForwardModel:
     """SAMBA and the canonical-HRF band-power ridge trained on the runs' training blocks.
 
@@ -104,15 +117,9 @@ def fit_forward_model(config: Config, runs, splits, labels=()) -> ForwardModel:
     ForwardModel
     """
     from ..model.baselines import fit_ridge_baseline
-    from ..training import concatenate_runs, fit_samba
+    from ..training import fit_samba
 
-    runs, splits = list(runs), list(splits)
-    if len(runs) == 1:
-        features, observed, split = runs[0].features, runs[0].observed, splits[0]
-    else:
-        features, observed, split = concatenate_runs(
-            [(i.features, i.observed, s) for i, s in zip(runs, splits)])
-    reference = runs[0]
+    features, observed, split, reference = _training_axis(runs, splits)
     fit = fit_samba(features, observed, split, reference.parcels.centroids_mm,
                     reference.atlas.centroids_mm, config, tr_s=reference.tr_s, progress=True)
     ridge = fit_ridge_baseline(features, observed, split, tr_s=reference.tr_s)
@@ -220,35 +227,135 @@ def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):
     summary : dict
         ``reverse_median_pearson_r`` (median over source parcels and bands),
         ``reverse_fraction_significant``.
+    metrics : pandas.DataFrame
+    fit : samba_bids.training.FitResult
+    """
+    model = fit_reverse_model(config, [inputs], [inputs.split])
+    scores = score_reverse(config, model, inputs, inputs.split)
+    written = write_reverse_outputs(pair, config, inputs, scores.fit, scores.metrics,
+                                    scores.summary, common, predicted=scores.predicted,
+                                    observed=scores.observed, columns=scores.columns,
+                                    model_extra=reverse_model_sidecar(config, inputs,
+                                                                      scores.fit,
+                                                                      space=pair.space))
+    return written, reverse_summary(scores), scores.metrics, scores.fit
+
+
+@dataclass
+class ReverseModel:
+    """SAMBA in reverse fitted on one or several runs (:func:`fit_reverse_model`)."""
+
+    fit: object  # samba_bids.training.FitResult, model a SAMBAReverse
+    trained_on: list  # labels of the runs it was trained on
+
+
+@dataclass
+class ReverseScores:
+    """The reverse direction's prediction of one run, scored on a split's test volumes."""
+
+    fit: object  # samba_bids.training.FitResult
+    predicted: np.ndarray  # (N * n_bands, V), log band power
+    observed: np.ndarray  # (N * n_bands, V)
+    columns: list  # '<source parcel>_<band>' per row
+    metrics: pd.DataFrame  # one row per source parcel and band
+    summary: dict
+
+
+def fit_reverse_model(config: Config, runs, splits, labels=()) -> ReverseModel:
+    """SAMBA in reverse (BOLD -> source-parcel band power) trained on the runs' blocks.
+
+    As :func:`fit_forward_model`: several runs share one volume axis
+    (:func:`~samba_bids.training.concatenate_runs`) and no window reaches from one run into
+    the next (:func:`~samba_bids.training.split_reverse_windows`).
+    """
+    from ..training import fit_reverse
+
+    features, observed, split, reference = _training_axis(runs, splits)
+    fit = fit_reverse(features, observed, split, reference.parcels.centroids_mm,
+                      reference.atlas.centroids_mm, config, tr_s=reference.tr_s, progress=True)
+    return ReverseModel(fit=fit, trained_on=list(labels))
+
+
+def band_power_columns(config: Config, source_names) -> list:
+    """``<source parcel>_<band>``: the rows of the reverse direction's flattened band power."""
+    from ..model.wavelet import band_names
+
+    bands = band_names(config.wavelet_level)
+    return [f"{name}_{band}" for name in source_names for band in bands]
+
+
+def flatten_band_power(power) -> np.ndarray:
+    """(N, V, n_bands) -> (N * n_bands, V), rows in :func:`band_power_columns` order."""
+    n_src, n_volumes, n_bands = power.shape
+    return np.asarray(power).transpose(0, 2, 1).reshape(n_src * n_bands, n_volumes)
+
+
+def score_reverse(config: Config, model: ReverseModel, inputs: RunInputs,
+                  split) -> ReverseScores:
+    """Predict a run's band power from its BOLD; score it on ``split.test``."""
+    from ..training import predict_reverse
+
+    fit = model.fit
+    predicted = predict_reverse(fit.model, inputs.observed, window_trs=fit.window_trs,
+                                device=fit.device)  # (N, V, bands)
+    return score_band_power(config, predicted, inputs, split, fit=fit)
+
+
+def score_band_power(config: Config, predicted, inputs: RunInputs, split, *,
+                     fit=None) -> ReverseScores:
+    """Score a run's predicted band power against the band power of its recording.
+
+    Parameters
+    ----------
+    predicted : ndarray, shape (N, V, n_bands)
+        :func:`~samba_bids.training.predict_reverse`'s log band power.
+    inputs : RunInputs
+        The run (its ``features[..., 0]`` is the observed band power).
+    split : samba_bids.alignment.Split
+        Scored on ``split.test``.
+    fit : samba_bids.training.FitResult, optional
+        The model's fit, kept in the result (None: a reused model).
+
+    Returns
+    -------
+    ReverseScores
     """
     from ..metrics import parcel_metrics, summarise
     from ..model.wavelet import band_names
-    from ..training import fit_reverse, predict_reverse
 
-    features, observed, split = inputs.features, inputs.observed, inputs.split
     parcels = inputs.parcels
-    fit = fit_reverse(features, observed, split, parcels.centroids_mm, inputs.atlas.centroids_mm,
-                      config, tr_s=inputs.tr_s, progress=True)
-    predicted = predict_reverse(fit.model, observed, window_trs=fit.window_trs,
-                                device=fit.device)  # (N, V, bands)
-    power = features[..., 0]
     bands = band_names(config.wavelet_level)
-    columns = [f"{name}_{band}" for name in parcels.names for band in bands]
-    n_src, n_volumes, n_bands = power.shape
-    flat_pred = predicted.transpose(0, 2, 1).reshape(n_src * n_bands, n_volumes)
-    flat_obs = power.transpose(0, 2, 1).reshape(n_src * n_bands, n_volumes)
+    columns = band_power_columns(config, parcels.names)
+    flat_pred = flatten_band_power(predicted)
+    flat_obs = flatten_band_power(inputs.features[..., 0])
     metrics = parcel_metrics(flat_pred, flat_obs, split.test, columns, n_null=N_NULL,
                              seed=config.seed)
     metrics.insert(1, "band", [band for _ in parcels.names for band in bands])
     metrics.insert(1, "source_parcel", [name for name in parcels.names for _ in bands])
-    summary = summarise(metrics)
+    return ReverseScores(fit=fit, predicted=flat_pred, observed=flat_obs, columns=columns,
+                         metrics=metrics, summary=summarise(metrics))
 
-    written = write_reverse_outputs(pair, config, inputs, fit, metrics, summary, common,
-                                    predicted=flat_pred, observed=flat_obs, columns=columns)
-    return written, {
-        "reverse_median_pearson_r": float(metrics["pearson_r"].median()),
-        "reverse_fraction_significant": float(summary.get("fraction_significant", 0.0)),
-    }, metrics, fit
+
+def reverse_summary(scores: ReverseScores) -> dict:
+    """``reverse_median_pearson_r`` and ``reverse_fraction_significant`` of a scored run."""
+    return {
+        "reverse_median_pearson_r": float(scores.metrics["pearson_r"].median()),
+        "reverse_fraction_significant": float(scores.summary.get("fraction_significant",
+                                                                 0.0)),
+    }
+
+
+def reverse_model_sidecar(config: Config, inputs, fit, *, space=None) -> dict:
+    """What applying a saved reverse model needs (``--models``): TR, windows, atlases."""
+    from ..model.wavelet import band_names
+
+    return {"RepetitionTime": float(inputs.tr_s), "Space": space,
+            "LookaheadVolumes": int(fit.model.lookahead), "WindowTRs": int(fit.window_trs),
+            "Modality": inputs.modality, "BoldAtlasScale": int(config.bold_atlas_scale),
+            "EphysAtlasScale": int(config.ephys_atlas_scale),
+            "BoldParcels": list(inputs.atlas.names),
+            "SourceParcels": list(inputs.parcels.names),
+            "Bands": list(band_names(config.wavelet_level))}
 
 
 def participant_report(pair, config, inputs, scores: ForwardScores, *, split=None):

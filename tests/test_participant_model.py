@@ -158,6 +158,24 @@ def test_rerun_resumes_from_the_participant_cache(trained, caplog):
     assert len(skipped) == 2 and skipped[0].startswith("sub-01:")
 
 
+def test_models_on_paired_runs_score_and_report_every_run(trained, tmp_path):
+    """--models on a participant with BOLD: every run scored on all its volumes by the
+    reused model, one report section per run naming the model, nothing trained."""
+    bids, trained_out, _, _, config = trained
+    out = tmp_path / "out"
+    results = run(dataclasses.replace(config, output_dir=out, models=trained_out,
+                                      participant_label=["02"]))
+    paired = [f"sub-02_task-rest_run-{i}" for i in (1, 2, 3)]
+    assert [r.label for r in results.runs] == [*paired, "sub-02_task-rest_run-4"]
+    assert not list(out.glob("sub-02/model/*"))
+    html = (out / "sub-02.html").read_text()
+    for label in paired:
+        sidecar = json.loads((out / "sub-02" / "func" / f"{label}_{ATLAS}_desc-samba_"
+                              "metrics.json").read_text())
+        assert sidecar["CrossValidation"] == "none (model reused)"
+    assert html.count("Model (reused, not trained here)") == len(paired)
+
+
 @pytest.fixture(scope="module")
 def second_dataset(tmp_path_factory, templates_dir):
     """Three participants recorded with EEG only (their BOLD removed): the first dataset's

@@ -663,3 +663,25 @@ def test_report_in_headless_chromium(browser_context, rendered, which, tmp_path)
         shutil.copy(shot, Path(keep) / f"report_{which}.png")
     page.close()
     assert not errors, errors
+
+
+def test_run_translated_by_a_reused_model_has_a_section(tmp_path, run_and_r, caplog):
+    """--models: a run scored by a model trained elsewhere (no history, no baseline, no
+    training blocks) gets its section: series, scores and HRFs, and no figure fails."""
+    import dataclasses
+
+    report, _ = run_and_r
+    reused = dataclasses.replace(report, label="sub-01_task-rest_run-9",
+                                 train_volumes=np.array([], dtype=int),
+                                 validation_volumes=np.array([], dtype=int),
+                                 history=None, best_epoch=None, comparison=None,
+                                 attention=None, reverse=None, warnings=[],
+                                 provenance={"Model (reused, not trained here)":
+                                             "bids:models:sub-01/model/x.pt"})
+    with caplog.at_level("WARNING"):
+        text = render_participant_report([reused], tmp_path / "sub-01.html",
+                                         subject="01").read_text()
+    assert FIGURE_ERROR not in text and not any("failed" in r.getMessage()
+                                                 for r in caplog.records)
+    assert "sub-01_task-rest_run-9" in text and "bids:models:sub-01/model/x.pt" in text
+    assert "loss curves" not in text and "Loss per epoch" not in text

@@ -419,4 +419,34 @@ def _write_scored(pair, config, inputs, predicted, split, trained, links, atlas_
     return RunResult(label=pair.label, outputs=written, summary={
         "median_pearson_r": float(metrics["pearson_r"].median()),
         "fraction_significant": float(summary.get("fraction_significant", 0.0)),
-        "n_parcels": len(inputs.atlas.names), "model": trained.uri})
+        "n_parcels": len(inputs.atlas.names), "model": trained.uri},
+        report=_reused_report(pair, config, inputs, predicted, split, trained, metrics, hrf))
+
+
+def _reused_report(pair, config, inputs, predicted, split, trained, metrics, hrf):
+    """The report section of a run translated by a reused model: its series, scores on all
+    volumes, the model's HRFs; no training history, no baseline (nothing was trained)."""
+    from ..model.hrf import spm_canonical_hrf
+    from ..model.wavelet import band_names, band_ranges_hz
+    from ..reports.participant import ParticipantReport
+
+    hrf_time_s = np.arange(0.0, config.hrf_support_s, 0.1)
+    canonical = spm_canonical_hrf(hrf_time_s)
+    empty = np.array([], dtype=int)
+    return ParticipantReport(
+        label=pair.label, tr_s=inputs.tr_s, parcel_names=list(inputs.atlas.names),
+        centroids_mm=inputs.atlas.centroids_mm, observed=inputs.observed, predicted=predicted,
+        test_volumes=split.test, train_volumes=empty, validation_volumes=empty,
+        metrics=metrics, hrf=hrf, hrf_time_s=hrf_time_s,
+        hrf_curves=trained.model.hrf.curves(hrf_time_s),
+        canonical_hrf=canonical / canonical.max(), attention=None,
+        band_names=band_names(config.wavelet_level),
+        band_ranges_hz=band_ranges_hz(config.wavelet_level, config.resample_sfreq_hz),
+        history=None, best_epoch=None, comparison=None, parameters=config.to_dict(),
+        provenance={"Model (reused, not trained here)": trained.uri,
+                    "Reused": trained.description, "Alignment": inputs.clock,
+                    "Modality": inputs.modality.upper(), "BOLD space": pair.space,
+                    "Sources": [pair.ephys_file.name] + [f.name for f in pair.bold_files],
+                    "Scored on": f"all {len(split.test)} volumes after the first "
+                                 f"{int(split.history)} (none trained the model)"},
+        source_names=list(inputs.parcels.names))

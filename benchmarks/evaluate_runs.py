@@ -53,6 +53,9 @@ from samba_bids.workflows.inputs import prepare_ephys_only  # noqa: E402
 from samba_bids.workflows.participant_model import train_participant  # noqa: E402
 from samba_bids.workflows.translate import fit_forward_model, score_run  # noqa: E402
 
+#: Where finished units are kept (in the repository: a later session resumes from them).
+RESULTS = Path(__file__).parent / "results" / "evaluate_runs"
+
 
 def median_r(predicted, reference, volumes=None):
     """Median over parcels of the Pearson r over ``volumes`` (all when None)."""
@@ -130,79 +133,132 @@ def prepare(args, config):
     return bids, config, people
 
 
+class UnitStore:
+    """Finished units of the evaluation as JSON files, so that a stopped run resumes.
+
+    One file per unit (a participant's per-participant schemes; a leave-one-out group fit),
+    under ``folder`` (default ``benchmarks/results/evaluate_runs/<dataset>/``, kept in the
+    repository): a rerun with the same arguments loads the finished units and computes the
+    rest. Delete the folder to start again.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def get(self, unit: str, compute):
+        path = self.folder / f"{unit}.json"
+        if path.is_file():
+            print(f"{unit}: read from {path}", flush=True)
+            return json.loads(path.read_text())
+        result = compute()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(path)
+        print(f"{unit}: done, saved to {path}", flush=True)
+        return result
+
+
+def evaluate_participant(person, config, bids, names) -> dict:
+    """Per-run models and the participant model (--cv runs, blocks) on one participant:
+    ``{"rows": [...], "costs": [...]}`` (the group columns are added by :func:`evaluate`)."""
+    rows, costs, fits = [], [], {}
+    prepared = person["prepared"]
+    inputs = [i for _, i in prepared]
+    # today: one model per run, blocked split inside it
+    per_run, wall, cpu = timed(lambda: [fit_forward_model(config, [i], [i.split])
+                                        for i in inputs])
+    costs.append({"subject": person["subject"], "scheme": "per-run", "wall_s": wall,
+                  "cpu_s": cpu})
+    schemes = {"per-run": [score_run(config, m, i, i.split) for m, i in zip(per_run, inputs)]}
+    for cv in ("runs", "blocks"):
+        fit, wall, cpu = timed(train_participant, prepared, dataclasses.replace(config, cv=cv),
+                               who=f"sub-{person['subject']}")
+        costs.append({"subject": person["subject"], "scheme": f"participant, cv {cv}",
+                      "wall_s": wall, "cpu_s": cpu})
+        schemes[f"participant, cv {cv}"] = [run.scores for run in fit.scored]
+        fits[cv] = fit
+    for index, (pair, i) in enumerate(prepared):
+        truth = truth_of(bids, pair.label, names)
+        test = i.split.test
+        bounds = simulation_ceilings(truth["noiseless"], truth["noisy"], i.observed, test)
+        row = {"subject": person["subject"], "run": pair.label, "volumes": "test block",
+               "oracle": median_r(oracle_prediction(i, truth), i.observed, test),
+               "perfect": float(bounds["perfect_model_block"])}
+        for scheme, scores in schemes.items():
+            row[scheme] = median_r(scores[index].predicted, i.observed, test)
+            row[f"ridge {scheme}"] = median_r(scores[index].ridge_predicted, i.observed, test)
+        rows.append(row)
+    for run, e in person["eeg_only"]:
+        truth = truth_of(bids, run.label, names)
+        row = {"subject": person["subject"], "run": run.label,
+               "volumes": "all (EEG only, vs noiseless truth)", "perfect": 1.0}
+        for cv in ("runs", "blocks"):
+            final = fits[cv].final
+            predicted = predict_run(final.fit.model, e.features, history=final.history,
+                                    window_trs=final.fit.window_trs)
+            row[f"participant, cv {cv}"] = median_r(predicted, truth["noiseless"])
+            row[f"ridge participant, cv {cv}"] = median_r(final.ridge.predict(e.features),
+                                                          truth["noiseless"])
+        rows.append(row)
+    return {"rows": rows, "costs": costs}
+
+
+def evaluate_group(person, people, config, bids, names) -> dict:
+    """The group model trained on every run of the other participants, applied to this one:
+    ``{"columns": {run label: {...}}, "costs": [...]}``."""
+    others = [(p, i) for q in people if q is not person for p, i in q["prepared"]]
+    splits = [fitting_split(i.observed.shape[1], i.tr_s, hrf_support_s=config.hrf_support_s,
+                            train_fraction=config.train_fraction,
+                            validation_fraction=config.validation_fraction,
+                            window_trs=config.window_trs) for _, i in others]
+    group, wall, cpu = timed(fit_forward_model, config, [i for _, i in others], splits,
+                             [p.label for p, _ in others])
+    columns = {}
+    for pair, i in person["prepared"]:
+        scores = score_run(config, group, i, i.split)
+        columns[pair.label] = {
+            "group (unseen)": median_r(scores.predicted, i.observed, i.split.test),
+            "ridge group (unseen)": median_r(scores.ridge_predicted, i.observed,
+                                             i.split.test)}
+    for run, e in person["eeg_only"]:
+        truth = truth_of(bids, run.label, names)
+        predicted = predict_run(group.fit.model, e.features, history=group.history,
+                                window_trs=group.fit.window_trs)
+        columns[run.label] = {
+            "group (unseen)": median_r(predicted, truth["noiseless"]),
+            "ridge group (unseen)": median_r(group.ridge.predict(e.features),
+                                             truth["noiseless"])}
+    return {"columns": columns, "costs": [{"subject": person["subject"],
+                                           "scheme": "group (unseen)", "wall_s": wall,
+                                           "cpu_s": cpu}]}
+
+
 def evaluate(args):
-    """Every model of the module docstring on every participant; returns (rows, costs)."""
+    """Every model of the module docstring on every participant; returns (rows, costs).
+
+    Unit by unit through :class:`UnitStore`: a stopped evaluation resumes where it was.
+    """
     config = Config(max_epochs=args.max_epochs, seed=0, device="cpu", confounds="none")
     bids, config, people = prepare(args, config)
     names = list(people[0]["prepared"][0][1].atlas.names)
+    store = UnitStore((args.results_dir or RESULTS / bids.name)
+                      / f"max{args.max_epochs}epochs")
     rows, costs = [], []
-    fits = {}
     for person in people:
-        prepared = person["prepared"]
-        inputs = [i for _, i in prepared]
-        # today: one model per run, blocked split inside it
-        per_run, wall, cpu = timed(lambda: [fit_forward_model(config, [i], [i.split])
-                                            for i in inputs])
-        costs.append({"subject": person["subject"], "scheme": "per-run", "wall_s": wall,
-                      "cpu_s": cpu})
-        schemes = {"per-run": [score_run(config, m, i, i.split) for m, i in zip(per_run, inputs)]}
-        for cv in ("runs", "blocks"):
-            fit, wall, cpu = timed(train_participant, prepared,
-                                   dataclasses.replace(config, cv=cv),
-                                   who=f"sub-{person['subject']}")
-            costs.append({"subject": person["subject"], "scheme": f"participant, cv {cv}",
-                          "wall_s": wall, "cpu_s": cpu})
-            schemes[f"participant, cv {cv}"] = [run.scores for run in fit.scored]
-            fits[(person["subject"], cv)] = fit
-        for index, (pair, i) in enumerate(prepared):
-            truth = truth_of(bids, pair.label, names)
-            test = i.split.test
-            bounds = simulation_ceilings(truth["noiseless"], truth["noisy"], i.observed, test)
-            row = {"subject": person["subject"], "run": pair.label, "volumes": "test block",
-                   "oracle": median_r(oracle_prediction(i, truth), i.observed, test),
-                   "perfect": bounds["perfect_model_block"]}
-            for scheme, scores in schemes.items():
-                row[scheme] = median_r(scores[index].predicted, i.observed, test)
-                row[f"ridge {scheme}"] = median_r(scores[index].ridge_predicted, i.observed,
-                                                  test)
-            rows.append(row)
-        for run, e in person["eeg_only"]:
-            truth = truth_of(bids, run.label, names)
-            row = {"subject": person["subject"], "run": run.label,
-                   "volumes": "all (EEG only, vs noiseless truth)", "perfect": 1.0}
-            for cv in ("runs", "blocks"):
-                final = fits[(person["subject"], cv)].final
-                predicted = predict_run(final.fit.model, e.features, history=final.history,
-                                        window_trs=final.fit.window_trs)
-                row[f"participant, cv {cv}"] = median_r(predicted, truth["noiseless"])
-                row[f"ridge participant, cv {cv}"] = median_r(final.ridge.predict(e.features),
-                                                              truth["noiseless"])
-            rows.append(row)
+        done = store.get(f"sub-{person['subject']}_participant",
+                         lambda person=person: evaluate_participant(person, config, bids,
+                                                                    names))
+        rows += done["rows"]
+        costs += done["costs"]
     # the group model, leave-one-participant-out: every run of the others
     for person in people:
-        others = [(p, i) for q in people if q is not person for p, i in q["prepared"]]
-        splits = [fitting_split(i.observed.shape[1], i.tr_s, hrf_support_s=config.hrf_support_s,
-                                train_fraction=config.train_fraction,
-                                validation_fraction=config.validation_fraction,
-                                window_trs=config.window_trs) for _, i in others]
-        group, wall, cpu = timed(fit_forward_model, config, [i for _, i in others], splits,
-                                 [p.label for p, _ in others])
-        costs.append({"subject": person["subject"], "scheme": "group (unseen)", "wall_s": wall,
-                      "cpu_s": cpu})
-        for pair, i in person["prepared"]:
-            scores = score_run(config, group, i, i.split)
-            row = next(r for r in rows if r["run"] == pair.label)
-            row["group (unseen)"] = median_r(scores.predicted, i.observed, i.split.test)
-            row["ridge group (unseen)"] = median_r(scores.ridge_predicted, i.observed,
-                                                   i.split.test)
-        for run, e in person["eeg_only"]:
-            truth = truth_of(bids, run.label, names)
-            row = next(r for r in rows if r["run"] == run.label)
-            predicted = predict_run(group.fit.model, e.features, history=group.history,
-                                    window_trs=group.fit.window_trs)
-            row["group (unseen)"] = median_r(predicted, truth["noiseless"])
-            row["ridge group (unseen)"] = median_r(group.ridge.predict(e.features),
-                                                   truth["noiseless"])
+        done = store.get(f"sub-{person['subject']}_group",
+                         lambda person=person: evaluate_group(person, people, config, bids,
+                                                              names))
+        for row in rows:
+            row.update(done["columns"].get(row["run"], {}))
+        costs += done["costs"]
     return pd.DataFrame(rows), pd.DataFrame(costs)
 
 
@@ -223,6 +279,9 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=600.0, help="each run, s")
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--max-epochs", type=int, default=100)
+    parser.add_argument("--results-dir", type=Path, default=None,
+                        help="finished units (JSON), read on a rerun; default "
+                             "benchmarks/results/evaluate_runs/<dataset>/max<N>epochs")
     parser.add_argument("--seed", type=int, default=2026,
                         help="the evaluation dataset (fixed before looking; development: 0, 3)")
     args = parser.parse_args(argv)

@@ -63,25 +63,14 @@ def volume_onsets(raw, n_volumes, tr_s, *, trigger=None, source="the recording")
             "at t = 0 with one volume every %.3g s.", source, tr_s,
         )
         return np.arange(n_volumes) * float(tr_s), "shared start at t = 0 (assumed)"
-    descriptions = np.asarray(raw.annotations.description)
-    keep = descriptions == trigger
-    if not keep.any():
-        # BrainVision markers read by MNE are "Type/Description" (e.g. "Scanner/Scan Start")
-        keep = np.array([d.rsplit("/", 1)[-1].strip() == trigger.strip() for d in descriptions],
-                        dtype=bool)
-    if not keep.any():
-        present = sorted(set(descriptions.tolist()))
+    onsets = annotation_onsets(raw, trigger)
+    if not len(onsets):
+        present = sorted(set(np.asarray(raw.annotations.description).tolist()))
         shown = ", ".join(present[:10]) + (" ..." if len(present) > 10 else "")
         raise DataError(
             f"{source}: no annotation named {trigger!r} (present: {shown or 'none'}); "
             "pass the volume marker's description with --volume-trigger."
         )
-    # MNE stores annotation onsets on the recording's clock, which starts at ``first_time``
-    # (first_samp / sfreq): relative to meas_date when it is set, and shifted by first_time
-    # when it is not (annotations set without orig_time are synced to the first sample);
-    # either way the onset from the first sample is onset - first_time.
-    onsets = np.asarray(raw.annotations.onset)[keep] - raw.first_time
-    onsets = np.sort(onsets)
     if n_volumes is None:
         return onsets, f"volume triggers {trigger!r}"
     if len(onsets) != n_volumes:
@@ -90,6 +79,36 @@ def volume_onsets(raw, n_volumes, tr_s, *, trigger=None, source="the recording")
             f"{n_volumes} volumes; trim dummy-scan markers or volumes so that they match."
         )
     return onsets, f"volume triggers {trigger!r}"
+
+
+def annotation_onsets(raw, description):
+    """Onsets of the annotations named ``description``, in s from the first sample.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        The recording.
+    description : str
+        The annotation's description, e.g. ``"Response/R128"`` or ``"Scanner/Scan Start"`` as
+        MNE reads BrainVision ``.vmrk`` markers; the part after the last ``/`` (``"R128"``)
+        also matches when no description matches whole.
+
+    Returns
+    -------
+    ndarray, shape (n_markers,)
+        Sorted onsets in s relative to ``raw.times[0]`` (empty when there is no such marker).
+    """
+    descriptions = np.asarray(raw.annotations.description)
+    keep = descriptions == description
+    if not keep.any():
+        # BrainVision markers read by MNE are "Type/Description" (e.g. "Scanner/Scan Start")
+        keep = np.array([d.rsplit("/", 1)[-1].strip() == description.strip()
+                         for d in descriptions], dtype=bool)
+    # MNE stores annotation onsets on the recording's clock, which starts at ``first_time``
+    # (first_samp / sfreq): relative to meas_date when it is set, and shifted by first_time
+    # when it is not (annotations set without orig_time are synced to the first sample);
+    # either way the onset from the first sample is onset - first_time.
+    return np.sort(np.asarray(raw.annotations.onset, float)[keep] - raw.first_time)
 
 
 def segment_ephys(data, sfreq_hz, onsets_s, tr_s, *, source="the recording"):

@@ -54,6 +54,7 @@ CHOICES = {
     "ephys_atlas_scale": (100, 200, 400),
     "bold_atlas_scale": (100, 200, 400),
     "cv": ("auto", "runs", "blocks"),
+    "mr_artifacts": ("auto", "gradient", "gradient+pulse", "none"),
 }
 
 
@@ -123,6 +124,8 @@ class Config:
     ephys_atlas_scale: int = setting(100, section="ephys")
     modality: str = setting("auto", section="ephys")  # auto | eeg | meg
     volume_trigger: str | None = setting(None, section="ephys")
+    #: MR artefacts of EEG recorded in the scanner: auto | gradient | gradient+pulse | none.
+    mr_artifacts: str = setting("auto", section="ephys")
     l_freq_hz: float = setting(0.5, section="ephys")
     h_freq_hz: float = setting(45.0, section="ephys")
     resample_sfreq_hz: float = setting(100.0, section="ephys")

@@ -63,6 +63,9 @@ class RunPair:
         Entities of the BOLD file (used to name the outputs), with the long names of
         :func:`~samba_bids.bids.derivatives.derivative_path` (pybids' ``res``/``den`` become
         ``resolution``/``density``).
+    ephys_derivatives : str | None
+        The ``-d`` name of the derivatives folder the recording was read from (a cleaned
+        copy preferred to the raw one, :func:`collect_participants`); None: the raw dataset.
     """
 
     entities: dict
@@ -72,6 +75,7 @@ class RunPair:
     tr_s: float | None = None
     confounds_file: Path | None = None
     bold_entities: dict = field(default_factory=dict)
+    ephys_derivatives: str | None = None
 
     @property
     def label(self) -> str:
@@ -99,12 +103,15 @@ class EphysRun:
         Always empty (no BOLD); present so that the work-directory cache keys it like a pair.
     confounds_file : None
         As ``bold_files``.
+    ephys_derivatives : str | None
+        As :attr:`RunPair.ephys_derivatives`.
     """
 
     entities: dict
     ephys_file: Path
     bold_files: list = field(default_factory=list)
     confounds_file: Path | None = None
+    ephys_derivatives: str | None = None
 
     @property
     def label(self) -> str:
@@ -326,13 +333,15 @@ def collect_pairs(layout, *, participant_label=(), session_label=(), task_label=
 
 def collect_participants(layout, *, participant_label=(), session_label=(), task_label=(),
                          modality="auto", bold_space=None,
-                         allow_ephys_only=False) -> list[ParticipantRuns]:
+                         allow_ephys_only=False, ephys_derivatives=None) -> list[ParticipantRuns]:
     """A participant's runs: each recording paired with its BOLD run, or on its own.
 
     A recording pairs with the preprocessed BOLD run of the same subject, session, task and
     run. A recording with no such BOLD run is an electrophysiology-only run (for example a
     session outside the scanner): kept beside the pairs, to be translated with the
-    participant's model.
+    participant's model. A cleaned copy of a recording in one of ``ephys_derivatives`` (e.g.
+    gradient- and pulse-corrected EEG exported by BrainVision Analyzer, or a ``desc-preproc``
+    recording) is read instead of the raw one (logged).
 
     Parameters
     ----------
@@ -347,6 +356,11 @@ def collect_participants(layout, *, participant_label=(), session_label=(), task
     allow_ephys_only : bool
         Accept a participant with no BOLD run at all (trained models are reused,
         ``--models``); otherwise that is an error.
+    ephys_derivatives : dict of str to Path | None
+        Derivative folders named with ``-d`` (indexed in ``layout``) whose EEG/MEG recordings
+        replace the raw recordings of the same subject, session, task and run. Only folders
+        named explicitly: recordings in folders found under ``BIDS_DIR/derivatives`` are not
+        used (logged), so that adding a folder never changes silently what is read.
 
     Returns
     -------
@@ -418,15 +432,22 @@ def collect_participants(layout, *, participant_label=(), session_label=(), task
             # MEG wins over EEG for the same run in auto mode (MEG files come first here)
             if key not in by_run or f.entities["suffix"] == "meg":
                 by_run[key] = f
+        cleaned = _cleaned_recordings(layout, subject, suffixes, filters, ephys_derivatives,
+                                      by_run)
         participant = ParticipantRuns(subject=subject, pairs=[])
         for key, efile in sorted(by_run.items(), key=lambda kv: [str(x) for x in kv[0]]):
             entities = dict(zip(PAIR_ENTITIES, key))
             entities["run"] = _as_str(entities["run"])
+            folder = None
+            if key in cleaned:
+                folder, efile = cleaned[key]
             pair = _pair_bold(layout, efile, entities, bold, bold_space)
             if pair is None:
                 participant.ephys_only.append(EphysRun(entities=entities,
-                                                       ephys_file=Path(efile.path)))
+                                                       ephys_file=Path(efile.path),
+                                                       ephys_derivatives=folder))
             else:
+                pair.ephys_derivatives = folder
                 participant.pairs.append(pair)
         if not participant.pairs and not allow_ephys_only:
             raise NoInputError(
@@ -446,6 +467,52 @@ def collect_participants(layout, *, participant_label=(), session_label=(), task
     if not any(p.pairs or p.ephys_only for p in participants):
         raise EmptySelectionError(f"The selection{_describe_filters(filters)} matched no run.")
     return participants
+
+
+def _cleaned_recordings(layout, subject, suffixes, filters, ephys_derivatives, by_run) -> dict:
+    """Recordings of ``ephys_derivatives`` folders that replace raw ones, by run key.
+
+    Returns
+    -------
+    dict
+        ``{(subject, session, task, run): (folder name, pybids file)}`` for every raw
+        recording in ``by_run`` with a copy in a named folder (the first by file name when a
+        folder holds several, e.g. two ``desc`` values: logged).
+    """
+    found = layout.get(subject=subject, suffix=suffixes, extension=list(EPHYS_EXTENSIONS),
+                       scope="derivatives", **filters)
+    if not found:
+        return {}
+    folders = {name: Path(path).resolve() for name, path in (ephys_derivatives or {}).items()}
+
+    def folder_of(f):
+        path = Path(f.path).resolve()
+        return next((name for name, root in folders.items() if root in path.parents), None)
+
+    unnamed = sorted({str(next(q.parent for q in Path(f.path).parents
+                               if q.name.startswith("sub-")))
+                      for f in found if folder_of(f) is None})
+    if unnamed:
+        logger.info("sub-%s: EEG/MEG recordings in %s are not used (name the folder with -d "
+                    "to read them instead of the raw recordings).", subject, ", ".join(unnamed))
+    cleaned = {}
+    for f in sorted(found, key=lambda f: f.path):
+        name = folder_of(f)
+        key = tuple(f.entities.get(k) for k in PAIR_ENTITIES)
+        if name is None:
+            continue
+        if key not in by_run:
+            logger.warning("%s (-d %s) has no raw recording of the same run in the dataset; "
+                           "left out.", Path(f.path).name, name)
+        elif key in cleaned:
+            logger.warning("%s (-d %s) left out: %s is used for the same run.",
+                           Path(f.path).name, name, Path(cleaned[key][1].path).name)
+        else:
+            cleaned[key] = (name, f)
+            logger.info("%s: the recording %s from -d %s is read instead of the raw %s.",
+                        run_label(dict(zip(PAIR_ENTITIES, key))), Path(f.path).name, name,
+                        Path(by_run[key].path).name)
+    return cleaned
 
 
 def _bold_only_runs(layout, subject, bold, by_run, bold_space) -> list:

@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="LABEL", help="tasks to process")
     g.add_argument("-d", "--derivatives", nargs="+", default=None, type=_derivative,
                    metavar="PATH",
-                   help="folders with preprocessed BOLD (fMRIPrep-style); NAME=PATH accepted. "
-                        "Default: the folders under BIDS_DIR/derivatives")
+                   help="folders with preprocessed BOLD (fMRIPrep-style) or cleaned EEG/MEG "
+                        "recordings (read instead of the raw ones); NAME=PATH accepted. "
+                        "Default: the folders under BIDS_DIR/derivatives (their BOLD only)")
     g.add_argument("--bold-space", "--bold_space", default=None,
                    help=f"BOLD space to use ({', '.join(BOLD_SPACES)}); chosen "
                         "automatically when one is present")
@@ -84,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = parser.add_argument_group("alignment and model")
     g.add_argument("--volume-trigger", "--volume_trigger", default=None, metavar="DESCRIPTION",
                    help="annotation marking each BOLD volume onset in the recording")
+    g.add_argument("--mr-artifacts", "--mr_artifacts", default=None,
+                   choices=CHOICES["mr_artifacts"],
+                   help="EEG recorded in the MR scanner: remove the gradient artefact (AAS) "
+                        "and the pulse artefact (PCA-OBS, needs an ECG channel); auto: "
+                        "when the recording carries the gradient artefact (none for a "
+                        "recording read from a -d derivatives folder)")
     g.add_argument("--inverse-method", "--inverse_method", default=None,
                    choices=CHOICES["inverse_method"], help="inverse method")
     g.add_argument("--direction", default=None,
@@ -135,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 CONFIG_FIELDS = (
     "bids_dir", "output_dir", "analysis_level", "participant_label", "session_label",
     "task_label", "bold_space", "modality", "repetition_time_s", "templates_dir",
-    "ephys_atlas_scale", "bold_atlas_scale", "volume_trigger", "inverse_method", "confounds", "direction",
+    "ephys_atlas_scale", "bold_atlas_scale", "volume_trigger", "mr_artifacts", "inverse_method",
+    "confounds", "direction",
     "device", "seed", "max_epochs", "cv", "models", "work_dir", "nprocs", "omp_nthreads", "mem_mb", "overwrite",
     "group_model",
     "skip_bids_validation", "verbose",

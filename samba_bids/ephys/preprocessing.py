@@ -304,6 +304,7 @@ def preprocess_raw(
     sfreq_hz: float | None = 100.0,
     n_jobs: int = 1,
     max_load_mb: float = 256.0,
+    mr_artifacts=None,
 ) -> mne.io.BaseRaw:
     """Pick, band-pass, resample and (EEG) average-reference a recording for source imaging.
 
@@ -333,6 +334,11 @@ def preprocess_raw(
         The peak memory of this function is a small multiple of this (MNE's filter and FFT
         work arrays), plus the output. Ignored when ``raw`` is preloaded (its data are
         processed at once, as by MNE).
+    mr_artifacts : samba_bids.ephys.artifacts.MRArtifactRemoval | None
+        MR artefacts to remove (:func:`~.artifacts.plan_mr_artifacts`): the gradient
+        artefact from each channel group at the recording's sampling rate before the
+        band-pass, the pulse artefact after the resampling. Its quality-control figures are
+        filled in as the groups pass. None: nothing removed.
 
     Returns
     -------
@@ -401,10 +407,14 @@ def preprocess_raw(
 
     def filter_resample(part: mne.io.BaseRaw) -> mne.io.BaseRaw:
         part.load_data(verbose=False)
+        if mr_artifacts is not None:
+            mr_artifacts.remove_gradient(part)
         if l_freq_hz is not None or h_freq_hz is not None:
             part.filter(l_freq_hz, h_freq_hz, n_jobs=n_jobs, verbose=False)
         if new_sfreq != orig_sfreq:
             part.resample(new_sfreq, n_jobs=n_jobs, verbose=False)
+        if mr_artifacts is not None:
+            mr_artifacts.remove_pulse(part)
         return part
 
     groups = _channel_groups(out, max_load_mb)

@@ -50,6 +50,9 @@ class RunInputs:
         Confound regressors removed from the parcel BOLD.
     channel_names : list of str
         The data channels used, in order.
+    mr_artifacts : samba_bids.ephys.MRArtifactRemoval | None
+        The MR artefacts removed from the recording and their quality control (None:
+        nothing removed).
     """
 
     features: np.ndarray
@@ -65,6 +68,7 @@ class RunInputs:
     sfreq_hz: float = 0.0
     confound_columns: list = field(default_factory=list)
     channel_names: list = field(default_factory=list)
+    mr_artifacts: object = None
 
 
 def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
@@ -102,7 +106,7 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
                           train_fraction=config.train_fraction,
                           validation_fraction=config.validation_fraction,
                           window_trs=config.window_trs, source=pair.bold_files[0].name)
-    raw, modality, sfreq_hz, parcels = prepare_ephys(pair, config, templates_dir)
+    raw, modality, sfreq_hz, parcels, mr_artifacts = prepare_ephys(pair, config, templates_dir)
 
     # --- one clock, segments ------------------------------------------------------------
     onsets, clock = volume_onsets(raw, bold.n_volumes, bold.tr_s, trigger=config.volume_trigger,
@@ -115,7 +119,8 @@ def prepare_run(pair, config: Config, templates_dir: Path) -> RunInputs:
     return RunInputs(features=features, observed=observed, split=split, parcels=parcels,
                      atlas=bold.atlas, tr_s=bold.tr_s, modality=modality, clock=clock,
                      bold=bold.data, n_channels=len(raw.ch_names), sfreq_hz=sfreq_hz,
-                     confound_columns=bold.confound_columns, channel_names=list(raw.ch_names))
+                     confound_columns=bold.confound_columns, channel_names=list(raw.ch_names),
+                     mr_artifacts=mr_artifacts)
 
 
 @dataclass
@@ -135,6 +140,7 @@ class EphysInputs:
     n_channels : int
     sfreq_hz : float
     channel_names : list of str
+    mr_artifacts : samba_bids.ephys.MRArtifactRemoval | None
     """
 
     features: np.ndarray
@@ -145,6 +151,7 @@ class EphysInputs:
     n_channels: int
     sfreq_hz: float
     channel_names: list = field(default_factory=list)
+    mr_artifacts: object = None
 
     @property
     def n_volumes(self) -> int:
@@ -179,7 +186,7 @@ def prepare_ephys_only(run, config: Config, templates_dir: Path, tr_s: float) ->
     from ..errors import DataError
     from ..model.wavelet import wavelet_band_features
 
-    raw, modality, sfreq_hz, parcels = prepare_ephys(run, config, templates_dir)
+    raw, modality, sfreq_hz, parcels, mr_artifacts = prepare_ephys(run, config, templates_dir)
     trigger = config.volume_trigger
     if trigger is not None and not _has_annotation(raw, trigger):
         logger.warning("%s has no %r volume markers (recorded outside the scanner?); its "
@@ -193,7 +200,7 @@ def prepare_ephys_only(run, config: Config, templates_dir: Path, tr_s: float) ->
     features = wavelet_band_features(segments, wavelet=config.wavelet, level=config.wavelet_level)
     return EphysInputs(features=features, parcels=parcels, tr_s=float(tr_s), modality=modality,
                        clock=clock, n_channels=len(raw.ch_names), sfreq_hz=sfreq_hz,
-                       channel_names=list(raw.ch_names))
+                       channel_names=list(raw.ch_names), mr_artifacts=mr_artifacts)
 
 
 @dataclass
@@ -314,7 +321,7 @@ def prepare_bold(pair, config: Config, templates_dir: Path) -> ParcelBold:
 
 
 def prepare_ephys(pair, config: Config, templates_dir: Path):
-    """Read and preprocess a recording; source-reconstruct it to parcel time courses.
+    """Read a recording, remove MR artefacts, preprocess; source-reconstruct to parcels.
 
     Returns
     -------
@@ -325,11 +332,15 @@ def prepare_ephys(pair, config: Config, templates_dir: Path):
     sfreq_hz : float
         Sampling rate of the recording as read, Hz.
     parcels : samba_bids.ephys.SourceParcels
+    mr_artifacts : samba_bids.ephys.MRArtifactRemoval | None
+        The MR artefacts removed (EEG recorded in the scanner), with their quality control;
+        None when nothing was removed.
     """
     from ..ephys import (
         compute_source_parcels,
         detect_modality,
         empty_room_noise_cov,
+        plan_mr_artifacts,
         preprocess_raw,
         read_ephys,
     )
@@ -337,13 +348,25 @@ def prepare_ephys(pair, config: Config, templates_dir: Path):
     raw = read_ephys(pair.ephys_file, modality=config.modality)
     sfreq_hz = float(raw.info["sfreq"])
     modality = detect_modality(raw, config.modality)
+    mr_artifacts = None
+    if modality == "eeg":
+        import mne
+
+        mr_artifacts = plan_mr_artifacts(
+            raw, mode=config.mr_artifacts, trigger=config.volume_trigger,
+            picks=mne.pick_types(raw.info, meg=False, eeg=True, exclude="bads"),
+            band_hz=(config.l_freq_hz, config.h_freq_hz),
+            from_derivatives=getattr(pair, "ephys_derivatives", None) is not None)
+    elif config.mr_artifacts not in ("auto", "none"):
+        logger.warning("%s: --mr-artifacts %s applies to EEG; nothing removed from MEG.",
+                       pair.ephys_file.name, config.mr_artifacts)
     raw = preprocess_raw(raw, modality=modality, l_freq_hz=config.l_freq_hz,
                          h_freq_hz=config.h_freq_hz, sfreq_hz=config.resample_sfreq_hz,
-                         n_jobs=config.nprocs or 1)
+                         n_jobs=config.nprocs or 1, mr_artifacts=mr_artifacts)
     noise_cov = empty_room_noise_cov(pair.ephys_file, raw) if modality == "meg" else None
     parcels = compute_source_parcels(
         raw, templates_dir, modality=modality, subject=EPHYS_SUBJECT,
         n_parcels=config.ephys_atlas_scale, method=config.inverse_method, snr=config.snr,
         noise_cov=noise_cov, chunk_seconds=config.chunk_s, progress=True,
     )
-    return raw, modality, sfreq_hz, parcels
+    return raw, modality, sfreq_hz, parcels, mr_artifacts

@@ -59,6 +59,7 @@ def run_participant_level(config: Config) -> Results:
         modality=config.modality,
         bold_space=config.bold_space,
         allow_ephys_only=config.models is not None,
+        ephys_derivatives=config.derivatives,
     )
     templates_dir = find_templates_dir(config.templates_dir)
     links = {"raw": config.bids_dir, **derivatives}

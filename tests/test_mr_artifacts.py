@@ -1,0 +1,210 @@
+"""MR artefacts of EEG recorded in the scanner (issue 14): detection, gradient removal (AAS),
+heartbeats and pulse removal (PCA-OBS), on a real ECG channel recorded during fMRI and on
+synthetic recordings; cleaned recordings read from a derivatives folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from samba_bids.ephys.artifacts import (
+    detect_gradient_artifact,
+    plan_mr_artifacts,
+    spectral_line_share,
+    volume_locked_share,
+)
+from samba_bids.ephys.preprocessing import read_ephys
+
+from .synthetic import make_dataset, make_eeg_raw
+
+ECG_FIXTURE = Path("recordings") / "ecg_in_scanner_gradient" / "tmaze_inscanner_ecg.vhdr"
+#: The fixture's scan starts at its first volume marker (36.33 s); before it the ECG is clean.
+PRE_SCAN_S = 36.0
+
+
+@pytest.fixture(scope="module")
+def inscanner_ecg(shared_data, tmp_path_factory):
+    """The real in-scanner ECG (../shared/data, never copied into the project) written into a
+    temporary BIDS dataset by MNE-BIDS (channel type ECG) and read by the package's reader."""
+    import mne
+    import mne_bids
+
+    source = shared_data / ECG_FIXTURE
+    if not source.is_file():
+        pytest.skip(f"{source} is absent")
+    root = tmp_path_factory.mktemp("ecg_bids")
+    raw = mne.io.read_raw_brainvision(source, verbose=False)
+    path = mne_bids.BIDSPath(subject="01", task="tmaze", root=root, datatype="eeg")
+    mne_bids.write_raw_bids(raw, path, verbose=False, format="BrainVision", overwrite=True)
+    # MNE-BIDS writes an EEG datatype only with an EEG channel: declare the channel's type
+    # in channels.tsv, as a dataset with an ECG channel does
+    channels = path.copy().update(suffix="channels", extension=".tsv").fpath
+    lines = channels.read_text().splitlines()
+    lines[1] = lines[1].replace("\tEEG\t", "\tECG\t", 1)
+    channels.write_text("\n".join(lines) + "\n")
+    raw = read_ephys(path.fpath)
+    assert raw.get_channel_types() == ["ecg"]
+    return raw
+
+
+def _heart_rate(raw, start_s, stop_s):
+    import mne
+
+    part = raw.copy().crop(start_s, stop_s).load_data(verbose=False)
+    events = mne.preprocessing.find_ecg_events(part, ch_name="ECG", verbose=False)[0]
+    return 60.0 / np.median(np.diff(events[:, 0])) * raw.info["sfreq"]
+
+
+def test_real_ecg_gradient_detected_and_removed(inscanner_ecg):
+    """Detection on the real artefact; power at the gradient harmonics down by >= 15 dB;
+    heartbeats after cleaning at a physiological rate consistent with the pre-scan ECG."""
+    raw = inscanner_ecg
+    detection = detect_gradient_artifact(raw, picks=[0])
+    assert detection.present and detection.trigger == "R128"
+    assert detection.n_triggers == 420 and detection.tr_s == pytest.approx(2.0)
+    assert detection.slice_rate_hz == pytest.approx(17.5)  # 35 slices per 2-s volume
+    assert detection.volume_locked_share > 0.5
+
+    removal = plan_mr_artifacts(raw, mode="auto", picks=[0])
+    assert removal.steps == ("gradient", "pulse") and removal.ecg_channel == "ECG"
+    cleaned = raw.copy().load_data(verbose=False)
+    removal.remove_gradient(cleaned)
+    assert removal.residual_db()["SliceHarmonics"] <= -15.0
+    before = _heart_rate(raw, 0.0, PRE_SCAN_S)
+    scanning = _heart_rate(cleaned, PRE_SCAN_S + 10, raw.times[-1])
+    assert 40.0 <= before <= 100.0 and 40.0 <= scanning <= 100.0
+    assert abs(scanning - before) < 10.0
+    assert removal.heart_rate_bpm == pytest.approx(scanning, abs=5.0)
+    # without cleaning the R-peak detector does not find a plausible heart rate in the scan
+    assert not 40.0 <= _heart_rate(raw, PRE_SCAN_S + 10, raw.times[-1]) <= 100.0 or \
+        abs(_heart_rate(raw, PRE_SCAN_S + 10, raw.times[-1]) - before) >= 10.0
+
+
+def test_real_ecg_first_volumes_corrected(inscanner_ecg):
+    """MNE's AAS leaves the first and last 4 volumes uncorrected (zero template); the
+    one-sided templates remove the artefact there too, and the other volumes equal MNE's."""
+    import mne
+    from scipy.signal import welch
+
+    raw = inscanner_ecg
+    removal = plan_mr_artifacts(raw, mode="gradient", picks=[0])
+    data = raw.copy().load_data(verbose=False)
+    ours = data.copy()
+    removal.remove_gradient(ours, qc=False)
+    mne_only = mne.preprocessing.remove_fmri_gradient_artifact(
+        data, removal.volume_samples, window=(4, 4), tr_tol=removal.tolerance_samples,
+        picks=[0], verbose=False)
+    spacing = removal.spacing
+    first, last = removal.volume_samples[0], removal.volume_samples[-1] + spacing
+    edge = slice(first, first + 4 * spacing)
+    middle = slice(first + 4 * spacing, last - 4 * spacing)
+    np.testing.assert_array_equal(ours.get_data()[:, middle], mne_only.get_data()[:, middle])
+
+    def harmonic_power(x):
+        freqs, psd = welch(x, raw.info["sfreq"], nperseg=spacing)
+        harmonics = np.round(17.5 * np.arange(1, 25) / (freqs[1] - freqs[0])).astype(int)
+        return psd[0, harmonics].sum()
+
+    raw_edge = data.get_data()[:, edge]
+    drop_ours = 10 * np.log10(harmonic_power(ours.get_data()[:, edge]) / harmonic_power(raw_edge))
+    drop_mne = 10 * np.log10(harmonic_power(mne_only.get_data()[:, edge])
+                             / harmonic_power(raw_edge))
+    assert drop_ours <= -15.0
+    assert drop_mne > -3.0  # MNE alone: the artefact stays in the first volumes
+
+
+def test_locked_share_and_line_share_known_answers():
+    """A signal repeating every volume: share 1; white noise: about 0; a line spectrum above
+    20 Hz dominates the line share, white noise does not."""
+    rng = np.random.default_rng(0)
+    sfreq, spacing, n = 1000.0, 500, 40
+    noise = rng.standard_normal((2, spacing * n))
+    period = np.tile(rng.standard_normal(spacing), n)[None]
+    starts = np.arange(n) * spacing
+    assert volume_locked_share(period, starts, spacing)[0] == pytest.approx(1.0, abs=1e-9)
+    assert abs(volume_locked_share(noise, starts, spacing)).max() < 0.05
+    t = np.arange(spacing * n) / sfreq
+    lines = sum(np.sin(2 * np.pi * 17.5 * k * t + k) for k in range(2, 20))[None]
+    assert spectral_line_share(lines + 0.1 * noise[:1], sfreq)[0] > 0.8
+    assert spectral_line_share(noise, sfreq).max() < 0.15
+
+
+def test_clean_recordings_are_left_alone(real_rest):
+    """Real EEG recorded outside the scanner (ds-real-rest): the gradient artefact is absent,
+    nothing is planned with --mr-artifacts auto."""
+    import mne
+
+    (vhdr,) = sorted(real_rest.glob("sub-*/eeg/*_eeg.vhdr"))[:1]
+    raw = read_ephys(vhdr)
+    picks = mne.pick_types(raw.info, eeg=True, exclude="bads")
+    detection = detect_gradient_artifact(raw, picks=picks)
+    assert not detection.present
+    assert plan_mr_artifacts(raw, mode="auto", picks=picks) is None
+    assert plan_mr_artifacts(raw, mode="none", picks=picks) is None
+
+
+def test_synthetic_eeg_without_artefact_is_left_alone():
+    """Pink noise with 'Volume' markers every 2 s: absent (locked share near 0)."""
+    raw = make_eeg_raw(120.0, sfreq_hz=1000.0, n_volumes=55, tr_s=2.0)
+    detection = detect_gradient_artifact(raw, picks=np.arange(len(raw.ch_names)))
+    assert detection.trigger == "Volume" and not detection.present
+    assert detection.volume_locked_share < 0.05
+
+
+# --------------------------------------------------------------------------------------------
+# cleaned recordings in a derivatives folder
+
+
+def _write_cleaned_copy(root, subject="01", seed=7, n_volumes=40, tr_s=2.0):
+    """A 'cleaned' EEG of sub-01 in derivatives/cleaned (DatasetType derivative, desc-clean)."""
+    import mne_bids
+
+    folder = Path(root) / "derivatives" / "cleaned"
+    raw = make_eeg_raw(n_volumes * tr_s + 2, n_volumes=n_volumes, tr_s=tr_s, seed=seed)
+    path = mne_bids.BIDSPath(subject=subject, task="rest", root=folder, datatype="eeg",
+                             description="clean")
+    mne_bids.write_raw_bids(raw, path, format="BrainVision", allow_preload=True,
+                            overwrite=True, verbose=False)
+    description = folder / "dataset_description.json"
+    meta = json.loads(description.read_text())
+    meta.update(DatasetType="derivative", GeneratedBy=[{"Name": "BrainVision Analyzer"}])
+    description.write_text(json.dumps(meta))
+    return folder, path.fpath
+
+
+def test_cleaned_recording_from_derivatives_preferred(tmp_path, templates_dir, caplog):
+    """-d cleaned=PATH: the pairing reads the cleaned copy (logged); the folder found under
+    BIDS_DIR/derivatives without -d is not used (logged); --mr-artifacts auto -> none."""
+    import logging
+
+    from samba_bids.bids.layout import (
+        collect_participants,
+        default_derivatives,
+        index_dataset,
+    )
+
+    root = make_dataset(tmp_path / "ds", templates_dir, n_volumes=40)
+    folder, cleaned = _write_cleaned_copy(root)
+    found = default_derivatives(root)
+    assert "cleaned" in found
+    layout = index_dataset(root, found, tmp_path / "work")
+    with caplog.at_level(logging.INFO, logger="samba_bids"):
+        (unnamed,) = collect_participants(layout)
+    assert unnamed.pairs[0].ephys_file.name == "sub-01_task-rest_eeg.vhdr"
+    assert unnamed.pairs[0].ephys_derivatives is None
+    assert "not used" in caplog.text and "-d" in caplog.text
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="samba_bids"):
+        (named,) = collect_participants(layout, ephys_derivatives={"cleaned": folder})
+    (pair,) = named.pairs
+    assert pair.ephys_file == Path(cleaned) and pair.ephys_derivatives == "cleaned"
+    assert pair.bold_files  # still paired with the BOLD run of the same run
+    assert "read instead of the raw" in caplog.text
+
+    raw = read_ephys(pair.ephys_file)
+    assert plan_mr_artifacts(raw, mode="auto", picks=np.arange(len(raw.ch_names)),
+                             from_derivatives=True) is None

@@ -142,8 +142,9 @@ def test_clean_recordings_are_left_alone(real_rest):
     picks = mne.pick_types(raw.info, eeg=True, exclude="bads")
     detection = detect_gradient_artifact(raw, picks=picks)
     assert not detection.present
-    assert plan_mr_artifacts(raw, mode="auto", picks=picks) is None
-    assert plan_mr_artifacts(raw, mode="none", picks=picks) is None
+    assert plan_mr_artifacts(raw, mode="auto", picks=picks).steps == ()
+    assert plan_mr_artifacts(raw, mode="none", picks=picks).to_sidecar() == {
+        "Removed": [], "Reason": "--mr-artifacts none: not tested"}
 
 
 def test_synthetic_eeg_without_artefact_is_left_alone():
@@ -206,5 +207,39 @@ def test_cleaned_recording_from_derivatives_preferred(tmp_path, templates_dir, c
     assert "read instead of the raw" in caplog.text
 
     raw = read_ephys(pair.ephys_file)
-    assert plan_mr_artifacts(raw, mode="auto", picks=np.arange(len(raw.ch_names)),
-                             from_derivatives=True) is None
+    removal = plan_mr_artifacts(raw, mode="auto", picks=np.arange(len(raw.ch_names)),
+                                from_derivatives=True)
+    assert removal.steps == () and "derivatives" in removal.reason
+
+
+def test_sidecar_and_methods_text_say_what_was_removed(inscanner_ecg):
+    """The MRArtifacts sidecar entry of the real ECG and the methods sentence made from it:
+    the methods, the markers, the residual dB, the heartbeats; Allen 2000 and Niazy 2005 are
+    cited only when their methods ran."""
+    from samba_bids.reports.boilerplate import render
+
+    from .test_boilerplate import _eeg_context
+
+    removal = plan_mr_artifacts(inscanner_ecg, mode="auto", picks=[0])
+    removal.remove_gradient(inscanner_ecg.copy().load_data(verbose=False))
+    entry = json.loads(json.dumps(removal.to_sidecar()))  # as written to the sidecar
+    assert entry["Removed"] == ["gradient", "pulse"]
+    assert entry["VolumeTriggers"] == 420 and entry["AASWindow"] == [4, 4]
+    residual = entry["ResidualGradientPowerDb"]["SliceHarmonics"]
+    assert residual <= -15.0 and entry["ECGChannel"] == "ECG"
+
+    rendered = render(_eeg_context(mr_artifacts=entry))
+    text = " ".join(rendered.markdown.split())
+    assert "average artefact subtraction" in text and "`remove_fmri_gradient_artifact`" in text
+    assert "420 `R128` volume markers" in text
+    assert f"fell by {round(-residual, 1):g} dB" in text
+    assert f"{entry['Heartbeats']:,} R-peaks" in text and "`apply_pca_obs`" in text
+    assert {"allen2000gradient", "niazy2005obs"} <= set(rendered.keys)
+
+    none = render(_eeg_context(mr_artifacts={"Removed": [], "Reason": "--mr-artifacts none: "
+                                                                      "not tested"}))
+    assert "no MR gradient or ballistocardiogram artefact correction" in none.markdown
+    assert not {"allen2000gradient", "niazy2005obs"} & set(none.keys)
+    gradient_only = dict(entry, Removed=["gradient"], PulseNotRemoved="no ECG channel")
+    text = " ".join(render(_eeg_context(mr_artifacts=gradient_only)).markdown.split())
+    assert "was not removed (no ECG channel)" in text

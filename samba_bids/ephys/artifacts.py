@@ -366,8 +366,12 @@ class MRArtifactRemoval:
     sfreq_hz : float
         Sampling rate of the recording as read, Hz.
     steps : tuple of str
-        ``('gradient',)`` or ``('gradient', 'pulse')``.
-    detection : GradientDetection
+        ``()`` (nothing removed), ``('gradient',)`` or ``('gradient', 'pulse')``.
+    reason : str
+        Why nothing (or no pulse artefact) was removed, for the sidecar and the log.
+    detection : GradientDetection | None
+        The test's figures (None when no test was made: ``--mr-artifacts none`` or a
+        recording from a derivatives folder).
     volume_samples : ndarray of int, shape (n_volumes,)
         First sample of each volume (from the first sample of the recording).
     tolerance_samples : int
@@ -383,10 +387,11 @@ class MRArtifactRemoval:
 
     name: str
     sfreq_hz: float
-    steps: tuple
-    detection: GradientDetection
-    volume_samples: np.ndarray
-    tolerance_samples: int
+    steps: tuple = ()
+    reason: str = ""
+    detection: GradientDetection | None = None
+    volume_samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    tolerance_samples: int = 0
     band_hz: tuple | None = None
     ecg_channel: str | None = None
     heartbeats_s: np.ndarray | None = None
@@ -422,6 +427,8 @@ class MRArtifactRemoval:
         """
         from mne.preprocessing import GradientRemover, remove_fmri_gradient_artifact
 
+        if "gradient" not in self.steps:
+            return
         picks = np.arange(len(part.ch_names))
         before = part.get_data()
         window = _aas_window(len(self.volume_samples))
@@ -519,16 +526,22 @@ class MRArtifactRemoval:
 
     def to_sidecar(self) -> dict:
         """The ``MRArtifacts`` sidecar entry: what was removed, how, and what remains."""
+        detection = self.detection.to_sidecar() if self.detection is not None else {}
+        if not self.steps:
+            return {"Removed": [], "Reason": self.reason, **detection}
         window = _aas_window(len(self.volume_samples))
         out = {
             "Removed": list(self.steps),
-            **self.detection.to_sidecar(),
+            **detection,
             "GradientMethod": (
                 "average artefact subtraction (Allen et al. 2000), "
                 "mne.preprocessing.remove_fmri_gradient_artifact on the raw data at "
                 f"{self.sfreq_hz:g} Hz before filtering, template of {window[0]} volumes "
                 f"before and {window[1]} after, tr_tol {self.tolerance_samples} samples; the "
                 f"first and last volumes with a one-sided template of {sum(window)} volumes"),
+            "SamplingFrequency": self.sfreq_hz,
+            "AASWindow": list(window),
+            "TriggerToleranceSamples": int(self.tolerance_samples),
             "ResidualGradientPowerDb": self.residual_db(),
             "ResidualGradientPowerDefinition": (
                 "10 log10(power after / before) at the slice-rate harmonics up to 0.9 x "
@@ -541,8 +554,12 @@ class MRArtifactRemoval:
                 f"{PCA_OBS_COMPONENTS} components after the band-pass and resampling; R-peaks "
                 f"of channel {self.ecg_channel} by mne.preprocessing.find_ecg_events on the "
                 "gradient-corrected ECG")
+            out["ECGChannel"] = self.ecg_channel
+            out["PCAOBSComponents"] = PCA_OBS_COMPONENTS
             out["Heartbeats"] = int(len(self.heartbeats_s))
             out["HeartRate"] = _rounded(self.heart_rate_bpm, 1)
+        elif self.reason:
+            out["PulseNotRemoved"] = self.reason
         return out
 
 
@@ -580,8 +597,9 @@ def plan_mr_artifacts(raw, *, mode="auto", picks, trigger=None, band_hz=None,
 
     Returns
     -------
-    MRArtifactRemoval | None
-        None when nothing is to be removed (logged with the detection's figures).
+    MRArtifactRemoval
+        What will be removed; its ``steps`` are empty when nothing is (its ``reason`` says
+        why; the detection's figures are logged).
 
     Raises
     ------
@@ -597,17 +615,19 @@ def plan_mr_artifacts(raw, *, mode="auto", picks, trigger=None, band_hz=None,
 
     check_option("--mr-artifacts", mode, MR_ARTIFACTS)
     name = _recording_name(raw)
+    sfreq = raw.info["sfreq"]
     if mode == "none":
-        return None
+        return MRArtifactRemoval(name, sfreq, reason="--mr-artifacts none: not tested")
     if mode == "auto" and from_derivatives:
         logger.info("%s: read from an EEG derivatives folder (cleaned already): no MR artefact "
                     "removal (--mr-artifacts auto).", name)
-        return None
+        return MRArtifactRemoval(name, sfreq, reason="read from a derivatives folder (cleaned "
+                                 "already; --mr-artifacts auto)")
     detection = detect_gradient_artifact(raw, picks=picks, trigger=trigger)
     logger.info("%s: %s", name, detection.describe())
     if mode == "auto" and not detection.present:
-        return None
-    sfreq = raw.info["sfreq"]
+        return MRArtifactRemoval(name, sfreq, detection=detection,
+                                 reason="no gradient artefact detected")
     asked = "--mr-artifacts auto found it" if mode == "auto" else f"--mr-artifacts {mode}"
     if detection.trigger is None:
         raise DataError(
@@ -677,6 +697,7 @@ def _plan_pulse(raw, removal, *, required):
         logger.warning("%s: no ECG channel, so the pulse (ballistocardiogram) artefact is not "
                        "removed (gradient only); set the ECG channel's type to ECG in "
                        "channels.tsv to remove it.", removal.name)
+        removal.reason = "no ECG channel"
         return
     heart = raw.copy().pick([ecg[0]]).load_data(verbose=False)
     removal.remove_gradient(heart, qc=False)
@@ -690,6 +711,7 @@ def _plan_pulse(raw, removal, *, required):
         if required:
             raise DataError(message + "; check the ECG channel, or use --mr-artifacts gradient.")
         logger.warning("%s; the pulse artefact is not removed (gradient only).", message)
+        removal.reason = message.split(": ", 1)[1]
         return
     removal.ecg_channel, removal.heartbeats_s = ecg[0], beats
     removal.steps = ("gradient", "pulse")

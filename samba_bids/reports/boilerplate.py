@@ -261,10 +261,64 @@ def ephys_values(context: MethodsContext) -> dict:
         resample_clause=resample_clause(context.sfreq_hz, _ephys_sfreq(context)),
         reference_sentence=("An average-reference projector was added; the inverse operator "
                             "applies it." if eeg else ""),
-        artefact_sentence=("samba-bids applied no MR gradient or ballistocardiogram artefact "
-                           "correction: the recording was used as stored in the dataset."
-                           if eeg else ""),
+        artefact_sentence=mr_artifact_sentence(context.mr_artifacts) if eeg else "",
     )
+
+
+def mr_artifact_sentence(entry) -> str:
+    """What was done about MR artefacts (the ``MRArtifacts`` sidecar entry of the run).
+
+    Parameters
+    ----------
+    entry : dict | None
+        :meth:`samba_bids.ephys.MRArtifactRemoval.to_sidecar` (None: not recorded).
+
+    Returns
+    -------
+    str
+        Sentences citing Allen et al. (2000) for the gradient artefact's removal and Niazy et
+        al. (2005) for the pulse artefact's, when they were removed.
+    """
+    if not entry or (not entry.get("Removed") and "not tested" in entry.get("Reason", "")):
+        return ("samba-bids applied no MR gradient or ballistocardiogram artefact correction: "
+                "the recording was used as stored in the dataset.")
+    if not entry["Removed"]:
+        if "derivatives" in entry.get("Reason", ""):
+            return ("The recording was read from a derivatives folder of cleaned EEG, so "
+                    "samba-bids removed no MR artefact from it.")
+        locked = entry.get("VolumeLockedPowerShare")
+        test = (f"{100 * locked:.1f} % of the power repeated with the volume markers "
+                f"`{entry['VolumeTrigger']}`" if locked is not None else
+                f"{100 * entry['SpectralLinePowerShare']:.1f} % of the power lay in spectral "
+                "lines above 20 Hz")
+        return (f"samba-bids tested the recording for the MR gradient artefact ({test}, below "
+                "the detection threshold) and found none, so it removed no MR gradient or "
+                "ballistocardiogram artefact.")
+    window = entry["AASWindow"]
+    residual = entry["ResidualGradientPowerDb"]["SliceHarmonics"]
+    text = (f"The MR gradient artefact was removed by average artefact subtraction "
+            f"[@allen2000gradient] with MNE-Python's `remove_fmri_gradient_artifact`, on the "
+            f"raw data at {number_text(entry['SamplingFrequency'])} Hz before filtering, "
+            f"anchored on the {count_text(entry['VolumeTriggers'])} `{entry['VolumeTrigger']}` "
+            f"volume markers: each volume's template was the average of the {window[0]} "
+            f"volumes before and the {window[1]} after it (for the first and last volumes, of "
+            f"the {sum(window)} volumes after or before them).")
+    if residual is not None:
+        text += (f" The power at the harmonics of the slice rate "
+                 f"({number_text(entry['SliceRepetitionFrequency'])} Hz) fell by "
+                 f"{number_text(round(-residual, 1))} dB (median over channels).")
+    if "pulse" in entry["Removed"]:
+        text += (f" The pulse (ballistocardiogram) artefact was then removed with the optimal "
+                 f"basis set method [@niazy2005obs] (MNE-Python's `apply_pca_obs`, "
+                 f"{entry['PCAOBSComponents']} principal components) after the band-pass, "
+                 f"anchored on {count_text(entry['Heartbeats'])} R-peaks "
+                 f"({number_text(entry['HeartRate'])} beats per minute) that MNE-Python's "
+                 f"`find_ecg_events` detected in the gradient-corrected ECG channel "
+                 f"`{entry['ECGChannel']}`.")
+    else:
+        text += (" The pulse (ballistocardiogram) artefact was not removed "
+                 f"({entry.get('PulseNotRemoved', 'no ECG channel')}).")
+    return text
 
 
 def source_values(context: MethodsContext) -> dict:

@@ -116,6 +116,9 @@ class MethodsContext:
     alignment : str | None
         How the clocks were aligned (``RunInputs.clock``); None: from
         ``config.volume_trigger``.
+    mr_artifacts : dict | None
+        The run's ``MRArtifacts`` sidecar entry (EEG: what MR artefacts were removed and
+        how); None: not recorded (the text says none were removed).
     confound_columns : list of str | None
         Nuisance regressors regressed out of the BOLD; None or empty: none were.
     n_source_parcels, n_bold_parcels : int | None
@@ -182,6 +185,7 @@ class MethodsContext:
     lowpass_hz: float | None = None
     ephys_sfreq_hz: float | None = None
     alignment: str | None = None
+    mr_artifacts: dict | None = None
     confound_columns: list | None = None
     n_source_parcels: int | None = None
     n_bold_parcels: int | None = None

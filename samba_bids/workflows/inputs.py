@@ -51,8 +51,8 @@ class RunInputs:
     channel_names : list of str
         The data channels used, in order.
     mr_artifacts : samba_bids.ephys.MRArtifactRemoval | None
-        The MR artefacts removed from the recording and their quality control (None:
-        nothing removed).
+        The MR artefacts removed from the recording (EEG), the detection's figures and the
+        quality control (None: MEG, or inputs cached by an earlier version).
     """
 
     features: np.ndarray
@@ -333,8 +333,8 @@ def prepare_ephys(pair, config: Config, templates_dir: Path):
         Sampling rate of the recording as read, Hz.
     parcels : samba_bids.ephys.SourceParcels
     mr_artifacts : samba_bids.ephys.MRArtifactRemoval | None
-        The MR artefacts removed (EEG recorded in the scanner), with their quality control;
-        None when nothing was removed.
+        The MR artefacts removed from an EEG recording (nothing when its ``steps`` are
+        empty), with the detection's figures and the quality control; None for MEG.
     """
     from ..ephys import (
         compute_source_parcels,

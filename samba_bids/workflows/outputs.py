@@ -51,12 +51,20 @@ def run_common(pair, inputs, config, links) -> dict:
         "RepetitionTime": inputs.tr_s,
         "Alignment": inputs.clock,
         "ElectrophysiologyModality": inputs.modality.upper(),
+        **mr_artifacts_entry(inputs),
         "Space": pair.space,
         "SourceReconstruction": inputs.parcels.provenance,
         "Atlas": {"BOLD": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels",
                   "Electrophysiology": f"Schaefer 2018, 7 networks, "
                                        f"{config.ephys_atlas_scale} parcels on {EPHYS_SUBJECT}"},
     }
+
+
+def mr_artifacts_entry(inputs) -> dict:
+    """``{"MRArtifacts": ...}``: the MR artefacts removed from an EEG recording, how, and
+    the residual gradient power (dB); empty for MEG."""
+    removal = getattr(inputs, "mr_artifacts", None)
+    return {} if removal is None else {"MRArtifacts": removal.to_sidecar()}
 
 
 def metric_column_docs(fdr_over: str) -> dict:

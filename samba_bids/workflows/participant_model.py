@@ -29,6 +29,7 @@ from .outputs import (
     ATLAS,
     SEG,
     metric_column_docs,
+    mr_artifacts_entry,
     source_uri,
     template_grid,
     write_hrf_table,
@@ -166,6 +167,7 @@ def run_methods(pair, inputs, config, templates_dir, *, forward_fit=None, revers
         modality=inputs.modality, bold_space=pair.space, forward_fit=forward_fit,
         reverse_fit=reverse_fit, templates_dir=templates_dir, n_channels=inputs.n_channels,
         sfreq_hz=inputs.sfreq_hz, alignment=inputs.clock,
+        mr_artifacts=mr_artifacts_entry(inputs).get("MRArtifacts"),
         confound_columns=inputs.confound_columns, n_bold_parcels=len(inputs.atlas.names),
         n_source_parcels=len(inputs.parcels.names), ridge_alpha=ridge_alpha,
         run_label=pair.label, **cross_validation)
@@ -522,6 +524,7 @@ def translate_ephys_only(run, trained: TrainedModel, reference, atlas, config: C
         "VolumeTiming": inputs.clock,
         "GridReference": grid_name,
         "ElectrophysiologyModality": inputs.modality.upper(),
+        **mr_artifacts_entry(inputs),
         "Space": pair.space,
         "SourceReconstruction": inputs.parcels.provenance,
     }
@@ -554,6 +557,7 @@ def translate_ephys_only(run, trained: TrainedModel, reference, atlas, config: C
         tr_s=trained.tr_s, modality=inputs.modality, bold_space=pair.space,
         templates_dir=templates_dir, n_channels=inputs.n_channels, sfreq_hz=inputs.sfreq_hz,
         alignment=inputs.clock, n_bold_parcels=len(atlas.names),
+        mr_artifacts=mr_artifacts_entry(inputs).get("MRArtifacts"),
         n_source_parcels=len(inputs.parcels.names), run_label=run.label, n_ephys_only=1,
         reused_model=(f"{trained.description} ({trained.uri})" if trained.sidecar else None))
     return RunResult(label=run.label, outputs=written, summary=summary,

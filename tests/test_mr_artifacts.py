@@ -243,3 +243,26 @@ def test_sidecar_and_methods_text_say_what_was_removed(inscanner_ecg):
     gradient_only = dict(entry, Removed=["gradient"], PulseNotRemoved="no ECG channel")
     text = " ".join(render(_eeg_context(mr_artifacts=gradient_only)).markdown.split())
     assert "was not removed (no ECG channel)" in text
+
+
+def test_report_section_shows_spectrum_and_epoch(inscanner_ecg):
+    """The report's MR artefact section: the figure (spectrum with the slice harmonics marked,
+    the average volume epoch before and after) and the sidecar entry; one line when nothing
+    was removed."""
+    from samba_bids.reports.artifact_figures import mr_artifact_figure
+    from samba_bids.reports.participant import _mr_artifact_section
+
+    removal = plan_mr_artifacts(inscanner_ecg, mode="gradient", picks=[0])
+    with pytest.raises(ValueError, match="no quality control"):
+        mr_artifact_figure(removal)
+    removal.remove_gradient(inscanner_ecg.copy().load_data(verbose=False))
+    fig = mr_artifact_figure(removal)
+    spectrum, epoch = fig.axes
+    marked = [line for line in spectrum.lines if line.get_linestyle() == ":"]
+    assert np.allclose([line.get_xdata()[0] for line in marked][:3], [17.5, 35.0, 52.5])
+    before, after = (line.get_ydata() for line in epoch.lines)
+    assert np.std(after) < 0.2 * np.std(before)  # the average artefact epoch is gone
+    html = _mr_artifact_section(removal)
+    assert html.count("<img") == 1 and "SliceHarmonics" in html and "error" not in html
+    nothing = plan_mr_artifacts(inscanner_ecg, mode="none", picks=[0])
+    assert "Nothing removed: --mr-artifacts none" in _mr_artifact_section(nothing)

@@ -92,6 +92,9 @@ class ParticipantReport:
         ``band`` and ``pearson_r`` (and ``significant``), or a dict of summary numbers.
     source_names : list of str or None
         Source (electrophysiology) parcel names, rows of ``attention``.
+    mr_artifacts : samba_bids.ephys.artifacts.MRArtifactRemoval or None
+        The MR artefacts removed from the EEG (with the quality control), or the test that
+        found none; None for MEG.
     """
 
     label: str
@@ -119,6 +122,7 @@ class ParticipantReport:
     warnings: list = field(default_factory=list)
     reverse: pd.DataFrame | dict | None = None
     source_names: list | None = None
+    mr_artifacts: object = None
 
     def __post_init__(self):
         self.observed = np.asarray(self.observed, dtype=float)
@@ -288,12 +292,35 @@ def _reverse_section(report: ParticipantReport) -> str:
     return "".join(out)
 
 
+def _mr_artifact_section(removal) -> str:
+    """What was done about MR artefacts: the figure and the sidecar entry, or one line."""
+    if removal is None:
+        return ""
+    entry = removal.to_sidecar()
+    out = ["<h3>MR artefacts</h3>"]
+    if not removal.steps:
+        out.append(f'<p class="none">Nothing removed: {esc(removal.reason)}.</p>')
+        if removal.detection is not None:
+            out.append(f"<p>{esc(removal.detection.describe())}</p>")
+        return "".join(out)
+    from .artifact_figures import mr_artifact_figure
+
+    out.append(figure_block(
+        mr_artifact_figure, removal, alt=f"{removal.name} MR artefact removal",
+        caption="Gradient artefact removal (average artefact subtraction): the spectrum over "
+                "the middle 60 s of the scan before and after (median over channels; dotted: "
+                "harmonics of the slice rate), and the average volume epoch of the channel "
+                "with the largest artefact."))
+    out.append(mapping_table(entry))
+    return "".join(out)
+
+
 def _run_section(report: ParticipantReport) -> str:
     aid = anchor(report.label)
     r = report.test_r()
     ridge = report.column(report.metrics, "ridge_pearson_r")
     out = [f'<section class="run" id="{esc(aid)}"><h2>{esc(report.label)}</h2>',
-           "<h3>Summary</h3>", _summary(report)]
+           "<h3>Summary</h3>", _summary(report), _mr_artifact_section(report.mr_artifacts)]
 
     out.append("<h3>Observed vs predicted BOLD on the test block</h3>")
     out.append(figure_block(

@@ -449,4 +449,5 @@ def _reused_report(pair, config, inputs, predicted, split, trained, metrics, hrf
                     "Sources": [pair.ephys_file.name] + [f.name for f in pair.bold_files],
                     "Scored on": f"all {len(split.test)} volumes after the first "
                                  f"{int(split.history)} (none trained the model)"},
-        source_names=list(inputs.parcels.names))
+        source_names=list(inputs.parcels.names),
+        mr_artifacts=getattr(inputs, "mr_artifacts", None))

@@ -405,4 +405,5 @@ def participant_report(pair, config, inputs, scores: ForwardScores, *, split=Non
         history=fit.history, best_epoch=int(fit.best_epoch), comparison=comparison,
         parameters=config.to_dict(), provenance=provenance,
         source_names=list(inputs.parcels.names),
+        mr_artifacts=getattr(inputs, "mr_artifacts", None),
     )

@@ -35,6 +35,32 @@ def make_eeg_raw(duration_s, sfreq_hz=200.0, n_volumes=None, tr_s=None, seed=0,
     return raw
 
 
+def add_gradient_artifact(raw, n_volumes, tr_s, *, first_s=1.0, slice_rate_hz=17.5,
+                          gain=100.0, seed=0):
+    """Add an MR gradient-like artefact to ``raw`` (in place) and return it.
+
+    Every volume (from ``first_s``, one every ``tr_s``) repeats the same waveform: harmonics of
+    ``slice_rate_hz`` up to 0.4 x the sampling rate, amplitude 1 / sqrt(k) (most power above
+    20 Hz, as in the real in-scanner ECG of ../shared/data), random phases, a gain per channel;
+    its RMS is ``gain`` times the EEG's. Before the first volume the EEG is clean.
+    """
+    rng = np.random.default_rng(seed)
+    sfreq = raw.info["sfreq"]
+    spacing = int(round(tr_s * sfreq))
+    t = np.arange(spacing) / sfreq
+    ks = np.arange(1, int(0.4 * sfreq / slice_rate_hz) + 1)
+    wave = (np.sin(2 * np.pi * slice_rate_hz * ks[:, None] * t + rng.uniform(0, 2 * np.pi,
+                                                                          (len(ks), 1)))
+            / np.sqrt(ks)[:, None]).sum(axis=0)
+    data = raw._data
+    wave *= gain * np.median(data.std(axis=1)) / wave.std()
+    channel_gain = rng.uniform(0.5, 1.5, (len(data), 1))
+    for v in range(n_volumes):
+        start = int(round((first_s + v * tr_s) * sfreq))
+        data[:, start:start + spacing] += channel_gain * wave[: data.shape[1] - start]
+    return raw
+
+
 def _gifti(data, structure, tr_s):
     import nibabel as nib
 

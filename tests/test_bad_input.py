@@ -25,7 +25,7 @@ import pytest
 
 from samba_bids.cli.run import main
 
-from .synthetic import make_dataset, make_eeg_raw, tree_digest
+from .synthetic import add_gradient_artifact, make_dataset, make_eeg_raw, tree_digest
 
 N_VOLUMES = 50
 TR_S = 2.0
@@ -419,6 +419,51 @@ def test_bold_run_shorter_than_one_window(dataset, templates_dir, capsys):
     assert code == 65
     assert "sub-02_task-rest_hemi-L_space-fsaverage5_bold.func.gii" in message
     assert "20 volumes" in message and "too few" in message and "needed" in message
+
+
+def _scanner_eeg(dataset, *, sfreq_hz=1000.0, markers="even"):
+    """Replace sub-02's EEG by one recorded in the scanner (gradient artefact 100 x the EEG,
+    first volume at 1 s): volume markers evenly spaced, one 20 ms late, or none."""
+    import mne
+    import mne_bids
+
+    shutil.rmtree(dataset / EEG)  # MNE-BIDS would keep the old events.tsv
+    raw = make_eeg_raw(N_VOLUMES * TR_S + 3, sfreq_hz=sfreq_hz, seed=5)
+    add_gradient_artifact(raw, N_VOLUMES, TR_S, first_s=1.0)
+    onsets = 1.0 + np.arange(N_VOLUMES) * TR_S
+    if markers == "late":
+        onsets[10] += 0.02
+    if markers != "none":
+        raw.set_annotations(mne.Annotations(onsets, 0.0, "Volume"))
+    path = mne_bids.BIDSPath(subject="02", task="rest", root=dataset, datatype="eeg")
+    mne_bids.write_raw_bids(raw, path, format="BrainVision", allow_preload=True,
+                            overwrite=True, verbose=False)
+
+
+def test_scanner_eeg_with_uneven_volume_markers(dataset, templates_dir, capsys):
+    _scanner_eeg(dataset, markers="late")
+    code, message = run_bad(capsys, dataset, dataset.parent / "out", templates_dir,
+                            "--volume-trigger", "Volume")
+    assert code == 65
+    assert "sub-02_task-rest_eeg" in message and "not evenly spaced" in message
+    assert "between markers 10 and 11: 2.0200 s" in message and "tolerance 1 sample = 1 ms" in message
+    assert "missing or extra markers" in message and "-d" in message
+
+
+def test_scanner_eeg_without_volume_markers(dataset, templates_dir, capsys):
+    _scanner_eeg(dataset, markers="none")
+    code, message = run_bad(capsys, dataset, dataset / OUT, templates_dir)
+    assert code == 65
+    assert "sub-02_task-rest_eeg" in message and "gradient artefact is present" in message
+    assert "no volume marker was found" in message and "--volume-trigger" in message
+
+
+def test_scanner_eeg_sampled_too_slowly(dataset, templates_dir, capsys):
+    _scanner_eeg(dataset, sfreq_hz=500.0)
+    code, message = run_bad(capsys, dataset, dataset / OUT, templates_dir)
+    assert code == 65
+    assert "sub-02_task-rest_eeg" in message and "500 Hz" in message
+    assert "too low to resolve the MR gradient artefact" in message and "1000 Hz" in message
 
 
 # --------------------------------------------------------------------------------------------

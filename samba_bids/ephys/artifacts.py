@@ -672,7 +672,8 @@ def _check_volume_markers(samples, n_times, sfreq, name, trigger):
         raise DataError(
             f"{name}: the {trigger!r} volume markers are not evenly spaced (median "
             f"{median / sfreq:.4f} s; between markers {worst + 1} and {worst + 2}: "
-            f"{diffs[worst] / sfreq:.4f} s; tolerance {tolerance} samples = "
+            f"{diffs[worst] / sfreq:.4f} s; tolerance {tolerance} "
+            f"sample{'s' if tolerance > 1 else ''} = "
             f"{tolerance / sfreq * 1e3:.2g} ms): look for missing or extra markers (a paused "
             "scan, dummy scans marked differently) and split or repair the recording, or clean "
             "it elsewhere and give it with -d (then --mr-artifacts none).")

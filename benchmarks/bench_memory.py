@@ -24,8 +24,20 @@ recording would be 1.84 GB as float64 (0.92 GB on disk as float32). The signal i
 above ~0.8 Hz), plus white noise and a 10 Hz alpha rhythm, RMS about 20 uV; the filter state is
 carried from chunk to chunk, so the recording has no seams.
 
+With ``--mr-artifacts`` the recording is EEG as recorded in the scanner (issue 14; default
+then 30 min x 64 channels x 5 kHz, 4.6 GB as float64): the same EEG plus a gradient artefact
+that repeats every volume (TR 2 s from 5 s after the start to 5 s before the end; harmonics
+of a 17.5-Hz slice rate up to 2 kHz, amplitudes 1/sqrt(k), random phases per channel, RMS
+100x the EEG's), a pulse artefact after each heartbeat (about 65 beats per minute) and an
+``ECG`` channel (type ECG) with R-peaks and its own gradient artefact; the volume markers
+(``Volume``) go into ``events.tsv``. The package path then runs the whole stage as
+``prepare_run`` does with ``--mr-artifacts auto``: detection, gradient removal (AAS) and pulse
+removal (PCA-OBS) streamed by channel groups with the band-pass and resampling; the naive
+reference is skipped (its float64 copies would need about 15 GB).
+
 Run: ``python benchmarks/bench_memory.py --templates-dir ../shared/data/templates``
-(about 3 minutes on 2 cores; the recording is cached in ``--out-dir`` and reused).
+(about 3 minutes on 2 cores; the recording is cached in ``--out-dir`` and reused), or with
+``--mr-artifacts`` (about 10 minutes).
 """
 
 from __future__ import annotations
@@ -45,14 +57,72 @@ import numpy as np
 _RESOLUTION_V = 1e-7
 #: Seconds of recording generated and written at a time.
 _CHUNK_S = 60.0
+#: In-scanner recordings: TR, slice rate, and the EEG's RMS the artefacts are scaled to.
+_TR_S = 2.0
+_SLICE_RATE_HZ = 17.5
+_EEG_RMS_V = 20e-6
 
 
 # --------------------------------------------------------------------------------------------
 # Writing the recording
 
 
+def _scanner_artefacts(n_channels, sfreq_hz, n_times, rng):
+    """What the scanner adds: per-channel volume waveforms, the volume onsets, R-peaks.
+
+    Returns
+    -------
+    wave : ndarray, shape (n_channels + 1, spacing)
+        The gradient artefact of one volume per EEG channel and the ECG channel, V.
+    first, n_volumes, spacing : int
+        First volume sample, volumes, samples per volume (TR 2 s).
+    r_peaks : ndarray of int
+        R-peak samples.
+    """
+    spacing = int(round(_TR_S * sfreq_hz))
+    first = int(round(5.0 * sfreq_hz))
+    n_volumes = (n_times - 2 * first) // spacing
+    t = np.arange(spacing) / sfreq_hz
+    ks = np.arange(1, int(min(2000.0, 0.4 * sfreq_hz) / _SLICE_RATE_HZ) + 1)
+    wave = np.zeros((n_channels + 1, spacing))
+    for k in ks:
+        phase = rng.uniform(0, 2 * np.pi, (n_channels + 1, 1))
+        wave += np.sin(2 * np.pi * _SLICE_RATE_HZ * k * t + phase) / np.sqrt(k)
+    wave *= (100 * _EEG_RMS_V / wave.std(axis=1, keepdims=True)
+             * rng.uniform(0.5, 1.5, (n_channels + 1, 1)))
+    beats = np.cumsum(60.0 / rng.normal(65.0, 3.0, int(n_times / sfreq_hz) + 10))
+    r_peaks = np.round(beats * sfreq_hz).astype(np.int64)
+    return wave, first, n_volumes, spacing, r_peaks[r_peaks < n_times]
+
+
+def _add_scanner(chunk, start, sfreq_hz, artefacts, bcg_gain):
+    """Add the gradient, pulse and ECG signals to one chunk (EEG rows, then the ECG row)."""
+    wave, first, n_volumes, spacing, r_peaks = artefacts
+    n = chunk.shape[1]
+    samples = start + np.arange(n)
+    inside = (samples >= first) & (samples < first + n_volumes * spacing)
+    chunk[:, inside] += wave[:, (samples[inside] - first) % spacing]
+    width = int(0.6 * sfreq_hz)
+    bump = np.exp(-0.5 * ((np.arange(width) / sfreq_hz - 0.25) / 0.06) ** 2)
+    spike = np.exp(-0.5 * ((np.arange(width) / sfreq_hz - 0.05) / 0.008) ** 2)
+    for peak in r_peaks[(r_peaks > start - width) & (r_peaks < start + n)]:
+        lo, hi = max(peak, start), min(peak + width, start + n)
+        chunk[:-1, lo - start:hi - start] += bcg_gain * bump[lo - peak:hi - peak]
+        chunk[-1, lo - start:hi - start] += 1e-3 * spike[lo - peak:hi - peak]
+
+
+def _write_volume_events(bids_path, artefacts, sfreq_hz):
+    """The volume markers as ``events.tsv`` rows (read by MNE-BIDS as annotations)."""
+    _, first, n_volumes, spacing, _ = artefacts
+    samples = first + spacing * np.arange(n_volumes)
+    rows = ["onset\tduration\ttrial_type\tvalue\tsample"]
+    rows += [f"{s / sfreq_hz:.6f}\t0.0\tVolume\t1\t{s}" for s in samples]
+    events = bids_path.copy().update(suffix="events", extension=".tsv").fpath
+    events.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
 def write_long_eeg(root, minutes: float, *, n_channels: int = 64, sfreq_hz: float = 1000.0,
-                   seed: int = 0) -> Path:
+                   seed: int = 0, mr_artifacts: bool = False) -> Path:
     """Write a long BIDS BrainVision EEG recording, 60 s at a time.
 
     Parameters
@@ -67,6 +137,8 @@ def write_long_eeg(root, minutes: float, *, n_channels: int = 64, sfreq_hz: floa
         Sampling rate, Hz.
     seed : int
         Random seed of the noise.
+    mr_artifacts : bool
+        Add the scanner's gradient and pulse artefacts and an ECG channel (module docstring).
 
     Returns
     -------
@@ -85,9 +157,10 @@ def write_long_eeg(root, minutes: float, *, n_channels: int = 64, sfreq_hz: floa
 
     root = Path(root)
     names = eeg_channel_names(n_channels)
-    info = mne.create_info(names, sfreq_hz, "eeg")
+    kinds = ["eeg"] * n_channels + (["ecg"] if mr_artifacts else [])
+    info = mne.create_info(names + (["ECG"] if mr_artifacts else []), sfreq_hz, kinds)
     info.set_montage(mne.channels.make_standard_montage("fsaverage_1005"), verbose=False)
-    stub = mne.io.RawArray(np.zeros((n_channels, int(sfreq_hz))), info, verbose=False)
+    stub = mne.io.RawArray(np.zeros((len(kinds), int(sfreq_hz))), info, verbose=False)
     stub.set_meas_date(None)
     bids_path = mne_bids.BIDSPath(subject="01", task="rest", root=root, datatype="eeg")
     mne_bids.write_raw_bids(stub, bids_path, allow_preload=True, format="BrainVision",
@@ -100,6 +173,8 @@ def write_long_eeg(root, minutes: float, *, n_channels: int = 64, sfreq_hz: floa
     rng = np.random.default_rng(seed)
     n_times = int(round(minutes * 60.0 * sfreq_hz))
     step = int(_CHUNK_S * sfreq_hz)
+    artefacts = _scanner_artefacts(n_channels, sfreq_hz, n_times, rng) if mr_artifacts else None
+    bcg_gain = 3 * _EEG_RMS_V * rng.uniform(-1.0, 1.0, (n_channels, 1))
     pole = 0.995
     state = np.zeros((n_channels, 1))
     alpha_phase = rng.uniform(0, 2 * np.pi, (n_channels, 1))
@@ -113,24 +188,29 @@ def write_long_eeg(root, minutes: float, *, n_channels: int = 64, sfreq_hz: floa
             t = (start + np.arange(n)) / sfreq_hz
             chunk = (ar_scale * slow + 5e-6 * rng.standard_normal((n_channels, n))
                      + 10e-6 * np.sin(2 * np.pi * 10.0 * t + alpha_phase))
+            if artefacts is not None:
+                chunk = np.vstack([chunk, 2e-5 * rng.standard_normal((1, n))])
+                _add_scanner(chunk, start, sfreq_hz, artefacts, bcg_gain)
             # multiplexed: sample-major, channel-minor
             (chunk / _RESOLUTION_V).astype("<f4").T.tofile(fh)
     sidecar = bids_path.copy().update(suffix="eeg", extension=".json").fpath
     meta = json.loads(sidecar.read_text(encoding="utf-8"))
     meta["RecordingDuration"] = (n_times - 1) / sfreq_hz
     sidecar.write_text(json.dumps(meta, indent=4), encoding="utf-8")
+    if artefacts is not None:
+        _write_volume_events(bids_path, artefacts, sfreq_hz)
     return vhdr
 
 
 def cached_long_eeg(out_dir, minutes: float, *, n_channels: int = 64,
-                    sfreq_hz: float = 1000.0) -> Path:
+                    sfreq_hz: float = 1000.0, mr_artifacts: bool = False) -> Path:
     """:func:`write_long_eeg` into ``out_dir``, reused when it holds the same recording.
 
     Parameters
     ----------
     out_dir : path-like
         Folder of the BIDS dataset; ``recording.json`` there records what was written.
-    minutes, n_channels, sfreq_hz
+    minutes, n_channels, sfreq_hz, mr_artifacts
         As for :func:`write_long_eeg`.
 
     Returns
@@ -140,13 +220,15 @@ def cached_long_eeg(out_dir, minutes: float, *, n_channels: int = 64,
     """
     out_dir = Path(out_dir)
     stamp = out_dir / "recording.json"
-    key = {"minutes": minutes, "n_channels": n_channels, "sfreq_hz": sfreq_hz, "version": 1}
+    key = {"minutes": minutes, "n_channels": n_channels, "sfreq_hz": sfreq_hz, "version": 1,
+           **({"mr_artifacts": True} if mr_artifacts else {})}
     vhdr = out_dir / "sub-01" / "eeg" / "sub-01_task-rest_eeg.vhdr"
     if stamp.is_file() and vhdr.is_file() and json.loads(stamp.read_text()) == key:
         return vhdr
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
-    vhdr = write_long_eeg(out_dir, minutes, n_channels=n_channels, sfreq_hz=sfreq_hz)
+    vhdr = write_long_eeg(out_dir, minutes, n_channels=n_channels, sfreq_hz=sfreq_hz,
+                          mr_artifacts=mr_artifacts)
     stamp.write_text(json.dumps(key))
     return vhdr
 
@@ -181,6 +263,7 @@ def run_stage(vhdr, templates_dir, mode: str = "package", save=None) -> dict:
     from samba_bids.ephys import (
         compute_source_parcels,
         detect_modality,
+        plan_mr_artifacts,
         preprocess_raw,
         read_ephys,
     )
@@ -190,12 +273,21 @@ def run_stage(vhdr, templates_dir, mode: str = "package", save=None) -> dict:
     seconds = {}
     t0 = time.perf_counter()
     if mode == "package":
+        import mne
+
         raw = read_ephys(vhdr, modality=config.modality)
         modality = detect_modality(raw, config.modality)
         seconds["read"] = time.perf_counter() - t0
+        removal = plan_mr_artifacts(  # as prepare_ephys (--mr-artifacts auto)
+            raw, mode=config.mr_artifacts, trigger=config.volume_trigger,
+            picks=mne.pick_types(raw.info, meg=False, eeg=True, exclude="bads"),
+            band_hz=(config.l_freq_hz, config.h_freq_hz))
+        seconds["mr_plan"] = time.perf_counter() - t0 - seconds["read"]
         raw = preprocess_raw(raw, modality=modality, l_freq_hz=config.l_freq_hz,
                              h_freq_hz=config.h_freq_hz, sfreq_hz=config.resample_sfreq_hz,
-                             n_jobs=config.nprocs or 1)
+                             n_jobs=config.nprocs or 1, mr_artifacts=removal)
+        mr = {"removed": list(removal.steps), "residual_db": removal.residual_db(),
+              "heart_rate_bpm": removal.heart_rate_bpm}
     elif mode == "naive":
         import mne
         import mne_bids
@@ -211,9 +303,10 @@ def run_stage(vhdr, templates_dir, mode: str = "package", save=None) -> dict:
         pre.resample(config.resample_sfreq_hz, verbose=False)
         pre.set_eeg_reference("average", projection=True, verbose=False)
         raw = pre
+        mr = None
     else:
         raise ValueError(f"mode must be 'package' or 'naive', got {mode!r}")
-    seconds["preprocess"] = time.perf_counter() - t0 - seconds["read"]
+    seconds["preprocess"] = time.perf_counter() - t0 - sum(seconds.values())
     t1 = time.perf_counter()
     parcels = compute_source_parcels(
         raw, templates_dir, modality=modality, subject=EPHYS_SUBJECT,
@@ -224,7 +317,7 @@ def run_stage(vhdr, templates_dir, mode: str = "package", save=None) -> dict:
     if save is not None:
         np.save(save, parcels.data)
     return {"mode": mode, "parcels_shape": list(parcels.data.shape),
-            "sfreq_hz": parcels.sfreq_hz, "seconds": seconds}
+            "sfreq_hz": parcels.sfreq_hz, "seconds": seconds, "mr_artifacts": mr}
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,9 +384,13 @@ def main(argv=None):
     """Write (or reuse) the recording, measure both paths, print the figures; 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--templates-dir", required=True)
-    parser.add_argument("--minutes", type=float, default=60.0, help="duration (default 60)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="duration (default 60, with --mr-artifacts 30)")
     parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--sfreq", type=float, default=1000.0, help="Hz (default 1000)")
+    parser.add_argument("--sfreq", type=float, default=None,
+                        help="Hz (default 1000, with --mr-artifacts 5000)")
+    parser.add_argument("--mr-artifacts", action="store_true",
+                        help="EEG recorded in the scanner (gradient and pulse artefacts, ECG)")
     parser.add_argument("--out-dir", type=Path, default=Path("/tmp/samba-bids-bench-memory"),
                         help="folder for the recording (reused when it matches)")
     parser.add_argument("--no-naive", action="store_true",
@@ -307,16 +404,21 @@ def main(argv=None):
         print(json.dumps(run_stage(vhdr, args.templates_dir, mode, args.save)))
         return 0
 
+    if args.minutes is None:
+        args.minutes = 30.0 if args.mr_artifacts else 60.0
+    if args.sfreq is None:
+        args.sfreq = 5000.0 if args.mr_artifacts else 1000.0
     t0 = time.perf_counter()
     vhdr = cached_long_eeg(args.out_dir / f"{args.minutes:g}min-{args.channels}ch-"
-                           f"{args.sfreq:g}Hz", args.minutes, n_channels=args.channels,
-                           sfreq_hz=args.sfreq)
+                           f"{args.sfreq:g}Hz{'-scanner' if args.mr_artifacts else ''}",
+                           args.minutes, n_channels=args.channels, sfreq_hz=args.sfreq,
+                           mr_artifacts=args.mr_artifacts)
     n_times = int(round(args.minutes * 60 * args.sfreq))
     print(f"recording: {args.minutes:g} min x {args.channels} channels x {args.sfreq:g} Hz "
           f"({vhdr.with_suffix('.eeg').stat().st_size / 1e9:.2f} GB float32 on disk; one "
           f"float64 copy {args.channels * n_times * 8 / 1e9:.2f} GB), ready after "
           f"{time.perf_counter() - t0:.0f} s: {vhdr}")
-    modes = ["package"] + ([] if args.no_naive else ["naive"])
+    modes = ["package"] + ([] if args.no_naive or args.mr_artifacts else ["naive"])
     results = {}
     for mode in modes:
         res = measure_stage(vhdr, args.templates_dir, mode, save=vhdr.parents[2] /
@@ -325,6 +427,8 @@ def main(argv=None):
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in res["seconds"].items())
         print(f"{mode:8s} peak RSS {res['peak_rss_mb']:8.0f} MB   wall {res['wall_s']:6.1f} s   "
               f"({steps}; parcels {res['parcels_shape']} at {res['sfreq_hz']:g} Hz)")
+        if res.get("mr_artifacts"):
+            print(f"         MR artefacts removed: {res['mr_artifacts']}")
     if "naive" in results:
         ours, ref = results["package"], results["naive"]
         print(f"ratio (naive / package): peak RSS {ref['peak_rss_mb'] / ours['peak_rss_mb']:.1f}x,"

@@ -56,13 +56,21 @@ Generative model (one subject):
    ``white_matter`` series with fMRIPrep's column names. They are **not** added to the BOLD:
    regressing them out (as the pipeline does) removes only chance-correlated variance.
 
+7. *In the scanner* (``mr_artifacts=True``, ``samba-bids-simulate --mr-artifacts``; EEG only):
+   the clean recording of steps 1-2 (identical to the one without the flag, same seed) is
+   upsampled to ``scanner_sfreq_hz`` (5 kHz) and receives the MR gradient artefact of every
+   slice and volume, the pulse (ballistocardiogram) artefact after every heartbeat and an
+   ``ECG`` channel (:mod:`.scanner`); the clean EEG, the R-peaks and the true volume onsets
+   go to ``derivatives/truth/.../eeg`` so that cleaning can be scored.
+
 The planted HRFs and mixing weights come from ``seed`` alone and are shared by all subjects
 (a group-level "true" HRF map); activity and noise differ per subject. Both are written per
 subject under ``derivatives/truth``.
 
 Layout: :mod:`.sources` (source-parcel activity and band power, steps 1 and 3),
 :mod:`.sensors` (step 2), :mod:`.hemodynamics` (planted HRFs and mixing, parcel BOLD, step 4),
-:mod:`.bids_writer` (every file written, steps 5 and 6), :mod:`.dataset`
+:mod:`.scanner` (step 7), :mod:`.bids_writer` (every file written, steps 5 and 6),
+:mod:`.dataset`
 (:func:`simulate_dataset`, which composes them) and :mod:`.cli` (``samba-bids-simulate``).
 """
 

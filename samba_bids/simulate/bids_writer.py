@@ -21,6 +21,8 @@ TRIGGER = "Volume"
 BOLD_BASELINE = 100.0
 #: Standard deviation of the per-vertex noise relative to the parcel noise.
 VERTEX_NOISE_FRACTION = 0.2
+#: Resolution of the written BrainVision samples, uV (MNE-BIDS's and pybv's default).
+BRAINVISION_RESOLUTION_UV = 0.1
 #: Downsampling of the 2 mm MNI atlas grid for the written NIfTI (4 mm voxels).
 VOLUME_DOWNSAMPLE = 2
 
@@ -165,6 +167,173 @@ def write_ephys(root, subject: str, data, info, onsets_s, modality: str, *,
              "ManufacturersModelName": "synthetic magnetometer helmet (samba-bids-simulate)"},
             verbose=False,
         )
+
+
+def _write_brainvision_streamed(vhdr, data, ch_names, sfreq_hz: float, marker_samples, *,
+                                chunk: int) -> None:
+    """A BrainVision triplet in pybv's layout (what MNE-BIDS writes), ``chunk`` samples at a time.
+
+    float32 multiplexed samples in units of 0.1 uV, one ``Stimulus,S  1`` marker per volume
+    (position: sample + 1), as :func:`pybv.write_brainvision` writes them for MNE-BIDS, with
+    no more than one chunk of the data converted in memory at a time.
+    """
+    eeg, vmrk = vhdr.with_suffix(".eeg"), vhdr.with_suffix(".vmrk")
+    scale = 1e6 / BRAINVISION_RESOLUTION_UV  # V -> units of the resolution
+    with open(eeg, "wb") as fout:
+        for start in range(0, data.shape[1], chunk):
+            (data[:, start: start + chunk].T * scale).astype("<f4").tofile(fout)
+    channels = "\n".join(f"Ch{k}={name.replace(',', chr(92) + '1')},,"
+                         f"{BRAINVISION_RESOLUTION_UV:g},\u00b5V"
+                         for k, name in enumerate(ch_names, start=1))
+    vhdr.write_text(
+        "Brain Vision Data Exchange Header File Version 1.0\n"
+        "; Written by samba-bids-simulate (the layout of pybv)\n\n"
+        "[Common Infos]\nCodepage=UTF-8\n"
+        f"DataFile={eeg.name}\nMarkerFile={vmrk.name}\nDataFormat=BINARY\n"
+        "; Data orientation: MULTIPLEXED=ch1,pt1, ch2,pt1 ...\n"
+        f"DataOrientation=MULTIPLEXED\nNumberOfChannels={len(ch_names)}\n"
+        "; Sampling interval in microseconds\n"
+        f"SamplingInterval={1e6 / sfreq_hz}\n\n"
+        "[Binary Infos]\nBinaryFormat=IEEE_FLOAT_32\n\n"
+        "[Channel Infos]\n"
+        "; Each entry: Ch<Channel number>=<Name>,<Reference channel name>,\n"
+        '; <Resolution in "Unit">,<Unit>, Future extensions..\n'
+        f"{channels}\n", encoding="utf-8")
+    markers = "\n".join(f"Mk{k}=Stimulus,S  1,{sample + 1},1,0"
+                        for k, sample in enumerate(marker_samples, start=1))
+    vmrk.write_text(
+        "Brain Vision Data Exchange Marker File, Version 1.0\n"
+        "; Written by samba-bids-simulate (the layout of pybv)\n\n"
+        f"[Common Infos]\nCodepage=UTF-8\nDataFile={eeg.name}\n\n"
+        "[Marker Infos]\n"
+        "; Each entry: Mk<Marker number>=<Type>,<Description>,<Position in data points>,\n"
+        ";             <Size in data points>, <Channel number (0 = marker is related to all "
+        "channels)>\n"
+        f"{markers}\n", encoding="utf-8")
+
+
+def write_scanner_eeg(root, subject: str, data, info, marker_samples, *,
+                      session: str | None = None, run: str | None = None) -> None:
+    """Raw in-scanner EEG (BrainVision) through MNE-BIDS, streamed to disk.
+
+    The files are those :func:`write_ephys` writes (float32 at 0.1 uV resolution, a
+    ``Volume`` event per marker in ``_events.tsv``, channel types in ``_channels.tsv``), but
+    the recording is not converted in memory: MNE-BIDS's conversion holds three more copies of
+    it (``get_data``, the scaling, the float32 cast), 14 GB for 30 min of 65 channels at 5 kHz.
+    The BrainVision triplet is written here in chunks of :data:`CHUNK_S` into a temporary
+    folder, read back lazily with MNE (channel types and montage from ``info``, ``Volume``
+    annotations at the markers) and copied into the dataset by
+    :func:`mne_bids.write_raw_bids`, which writes the sidecars.
+
+    Parameters
+    ----------
+    root : Path
+        Dataset folder.
+    subject : str
+        Participant label without ``sub-``.
+    data : ndarray, shape (n_channels, n_times)
+        The recording, V.
+    info : mne.Info
+        Channel names, types and montage of ``data``, and its sampling rate.
+    marker_samples : ndarray of int, shape (V,)
+        Sample of each volume marker.
+    session, run : str | None
+        The recording's session and run labels (None: no such entity).
+    """
+    import tempfile
+    from pathlib import Path
+
+    import mne
+    import mne_bids
+
+    from .sensors import CHUNK_S
+
+    sfreq = float(info["sfreq"])
+    with tempfile.TemporaryDirectory(prefix="samba-scanner-") as tmp:
+        vhdr = Path(tmp) / "scanner.vhdr"
+        _write_brainvision_streamed(vhdr, data, info["ch_names"], sfreq, marker_samples,
+                                    chunk=int(CHUNK_S * sfreq))
+        raw = mne.io.read_raw_brainvision(vhdr, preload=False, verbose=False)
+        raw.set_channel_types({name: kind for name, kind in
+                               zip(info["ch_names"], info.get_channel_types())
+                               if kind != "eeg"}, verbose=False)
+        raw.set_montage(info.get_montage(), verbose=False)
+        raw.set_meas_date(None)
+        # MNE truncates onset * sfreq to a sample: a hundredth of a sample keeps k from k - 1
+        raw.set_annotations(mne.Annotations((np.asarray(marker_samples) + 0.01) / sfreq,
+                                            0.0, TRIGGER))
+        bids_path = mne_bids.BIDSPath(subject=subject, session=session, task=TASK, run=run,
+                                      root=root, datatype="eeg")
+        mne_bids.write_raw_bids(raw, bids_path, overwrite=True, verbose=False)
+
+
+def write_clean_eeg(edir, prefix: str, data, info, onsets_s) -> None:
+    """The clean EEG of an in-scanner recording, for scoring artefact removal.
+
+    ``<prefix>_desc-clean_eeg.vhdr`` (BrainVision, float32, by :func:`mne.export.export_raw`):
+    the recording as it would be without the scanner, with a ``Volume`` marker (type
+    ``Comment``) at each ideal volume onset. Its samples equal those of the raw recording that
+    the same seed writes without ``--mr-artifacts``.
+
+    Parameters
+    ----------
+    edir : Path
+        ``eeg`` folder of the participant in ``derivatives/truth``.
+    prefix : str
+        ``sub-<label>[_ses-<label>]_task-<task>[_run-<index>]``.
+    data : ndarray, shape (n_channels, n_times)
+        Clean EEG, V.
+    info : mne.Info
+        Measurement info of ``data`` (copied).
+    onsets_s : ndarray, shape (V,)
+        Ideal volume onsets on the recording clock, s (on samples).
+    """
+    import warnings
+
+    import mne
+
+    raw = mne.io.RawArray(data, info.copy(), verbose=False)
+    raw.set_meas_date(None)
+    raw.set_annotations(mne.Annotations(onsets_s, 0.0, TRIGGER))
+    with warnings.catch_warnings():  # "Converting to float32": intended
+        warnings.filterwarnings("ignore", message=".*Converting to float32",
+                                category=RuntimeWarning)
+        mne.export.export_raw(edir / f"{prefix}_desc-clean_eeg.vhdr", raw, fmt="brainvision",
+                              overwrite=True, verbose=False)
+
+
+def write_scanner_truth(edir, prefix: str, recording) -> None:
+    """R-peaks and true volume onsets of an in-scanner recording.
+
+    ``<prefix>_desc-rpeaks_events.tsv``: ``onset`` (R-peak, s on the recording clock),
+    ``duration`` (0), ``trial_type`` (``R-peak``), ``sample`` (nearest sample at the scanner
+    rate), ``bcg_amplitude`` (the beat's pulse-artefact amplitude factor).
+    ``<prefix>_desc-volumes_events.tsv``: ``onset`` (true onset of the volume's gradient
+    artefact, s), ``duration`` (TR, s), ``trial_type`` (``Volume``), ``sample`` (the marker's
+    sample), ``offset_samples`` (true onset minus marker, in samples, within +-0.5).
+
+    Parameters
+    ----------
+    edir : Path
+        ``eeg`` folder of the participant in ``derivatives/truth``.
+    prefix : str
+        ``sub-<label>[_ses-<label>]_task-<task>[_run-<index>]``.
+    recording : samba_bids.simulate.scanner.ScannerRecording
+        The in-scanner recording.
+    """
+    fs = recording.sfreq_hz
+    pd.DataFrame({
+        "onset": recording.r_peaks_s, "duration": 0.0, "trial_type": "R-peak",
+        "sample": np.round(recording.r_peaks_s * fs).astype(np.int64),
+        "bcg_amplitude": recording.beat_amplitude,
+    }).to_csv(edir / f"{prefix}_desc-rpeaks_events.tsv", sep="\t", index=False,
+              float_format="%.7f")
+    pd.DataFrame({
+        "onset": recording.true_onsets_s, "duration": recording.tr_s, "trial_type": TRIGGER,
+        "sample": recording.marker_samples,
+        "offset_samples": recording.true_onsets_s * fs - recording.marker_samples,
+    }).to_csv(edir / f"{prefix}_desc-volumes_events.tsv", sep="\t", index=False,
+              float_format="%.7f")
 
 
 def _parcel_images(padded, vertex_sd, lab, rng):

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import SambaBidsError, UsageError
 from .dataset import simulate_dataset
 from .hemodynamics import DEFAULT_SNR
+from .scanner import DEFAULT_SCANNER_SFREQ_HZ
 from .sensors import SENSOR_LEVELS
 
 
@@ -45,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ephys-only-runs", type=int, default=0,
                         help="further runs per session with EEG/MEG but no BOLD (their BOLD "
                              "is in derivatives/truth, to score a translation)")
+    parser.add_argument("--mr-artifacts", action="store_true",
+                        help="EEG as recorded inside the MR scanner: gradient and pulse "
+                             "artefacts and an ECG channel, at --scanner-sfreq; the clean EEG "
+                             "and the R-peaks go to derivatives/truth (EEG only)")
+    parser.add_argument("--scanner-sfreq", type=float, default=DEFAULT_SCANNER_SFREQ_HZ,
+                        metavar="HZ",
+                        help="sampling rate of the in-scanner recording, an integer multiple "
+                             f"of --sfreq (default {DEFAULT_SCANNER_SFREQ_HZ:g})")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
 
@@ -79,7 +88,8 @@ def main(argv=None) -> int:
             sfreq_hz=args.sfreq, snr=args.snr, ephys_scale=args.ephys_scale,
             bold_scale=args.bold_scale, seed=args.seed, n_runs=args.runs,
             n_sessions=args.sessions, n_ephys_only_runs=args.ephys_only_runs,
-            progress=args.verbose,
+            progress=args.verbose, mr_artifacts=args.mr_artifacts,
+            scanner_sfreq_hz=args.scanner_sfreq,
         )
     except SambaBidsError as err:
         sys.stderr.write(f"samba-bids-simulate: {err}\n")

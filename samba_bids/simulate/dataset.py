@@ -25,10 +25,13 @@ from .bids_writer import (
     _grayordinate_parcels,
     _small_volume_atlas,
     write_bold_images,
+    write_clean_eeg,
     write_confounds,
     write_dataset_descriptions,
     write_ephys,
     write_readme,
+    write_scanner_eeg,
+    write_scanner_truth,
     write_truth,
 )
 from .hemodynamics import (
@@ -42,6 +45,12 @@ from .hemodynamics import (
     plant_hrfs,
     plant_mixing,
     simulate_parcel_bold,
+)
+from .scanner import (
+    _STREAM_SCANNER,
+    DEFAULT_SCANNER_SFREQ_HZ,
+    scanner_info,
+    simulate_scanner_recording,
 )
 from .sensors import (
     DEFAULT_CHANNELS,
@@ -101,6 +110,8 @@ def simulate_dataset(
     n_sessions: int = 1,
     n_ephys_only_runs: int = 0,
     progress: bool = False,
+    mr_artifacts: bool = False,
+    scanner_sfreq_hz: float = DEFAULT_SCANNER_SFREQ_HZ,
 ) -> Path:
     """Write a BIDS EEG-fMRI (or MEG-fMRI) dataset with a known ground truth.
 
@@ -162,6 +173,19 @@ def simulate_dataset(
         translation of it can be scored.
     progress : bool
         Log each subject's timing and noise ceiling at INFO level (else DEBUG).
+    mr_artifacts : bool
+        EEG as recorded inside the MR scanner (EEG only; every run, the EEG-only ones
+        included): the clean EEG, simulated exactly as without the flag, is upsampled to
+        ``scanner_sfreq_hz`` and gets a gradient artefact, a pulse artefact and an ``ECG``
+        channel (:func:`samba_bids.simulate.scanner.simulate_scanner_recording`, random
+        stream 5); the ``Volume`` markers move to the nearest sample of each volume's
+        jittered true onset. The clean EEG (``_desc-clean_eeg.vhdr``), the R-peaks
+        (``_desc-rpeaks_events.tsv``) and the true volume onsets
+        (``_desc-volumes_events.tsv``) go to ``derivatives/truth/<sub>/[<ses>/]eeg``, the
+        artefacts' parameters to the ``MRArtifacts`` entry of the truth parameters.
+    scanner_sfreq_hz : float
+        Sampling rate of the in-scanner recording, Hz (with ``mr_artifacts``): an integer
+        multiple of ``sfreq_hz``, with ``tr_s * scanner_sfreq_hz`` a whole number.
 
     Returns
     -------
@@ -174,7 +198,8 @@ def simulate_dataset(
         If ``templates_dir`` is None or lacks the template files (or the MNI folder when
         ``spaces`` asks for MNI152NLin6Asym or fsLR alone).
     UsageError
-        If a parameter is out of range.
+        If a parameter is out of range, or ``mr_artifacts`` is asked for MEG or with a
+        ``scanner_sfreq_hz`` that is not a multiple of ``sfreq_hz``.
     """
     t_start = time.perf_counter()
     templates_dir, n_channels, spaces, n_volumes = _check_arguments(
@@ -182,6 +207,8 @@ def simulate_dataset(
         modality=modality, n_channels=n_channels, sfreq_hz=sfreq_hz, snr=snr,
         ephys_scale=ephys_scale, bold_scale=bold_scale, spaces=spaces,
     )
+    if mr_artifacts:
+        _check_scanner(modality, sfreq_hz, scanner_sfreq_hz, tr_s)
     runs = _run_plan(n_runs, n_sessions, n_ephys_only_runs)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -193,6 +220,8 @@ def simulate_dataset(
     sim = _plan(templates_dir, root=root, tr_s=tr_s, n_volumes=n_volumes, modality=modality,
                 n_channels=n_channels, sfreq_hz=sfreq_hz, snr=snr, ephys_scale=ephys_scale,
                 bold_scale=bold_scale, spaces=spaces, seed=seed)
+    if mr_artifacts:
+        sim.scanner_sfreq_hz = float(scanner_sfreq_hz)
     write_dataset_descriptions(root, preproc, truth, modality)
     ceilings_all = [_simulate_run(sim, index, run, progress=progress)
                     for index in range(1, n_subjects + 1) for run in runs]
@@ -255,6 +284,34 @@ def _check_arguments(templates_dir, *, n_subjects, duration_s, tr_s, modality, n
     if n_subjects < 1:
         raise UsageError(f"n_subjects must be at least 1, got {n_subjects}.")
     return templates_dir, n_channels, spaces, n_volumes
+
+
+def _check_scanner(modality: str, sfreq_hz: float, scanner_sfreq_hz: float, tr_s: float):
+    """Check the arguments of ``mr_artifacts``.
+
+    Raises
+    ------
+    UsageError
+        If the modality is not EEG, ``scanner_sfreq_hz`` is not an integer multiple of
+        ``sfreq_hz``, a volume is not a whole number of scanner samples, or ``tr_s`` is under
+        0.05 s (a slice of the simulated EPI sequence needs about 45 ms).
+    """
+    if modality != "eeg":
+        raise UsageError(f"--mr-artifacts simulates EEG recorded in the MR scanner; it is not "
+                         f"available for modality {modality!r}. Use --modality eeg or drop "
+                         "--mr-artifacts.")
+    _check_positive("scanner_sfreq_hz", scanner_sfreq_hz)
+    ratio = scanner_sfreq_hz / sfreq_hz
+    if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
+        raise UsageError(f"The scanner sampling rate ({scanner_sfreq_hz:g} Hz) must be an "
+                         f"integer multiple of the EEG sampling rate ({sfreq_hz:g} Hz); pass "
+                         f"e.g. --scanner-sfreq {sfreq_hz * max(1, round(ratio)):g}.")
+    if tr_s < 0.05:
+        raise UsageError(f"--mr-artifacts needs a TR of at least 0.05 s, got {tr_s:g} s.")
+    if abs(tr_s * scanner_sfreq_hz - round(tr_s * scanner_sfreq_hz)) > 1e-6:
+        raise UsageError(f"A volume (TR {tr_s:g} s) must be a whole number of samples at the "
+                         f"scanner sampling rate ({scanner_sfreq_hz:g} Hz); change --tr or "
+                         "--scanner-sfreq.")
 
 
 def _available_spaces(templates_dir: Path, spaces, bold_scale: int) -> tuple:
@@ -376,6 +433,7 @@ class _Simulation:
     sensors: SensorModel
     volume_atlas_small: tuple | None
     grayordinates: tuple | None
+    scanner_sfreq_hz: float | None = None  # None: no MR artefacts
 
 
 def _plan(templates_dir, *, root, tr_s, n_volumes, modality, n_channels, sfreq_hz, snr,
@@ -436,8 +494,12 @@ def _simulate_run(sim: _Simulation, index: int, run: RunPlan, *,
     data, moment_am = project_to_sensors(sim.sensors, activity.data, sim.n_lead, sim.n_rec,
                                          sim.sfreq_hz,
                                          _run_rng(sim.seed, index, _STREAM_SENSOR, run))
-    write_ephys(sim.root, subject, data, sim.sensors.info, sim.onsets_s, sim.modality,
-                session=run.session, run=run.run)
+    mr_artifacts = None
+    if sim.scanner_sfreq_hz is None:
+        write_ephys(sim.root, subject, data, sim.sensors.info, sim.onsets_s, sim.modality,
+                    session=run.session, run=run.run)
+    else:
+        mr_artifacts = _write_scanner_run(sim, index, run, data)
     del data
     logpow = band_log_power(activity.data, sim.sfreq_hz)  # (N, bands, bins) from the lead-in
     del activity
@@ -461,12 +523,36 @@ def _simulate_run(sim: _Simulation, index: int, run: RunPlan, *,
     write_truth(tdir, prefix, hrf=sim.hrf, mixing=sim.mixing, bold=bold,
                 bold_names=sim.bold_names, source_band_power=per_volume,
                 source_names=sim.source_names,
-                parameters=_truth_parameters(sim, index, bold, moment_am, run))
+                parameters=_truth_parameters(sim, index, bold, moment_am, run,
+                                             mr_artifacts=mr_artifacts))
     logger.log(logging.INFO if progress else logging.DEBUG,
                "%s simulated in %.1f s (median noise ceiling %.3f)%s", prefix,
                time.perf_counter() - t_sub, float(np.median(bold.ceiling)),
                "" if run.has_bold else "; no BOLD written (electrophysiology only)")
     return bold.ceiling
+
+
+def _write_scanner_run(sim: _Simulation, index: int, run: RunPlan, clean) -> dict:
+    """Write one run's clean EEG to the truth and its in-scanner recording as the raw EEG.
+
+    Returns the ``MRArtifacts`` entry of the truth parameters.
+    """
+    subject = f"{index:02d}"
+    prefix = run.prefix(subject)
+    edir = sim.root / "derivatives" / "truth" / run.folder(subject) / "eeg"
+    edir.mkdir(parents=True, exist_ok=True)
+    write_clean_eeg(edir, prefix, clean, sim.sensors.info, sim.onsets_s)
+    recording = simulate_scanner_recording(
+        clean, sfreq_hz=sim.sfreq_hz, onsets_s=sim.onsets_s, tr_s=sim.tr_s,
+        scanner_sfreq_hz=sim.scanner_sfreq_hz, ch_names=sim.sensors.info["ch_names"],
+        rng=_run_rng(sim.seed, index, _STREAM_SCANNER, run),
+    )
+    write_scanner_eeg(sim.root, subject, recording.data,
+                      scanner_info(sim.sensors.info, recording.sfreq_hz),
+                      recording.marker_samples, session=run.session, run=run.run)
+    recording.data = None  # free the scanner-rate samples
+    write_scanner_truth(edir, prefix, recording)
+    return recording.parameters
 
 
 def _simulate_bold(sim: _Simulation, logpow, rng) -> ParcelBold:
@@ -492,8 +578,13 @@ def _band_power_per_volume(sim: _Simulation, logpow) -> np.ndarray:
 
 
 def _truth_parameters(sim: _Simulation, index: int, bold: ParcelBold, moment_am,
-                      run: RunPlan) -> dict:
-    """The ``_desc-truth_parameters.json`` of one run of participant ``index``."""
+                      run: RunPlan, *, mr_artifacts: dict | None = None) -> dict:
+    """The ``_desc-truth_parameters.json`` of one run of participant ``index``.
+
+    ``mr_artifacts`` (the in-scanner recording's parameters) is added as ``MRArtifacts``;
+    None leaves the entry out.
+    """
+    scanner = {} if mr_artifacts is None else {"MRArtifacts": mr_artifacts}
     modality, sensors = sim.modality, sim.sensors
     several = {} if run.session is None and run.run is None else {
         "Session": run.session, "Run": run.run,
@@ -559,4 +650,5 @@ def _truth_parameters(sim: _Simulation, index: int, bold: ParcelBold, moment_am,
                      "global_signal = 100 + mean noisy parcel BOLD",
         "Spaces": list(sim.spaces),
         **several,
+        **scanner,
     }

@@ -12,6 +12,7 @@ import pytest
 from scipy.signal import butter, resample_poly, sosfiltfilt
 
 from samba_bids import simulate as sim
+from samba_bids.ephys.preprocessing import read_ephys
 from samba_bids.errors import UsageError
 from samba_bids.simulate import scanner
 
@@ -74,7 +75,9 @@ def recording(datasets):
 def test_clean_truth_is_the_recording_without_the_flag(datasets):
     plain, mr = datasets
     without = _read(plain / "sub-01" / "eeg" / f"{PREFIX}_eeg.vhdr")
-    clean = _read(_truth_eeg(mr) / f"{PREFIX}_desc-clean_eeg.vhdr")
+    # read as the pipeline reads a cleaned recording from a derivatives folder (-d truth=...)
+    clean = read_ephys(_truth_eeg(mr) / f"{PREFIX}_desc-clean_eeg.vhdr")
+    assert clean.get_montage() is not None  # electrode positions: the forward model works
     assert clean.ch_names == without.ch_names
     assert clean.info["sfreq"] == without.info["sfreq"] == 250.0
     np.testing.assert_allclose(clean.get_data(), without.get_data(), rtol=1e-6, atol=1e-12)

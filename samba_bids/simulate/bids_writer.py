@@ -267,39 +267,48 @@ def write_scanner_eeg(root, subject: str, data, info, marker_samples, *,
         mne_bids.write_raw_bids(raw, bids_path, overwrite=True, verbose=False)
 
 
-def write_clean_eeg(edir, prefix: str, data, info, onsets_s) -> None:
+def write_clean_eeg(truth_root, subject: str, data, info, onsets_s, *,
+                    session: str | None = None, run: str | None = None) -> Path:
     """The clean EEG of an in-scanner recording, for scoring artefact removal.
 
-    ``<prefix>_desc-clean_eeg.vhdr`` (BrainVision, float32, by :func:`mne.export.export_raw`):
-    the recording as it would be without the scanner, with a ``Volume`` marker (type
-    ``Comment``) at each ideal volume onset. Its samples equal those of the raw recording that
-    the same seed writes without ``--mr-artifacts``.
+    ``derivatives/truth/sub-<label>/[ses-<label>/]eeg/<prefix>_desc-clean_eeg.vhdr``
+    (BrainVision, float32, with every sidecar, by MNE-BIDS): the recording as it would be
+    without the scanner, with a ``Volume`` marker at each ideal volume onset. Its samples equal
+    those of the raw recording that the same seed writes without ``--mr-artifacts``. With its
+    sidecars (channels, electrode positions) the pipeline can read it as a cleaned recording
+    (``samba-bids ... -d preproc=... truth=...``): the clean reference of an evaluation.
 
     Parameters
     ----------
-    edir : Path
-        ``eeg`` folder of the participant in ``derivatives/truth``.
-    prefix : str
-        ``sub-<label>[_ses-<label>]_task-<task>[_run-<index>]``.
+    truth_root : Path
+        The ``derivatives/truth`` folder.
+    subject : str
+        Participant label without ``sub-``.
     data : ndarray, shape (n_channels, n_times)
         Clean EEG, V.
     info : mne.Info
         Measurement info of ``data`` (copied).
     onsets_s : ndarray, shape (V,)
         Ideal volume onsets on the recording clock, s (on samples).
-    """
-    import warnings
+    session, run : str | None
+        The recording's session and run labels (None: no such entity).
 
+    Returns
+    -------
+    Path
+        The ``.vhdr`` file.
+    """
     import mne
+    import mne_bids
 
     raw = mne.io.RawArray(data, info.copy(), verbose=False)
     raw.set_meas_date(None)
     raw.set_annotations(mne.Annotations(onsets_s, 0.0, TRIGGER))
-    with warnings.catch_warnings():  # "Converting to float32": intended
-        warnings.filterwarnings("ignore", message=".*Converting to float32",
-                                category=RuntimeWarning)
-        mne.export.export_raw(edir / f"{prefix}_desc-clean_eeg.vhdr", raw, fmt="brainvision",
-                              overwrite=True, verbose=False)
+    bids_path = mne_bids.BIDSPath(subject=subject, session=session, task=TASK, run=run,
+                                  root=truth_root, datatype="eeg", description="clean")
+    mne_bids.write_raw_bids(raw, bids_path, allow_preload=True, overwrite=True,
+                            format="BrainVision", verbose=False)
+    return bids_path.fpath
 
 
 def write_scanner_truth(edir, prefix: str, recording) -> None:

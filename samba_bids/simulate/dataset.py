@@ -541,7 +541,8 @@ def _write_scanner_run(sim: _Simulation, index: int, run: RunPlan, clean) -> dic
     prefix = run.prefix(subject)
     edir = sim.root / "derivatives" / "truth" / run.folder(subject) / "eeg"
     edir.mkdir(parents=True, exist_ok=True)
-    write_clean_eeg(edir, prefix, clean, sim.sensors.info, sim.onsets_s)
+    write_clean_eeg(sim.root / "derivatives" / "truth", subject, clean, sim.sensors.info,
+                    sim.onsets_s, session=run.session, run=run.run)
     recording = simulate_scanner_recording(
         clean, sfreq_hz=sim.sfreq_hz, onsets_s=sim.onsets_s, tr_s=sim.tr_s,
         scanner_sfreq_hz=sim.scanner_sfreq_hz, ch_names=sim.sensors.info["ch_names"],

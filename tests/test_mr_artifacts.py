@@ -84,10 +84,12 @@ def test_real_ecg_gradient_detected_and_removed(inscanner_ecg):
 
 
 def test_real_ecg_first_volumes_corrected(inscanner_ecg):
-    """MNE's AAS leaves the first and last 4 volumes uncorrected (zero template); the
+    """MNE's AAS leaves the first and last ``window`` volumes uncorrected (zero template); the
     one-sided templates remove the artefact there too, and the other volumes equal MNE's."""
     import mne
     from scipy.signal import welch
+
+    from samba_bids.ephys.artifacts import AAS_WINDOW
 
     raw = inscanner_ecg
     removal = plan_mr_artifacts(raw, mode="gradient", picks=[0])
@@ -95,12 +97,12 @@ def test_real_ecg_first_volumes_corrected(inscanner_ecg):
     ours = data.copy()
     removal.remove_gradient(ours, qc=False)
     mne_only = mne.preprocessing.remove_fmri_gradient_artifact(
-        data, removal.volume_samples, window=(4, 4), tr_tol=removal.tolerance_samples,
+        data, removal.volume_samples, window=AAS_WINDOW, tr_tol=removal.tolerance_samples,
         picks=[0], verbose=False)
-    spacing = removal.spacing
+    spacing, (before, after) = removal.spacing, AAS_WINDOW
     first, last = removal.volume_samples[0], removal.volume_samples[-1] + spacing
-    edge = slice(first, first + 4 * spacing)
-    middle = slice(first + 4 * spacing, last - 4 * spacing)
+    edge = slice(first, first + before * spacing)
+    middle = slice(first + before * spacing, last - after * spacing)
     np.testing.assert_array_equal(ours.get_data()[:, middle], mne_only.get_data()[:, middle])
 
     def harmonic_power(x):
@@ -224,7 +226,7 @@ def test_sidecar_and_methods_text_say_what_was_removed(inscanner_ecg):
     removal.remove_gradient(inscanner_ecg.copy().load_data(verbose=False))
     entry = json.loads(json.dumps(removal.to_sidecar()))  # as written to the sidecar
     assert entry["Removed"] == ["gradient", "pulse"]
-    assert entry["VolumeTriggers"] == 420 and entry["AASWindow"] == [4, 4]
+    assert entry["VolumeTriggers"] == 420 and entry["AASWindow"] == [15, 15]
     residual = entry["ResidualGradientPowerDb"]["SliceHarmonics"]
     assert residual <= -15.0 and entry["ECGChannel"] == "ECG"
 

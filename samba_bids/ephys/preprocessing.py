@@ -336,8 +336,8 @@ def preprocess_raw(
         processed at once, as by MNE).
     mr_artifacts : samba_bids.ephys.artifacts.MRArtifactRemoval | None
         MR artefacts to remove (:func:`~.artifacts.plan_mr_artifacts`): the gradient
-        artefact from each channel group at the recording's sampling rate before the
-        band-pass, the pulse artefact after the resampling. Its quality-control figures are
+        artefact, then the pulse artefact, from each channel group at the recording's
+        sampling rate before the band-pass. Its quality-control figures are
         filled in as the groups pass. None: nothing removed.
 
     Returns
@@ -411,10 +411,10 @@ def preprocess_raw(
             mr_artifacts.remove_gradient(part)
         if l_freq_hz is not None or h_freq_hz is not None:
             part.filter(l_freq_hz, h_freq_hz, n_jobs=n_jobs, verbose=False)
-        if new_sfreq != orig_sfreq:
-            part.resample(new_sfreq, n_jobs=n_jobs, verbose=False)
         if mr_artifacts is not None:
             mr_artifacts.remove_pulse(part)
+        if new_sfreq != orig_sfreq:
+            part.resample(new_sfreq, n_jobs=n_jobs, verbose=False)
         return part
 
     groups = _channel_groups(out, max_load_mb)

@@ -310,7 +310,8 @@ def mr_artifact_sentence(entry) -> str:
     if "pulse" in entry["Removed"]:
         text += (f" The pulse (ballistocardiogram) artefact was then removed with the optimal "
                  f"basis set method [@niazy2005obs] (MNE-Python's `apply_pca_obs`, "
-                 f"{entry['PCAOBSComponents']} principal components) after the band-pass, "
+                 f"{entry['PCAOBSComponents']} principal components) on the "
+                 f"gradient-corrected data before filtering, "
                  f"anchored on {count_text(entry['Heartbeats'])} R-peaks "
                  f"({number_text(entry['HeartRate'])} beats per minute) that MNE-Python's "
                  f"`find_ecg_events` detected in the gradient-corrected ECG channel "

@@ -6,6 +6,8 @@ decides what goes in them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 

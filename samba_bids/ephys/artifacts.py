@@ -379,6 +379,9 @@ class MRArtifactRemoval:
         First sample of each volume (from the first sample of the recording).
     tolerance_samples : int
         ``tr_tol`` of the AAS: allowed deviation of a volume spacing from the median.
+    volume_shifts : ndarray, shape (n_volumes,) | None
+        Sub-sample delay of each volume's artefact after its marker, relative to the average
+        volume, in samples (:func:`volume_shifts`); None: not corrected.
     band_hz : tuple of float | None
         The band-pass that follows (for the in-band QC figure), Hz.
     ecg_channel : str | None
@@ -395,6 +398,7 @@ class MRArtifactRemoval:
     detection: GradientDetection | None = None
     volume_samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     tolerance_samples: int = 0
+    volume_shifts: np.ndarray | None = None
     band_hz: tuple | None = None
     ecg_channel: str | None = None
     heartbeats_s: np.ndarray | None = None
@@ -420,6 +424,10 @@ class MRArtifactRemoval:
         :data:`AAS_WINDOW`, ``tr_tol`` :attr:`tolerance_samples`); the first and last
         ``window`` volumes, which MNE leaves uncorrected, get a one-sided template of the
         next (previous) ``sum(window)`` volumes (:class:`mne.preprocessing.GradientRemover`).
+        With :attr:`volume_shifts`, each volume's template is then delayed by its sub-sample
+        shift (first order: ``T(t - d) = T(t) - d T'(t)``): MNE subtracts the template at
+        the marker's sample, so a volume whose artefact starts between two samples (the
+        scanner's clock is not the amplifier's) keeps a residual that grows with frequency.
 
         Parameters
         ----------
@@ -450,6 +458,14 @@ class MRArtifactRemoval:
             for n in volumes:
                 start = self.volume_samples[n]
                 part._data[:, start:start + spacing] = remover.get_tr_corrected(n)
+        if self.volume_shifts is not None:
+            # the artefact of volume n is the template delayed by shift_n samples:
+            # T(t - d) = T(t) - d T'(t) to first order, so add d T' back; the template is
+            # what MNE subtracted from the detrended epoch
+            for n, shift in enumerate(self.volume_shifts):
+                seg = slice(self.volume_samples[n], self.volume_samples[n] + spacing)
+                template = detrend(before[:, seg], axis=-1) - part._data[:, seg]
+                part._data[:, seg] += shift * np.gradient(template, axis=-1)
         if qc:
             self._add_qc(part.ch_names, before, part._data)
 
@@ -541,10 +557,16 @@ class MRArtifactRemoval:
                 "mne.preprocessing.remove_fmri_gradient_artifact on the raw data at "
                 f"{self.sfreq_hz:g} Hz before filtering, template of {window[0]} volumes "
                 f"before and {window[1]} after, tr_tol {self.tolerance_samples} samples; the "
-                f"first and last volumes with a one-sided template of {sum(window)} volumes"),
+                f"first and last volumes with a one-sided template of {sum(window)} volumes"
+                + ("; each volume's template delayed by its sub-sample shift (first order; "
+                   "shifts by least squares on up to 4 channels low-passed at 250 Hz)"
+                   if self.volume_shifts is not None else "")),
             "SamplingFrequency": self.sfreq_hz,
             "AASWindow": list(window),
             "TriggerToleranceSamples": int(self.tolerance_samples),
+            "VolumeShiftSamples": (None if self.volume_shifts is None else {
+                "MedianAbsolute": _rounded(np.median(np.abs(self.volume_shifts))),
+                "MaxAbsolute": _rounded(np.max(np.abs(self.volume_shifts)))}),
             "ResidualGradientPowerDb": self.residual_db(),
             "ResidualGradientPowerDefinition": (
                 "10 log10(power after / before) at the slice-rate harmonics up to 0.9 x "
@@ -572,8 +594,10 @@ def _db(after, before):
 
 
 def _aas_window(n_volumes):
-    """:data:`AAS_WINDOW`, shrunk for short scans (at least one volume each side)."""
-    half = max(1, min(AAS_WINDOW[0], (n_volumes - 1) // 2))
+    """:data:`AAS_WINDOW`, shrunk for short scans: at most (n_volumes - 1) // 4 volumes each
+    side, so that the one-sided templates of the first and last volumes (twice as many
+    volumes, all on one side) exist for every edge volume."""
+    half = max(1, min(AAS_WINDOW[0], (n_volumes - 1) // 4))
     return (half, half)
 
 
@@ -648,9 +672,11 @@ def plan_mr_artifacts(raw, *, mode="auto", picks, trigger=None, band_hz=None,
     _, samples = find_scanner_trigger(raw, detection.trigger)
     samples = _check_volume_markers(samples, raw.n_times, sfreq, name, detection.trigger)
     tolerance = max(1, int(round(TRIGGER_TOLERANCE_S * sfreq)))
+    tested = np.asarray(picks)[:: max(1, len(picks) // _DETECT_CHANNELS)][:_DETECT_CHANNELS]
     removal = MRArtifactRemoval(name=name, sfreq_hz=sfreq, steps=("gradient",),
                                 detection=detection, volume_samples=samples,
-                                tolerance_samples=tolerance, band_hz=band_hz)
+                                tolerance_samples=tolerance, band_hz=band_hz,
+                                volume_shifts=volume_shifts(raw, tested, samples, tolerance))
     if mode in ("auto", "gradient+pulse"):
         _plan_pulse(raw, removal, required=mode == "gradient+pulse")
     logger.info("%s: removing the MR %s artefact%s (%d volumes of %.4g s%s).", name,
@@ -659,6 +685,48 @@ def plan_mr_artifacts(raw, *, mode="auto", picks, trigger=None, band_hz=None,
                 f", {len(removal.heartbeats_s)} heartbeats at {removal.heart_rate_bpm:.0f} bpm"
                 if "pulse" in removal.steps else "")
     return removal
+
+
+def volume_shifts(raw, picks, volume_samples, limit):
+    """Sub-sample delay of each volume's gradient artefact relative to the average volume.
+
+    Least squares of the first-order model ``epoch_n(t) = T(t) - d_n T'(t)`` (``T`` the
+    average volume epoch, ``T'`` its derivative per sample), summed over ``picks``, on the
+    data low-passed at 250 Hz (where a delay of a fraction of a sample is a small phase, so
+    the first-order model holds), after linear detrending of each epoch (as AAS detrends).
+    One channel is read at a time.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        The recording (preloaded or not).
+    picks : array of int
+        Channels to estimate from (a few EEG channels).
+    volume_samples : ndarray of int, shape (n_volumes,)
+        First sample of each volume.
+    limit : float
+        Delays are clipped to +-``limit`` samples (the markers' tolerance).
+
+    Returns
+    -------
+    ndarray, shape (n_volumes,)
+        Delays, samples (positive: the artefact comes later than the marker says).
+    """
+    from scipy.signal import butter, sosfiltfilt
+
+    sfreq = raw.info["sfreq"]
+    spacing = int(np.round(np.median(np.diff(volume_samples))))
+    sos = butter(4, min(250.0, 0.2 * sfreq) / (sfreq / 2.0), output="sos")
+    index = volume_samples[:, None] + np.arange(spacing)
+    numerator, denominator = np.zeros(len(volume_samples)), 0.0
+    for pick in picks:
+        data = sosfiltfilt(sos, raw.get_data(picks=[pick])[0])
+        epochs = detrend(data[index], axis=-1)  # (n_volumes, spacing)
+        template = epochs.mean(axis=0)
+        slope = np.gradient(template)
+        numerator -= (epochs - template) @ slope
+        denominator += slope @ slope
+    return np.clip(numerator / denominator, -limit, limit)
 
 
 def _check_volume_markers(samples, n_times, sfreq, name, trigger):

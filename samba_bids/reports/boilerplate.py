@@ -302,7 +302,11 @@ def mr_artifact_sentence(entry) -> str:
             f"anchored on the {count_text(entry['VolumeTriggers'])} `{entry['VolumeTrigger']}` "
             f"volume markers: each volume's template was the average of the {window[0]} "
             f"volumes before and the {window[1]} after it (for the first and last volumes, of "
-            f"the {sum(window)} volumes after or before them).")
+            f"the {sum(window)} volumes after or before them)"
+            + ("; each volume's template was delayed by the sub-sample shift of its artefact "
+               "relative to its marker (to first order, with shifts estimated by least squares "
+               "on up to four channels low-passed at 250 Hz)" if entry.get("VolumeShiftSamples")
+               else "") + ".")
     if residual is not None:
         text += (f" The power at the harmonics of the slice rate "
                  f"({number_text(entry['SliceRepetitionFrequency'])} Hz) fell by "

@@ -23,11 +23,11 @@ CITATION.md``) and ends with a formatted reference list; ``CITATION.html`` is th
 converted with the ``markdown`` package, the citations as author-year links to its reference
 list.
 
-At about 700 lines this module is over the others: every sentence that cites a reference
-outside the templates lives here, where the test that checks each reference is citable reads
-them, beside the section functions that use them; so do the sentences that describe how a
-participant's runs were split and cross-validated (forward and reverse), which read the same
-context as those section functions.
+At about 770 lines this module is over the others: every sentence that cites a reference
+outside the templates lives here (the MR artefact sentence among them), where the test that
+checks each reference is citable reads them, beside the section functions that use them; so do
+the sentences that describe how a participant's runs were split and cross-validated (forward
+and reverse), which read the same context as those section functions.
 """
 
 from __future__ import annotations

@@ -243,7 +243,6 @@ def write_scanner_eeg(root, subject: str, data, info, marker_samples, *,
         The recording's session and run labels (None: no such entity).
     """
     import tempfile
-    from pathlib import Path
 
     import mne
     import mne_bids

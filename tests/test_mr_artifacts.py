@@ -154,6 +154,28 @@ def test_volume_shifts_recover_planted_sub_sample_delays():
     assert residual[False] < 0.1 * residual[True]  # 18x lower here
 
 
+@pytest.mark.parametrize("planted_s", [0.21, 0.33])
+def test_pulse_delay_finds_the_planted_latency(planted_s):
+    """EEG (a synthetic recording) plus a pulse artefact peaking ``planted_s`` after each
+    R-peak, with its own amplitude and sign per channel and amplitude per beat: the delay
+    found is the planted one within one sample at 250 Hz."""
+    from samba_bids.ephys.artifacts import MRArtifactRemoval, pulse_delay
+
+    rng = np.random.default_rng(5)
+    raw = make_eeg_raw(200.0, sfreq_hz=1000.0, seed=5).pick(list(range(4)))
+    t = raw.times
+    beats = np.cumsum(rng.uniform(0.8, 1.0, 250))
+    beats = beats[beats < t[-1] - 1.0]
+    train = np.zeros(len(t))
+    for beat, amp in zip(beats, np.exp(0.15 * rng.standard_normal(len(beats)))):
+        near = slice(int(beat * 1000), int((beat + 0.8) * 1000))
+        train[near] += amp * np.exp(-0.5 * ((t[near] - beat - planted_s) / 0.04) ** 2)
+    gains = rng.choice([-1.0, 1.0], 4) * rng.uniform(1.0, 4.0, 4)
+    raw._data += 1e-6 * gains[:, None] * train
+    removal = MRArtifactRemoval("synthetic", 1000.0, heartbeats_s=beats)
+    assert pulse_delay(raw, removal, np.arange(4)) == pytest.approx(planted_s, abs=0.004)
+
+
 def test_locked_share_and_line_share_known_answers():
     """A signal repeating every volume: share 1; white noise: about 0; a line spectrum above
     20 Hz dominates the line share, white noise does not."""
@@ -306,18 +328,68 @@ def test_report_section_shows_spectrum_and_epoch(inscanner_ecg):
     assert "Nothing removed: --mr-artifacts none" in _mr_artifact_section(nothing)
 
 
-def test_removal_streamed_by_channel_groups_equals_the_whole(tmp_path, templates_dir):
+@pytest.fixture(scope="module")
+def simulated_scanner(templates_dir, tmp_path_factory):
+    """A simulated in-scanner participant: 60 s, 8 EEG channels and an ECG at 5 kHz, gradient
+    and pulse artefacts; the clean EEG in derivatives/truth."""
+    from samba_bids.simulate import simulate_dataset
+
+    return simulate_dataset(tmp_path_factory.mktemp("scanner") / "ds", templates_dir,
+                            duration_s=60.0, n_channels=8, spaces=("fsaverage5",), seed=3,
+                            mr_artifacts=True)
+
+
+def test_pulse_passes_take_the_pulse_artifact_out_of_the_gradient_templates(
+        simulated_scanner, monkeypatch):
+    """The AAS templates average the pulse artefact of neighbouring volumes into each volume
+    (the heartbeats are not locked to the volumes), which one PCA-OBS pass cannot remove. On
+    the simulated participant (preprocessed as the pipeline does, compared with its clean EEG
+    upsampled to 5 kHz and preprocessed the same way): the passes lower the error power at
+    1-8 Hz by more than a third (measured 0.74 -> 0.41 of the clean EEG's) and raise the
+    correlation with the clean EEG (0.74 -> 0.80)."""
+    import mne
+    from scipy.signal import resample_poly
+
+    from samba_bids.ephys import artifacts
+    from samba_bids.ephys.preprocessing import preprocess_raw
+
+    eeg = simulated_scanner / "sub-01" / "eeg"
+    raw = read_ephys(eeg.joinpath("sub-01_task-rest_eeg.vhdr"))
+    clean = read_ephys(simulated_scanner / "derivatives" / "truth" / "sub-01" / "eeg"
+                       / "sub-01_task-rest_desc-clean_eeg.vhdr").load_data().pick("eeg")
+    up = mne.io.RawArray(resample_poly(clean.get_data(), 20, 1, axis=1),
+                         mne.create_info(clean.ch_names, 5000.0, "eeg"), verbose=False)
+    kwargs = {"modality": "eeg", "l_freq_hz": 0.5, "h_freq_hz": 45.0, "sfreq_hz": 100.0}
+    reference = preprocess_raw(up, **kwargs).get_data()
+    onsets = raw.annotations.onset[raw.annotations.description == "Volume"]
+    scan = slice(int(onsets[0] * 100), int((onsets[-1] + 2.0) * 100))
+    theta = mne.filter.filter_data(reference, 100.0, 1.0, 8.0, verbose=False)[:, scan]
+    error, r = {}, {}
+    for passes in (1, artifacts.PULSE_PASSES):
+        monkeypatch.setattr(artifacts, "PULSE_PASSES", passes)
+        removal = plan_mr_artifacts(raw, mode="auto", picks=mne.pick_types(raw.info, eeg=True),
+                                    band_hz=(0.5, 45.0))
+        assert removal.steps == ("gradient", "pulse")
+        assert 0.2 <= removal.pulse_delay_s <= 0.3  # the simulator's waves peak at 0.22-0.25 s
+        out = preprocess_raw(raw, mr_artifacts=removal, **kwargs).get_data()
+        residual = mne.filter.filter_data(out - reference, 100.0, 1.0, 8.0, verbose=False)
+        error[passes] = np.sum(residual[:, scan] ** 2) / np.sum(theta ** 2)
+        r[passes] = np.median([np.corrcoef(a, b)[0, 1]
+                               for a, b in zip(out[:, scan], reference[:, scan])])
+    assert artifacts.PULSE_PASSES > 1
+    assert error[artifacts.PULSE_PASSES] < 2 / 3 * error[1]
+    assert r[artifacts.PULSE_PASSES] > r[1] + 0.03 and r[artifacts.PULSE_PASSES] > 0.75
+
+
+def test_removal_streamed_by_channel_groups_equals_the_whole(simulated_scanner):
     """A simulated in-scanner recording (5 kHz, gradient and pulse artefacts, ECG) cleaned and
     preprocessed one channel at a time from the file equals the preloaded whole recording's
     result, and so do the quality-control figures."""
     import mne
 
     from samba_bids.ephys.preprocessing import preprocess_raw
-    from samba_bids.simulate import simulate_dataset
 
-    root = simulate_dataset(tmp_path / "ds", templates_dir, duration_s=60.0, n_channels=8,
-                            spaces=("fsaverage5",), seed=3, mr_artifacts=True)
-    raw = read_ephys(root / "sub-01" / "eeg" / "sub-01_task-rest_eeg.vhdr")
+    raw = read_ephys(simulated_scanner / "sub-01" / "eeg" / "sub-01_task-rest_eeg.vhdr")
     picks = mne.pick_types(raw.info, eeg=True)
     results = {}
     for how in ("streamed", "whole"):

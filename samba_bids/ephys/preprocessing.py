@@ -405,14 +405,17 @@ def preprocess_raw(
             )
             h_freq_hz = limit
 
+    def band_pass(part: mne.io.BaseRaw) -> None:
+        if l_freq_hz is not None or h_freq_hz is not None:
+            part.filter(l_freq_hz, h_freq_hz, n_jobs=n_jobs, verbose=False)
+
     def filter_resample(part: mne.io.BaseRaw) -> mne.io.BaseRaw:
         part.load_data(verbose=False)
         if mr_artifacts is not None:
             mr_artifacts.remove_gradient(part)
-        if l_freq_hz is not None or h_freq_hz is not None:
-            part.filter(l_freq_hz, h_freq_hz, n_jobs=n_jobs, verbose=False)
+        band_pass(part)
         if mr_artifacts is not None:
-            mr_artifacts.remove_pulse(part)
+            mr_artifacts.remove_pulse(part, band_pass)
         if new_sfreq != orig_sfreq:
             part.resample(new_sfreq, n_jobs=n_jobs, verbose=False)
         return part

@@ -315,11 +315,16 @@ def mr_artifact_sentence(entry) -> str:
         text += (f" The pulse (ballistocardiogram) artefact was then removed with the optimal "
                  f"basis set method [@niazy2005obs] (MNE-Python's `apply_pca_obs`, "
                  f"{entry['PCAOBSComponents']} principal components) on the "
-                 f"gradient-corrected data before filtering, "
-                 f"anchored on {count_text(entry['Heartbeats'])} R-peaks "
-                 f"({number_text(entry['HeartRate'])} beats per minute) that MNE-Python's "
+                 f"gradient-corrected, band-passed data before resampling, with epochs "
+                 f"centred {number_text(entry['PulseDelay'])} s after each of "
+                 f"{count_text(entry['Heartbeats'])} R-peaks (the peak of the "
+                 f"heartbeat-locked average of the EEG; "
+                 f"{number_text(entry['HeartRate'])} beats per minute) that MNE-Python's "
                  f"`find_ecg_events` detected in the gradient-corrected ECG channel "
-                 f"`{entry['ECGChannel']}`.")
+                 f"`{entry['ECGChannel']}`, in {count_text(entry['PCAOBSPasses'])} passes: "
+                 "each pass after the first recomputed the gradient templates without the "
+                 "pulse artefact that the previous pass estimated, so that the pulse artefact "
+                 "averaged into the templates was not left in the data.")
     else:
         text += (" The pulse (ballistocardiogram) artefact was not removed "
                  f"({entry.get('PulseNotRemoved', 'no ECG channel')}).")

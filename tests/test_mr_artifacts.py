@@ -176,6 +176,49 @@ def test_pulse_delay_finds_the_planted_latency(planted_s):
     assert pulse_delay(raw, removal, np.arange(4)) == pytest.approx(planted_s, abs=0.004)
 
 
+def test_pulse_components_kept_only_where_the_artifact_changes_shape():
+    """Parallel analysis keeps PCA-OBS components for a pulse artefact whose shape varies
+    from beat to beat (two planted shapes with their own random weights per beat) and none
+    (but for chance, at the 95th percentile) where only its amplitude varies, which the
+    mean artefact's fitted multiple already follows, or where there is no artefact: the
+    EEG's own components are as strong at random times."""
+    import mne
+
+    from samba_bids.ephys.artifacts import pulse_components
+
+    rng = np.random.default_rng(3)
+    sfreq = 500.0
+    raw = make_eeg_raw(300.0, sfreq_hz=sfreq, seed=3).pick(list(range(8)))
+    t = raw.times
+    alpha = 2.0 * np.sin(2 * np.pi * 10.0 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.1 * t))
+    eeg = mne.filter.filter_data(raw.get_data() + 1e-6 * alpha, sfreq, 0.5, 45.0,
+                                 verbose=False)
+    beats = np.cumsum(rng.uniform(0.85, 1.0, 400))
+    beats = beats[beats < t[-1] - 1.0]
+
+    def wave(latency, sd, times):
+        return np.exp(-0.5 * ((times - latency) / sd) ** 2)
+
+    trains = np.zeros((3, len(t)))  # mean shape (amplitude varies), two varying shapes
+    for beat in beats:
+        near = slice(int(beat * sfreq), int((beat + 0.7) * sfreq))
+        tt = t[near] - beat
+        trains[0, near] += np.exp(0.15 * rng.standard_normal()) * (
+            wave(0.25, 0.04, tt) - 0.6 * wave(0.38, 0.05, tt))
+        trains[1, near] += rng.standard_normal() * wave(0.30, 0.03, tt)
+        trains[2, near] += rng.standard_normal() * (wave(0.2, 0.02, tt) - wave(0.45, 0.04, tt))
+    gains = rng.uniform(1.0, 4.0, (8, 1)) * eeg.std(axis=1, keepdims=True)
+    amplitude_only = eeg + gains * trains[0] / trains[0].std()
+    varying = amplitude_only + 0.5 * gains * (trains[1] + trains[2]) / trains[0].std()
+    anchors = beats + 0.25
+    counts = {name: [pulse_components(channel, sfreq, anchors) for channel in data]
+              for name, data in [("eeg", eeg), ("amplitude", amplitude_only),
+                                 ("shape", varying)]}
+    assert sum(n > 0 for n in counts["eeg"]) <= 2
+    assert sum(n > 0 for n in counts["amplitude"]) <= 2
+    assert all(n >= 2 for n in counts["shape"])
+
+
 def test_locked_share_and_line_share_known_answers():
     """A signal repeating every volume: share 1; white noise: about 0; a line spectrum above
     20 Hz dominates the line share, white noise does not."""
@@ -281,7 +324,14 @@ def test_sidecar_and_methods_text_say_what_was_removed(inscanner_ecg):
     from .test_boilerplate import _eeg_context
 
     removal = plan_mr_artifacts(inscanner_ecg, mode="auto", picks=[0])
-    removal.remove_gradient(inscanner_ecg.copy().load_data(verbose=False))
+    part = inscanner_ecg.copy().load_data(verbose=False)
+    removal.remove_gradient(part)
+
+    def band_pass(raw):
+        raw.filter(0.5, 45.0, picks="all", verbose=False)
+
+    band_pass(part)
+    removal.remove_pulse(part, band_pass)  # the ECG itself stands for an EEG channel here
     entry = json.loads(json.dumps(removal.to_sidecar()))  # as written to the sidecar
     assert entry["Removed"] == ["gradient", "pulse"]
     assert entry["VolumeTriggers"] == 420 and entry["AASWindow"] == [15, 15]
@@ -294,12 +344,15 @@ def test_sidecar_and_methods_text_say_what_was_removed(inscanner_ecg):
     assert "420 `R128` volume markers" in text
     assert f"fell by {round(-residual, 1):g} dB" in text
     assert f"{entry['Heartbeats']:,} R-peaks" in text and "`apply_pca_obs`" in text
-    assert {"allen2000gradient", "niazy2005obs"} <= set(rendered.keys)
+    (count,) = entry["PCAOBSComponents"]["Channels"]
+    assert f"at most 4: {count} in 1 channel)" in text and "in 3 passes" in text
+    assert f"centred {entry['PulseDelay']:g} s after" in text
+    assert {"allen2000gradient", "niazy2005obs", "horn1965parallel"} <= set(rendered.keys)
 
     none = render(_eeg_context(mr_artifacts={"Removed": [], "Reason": "--mr-artifacts none: "
                                                                       "not tested"}))
     assert "no MR gradient or ballistocardiogram artefact correction" in none.markdown
-    assert not {"allen2000gradient", "niazy2005obs"} & set(none.keys)
+    assert not {"allen2000gradient", "niazy2005obs", "horn1965parallel"} & set(none.keys)
     gradient_only = dict(entry, Removed=["gradient"], PulseNotRemoved="no ECG channel")
     text = " ".join(render(_eeg_context(mr_artifacts=gradient_only)).markdown.split())
     assert "was not removed (no ECG channel)" in text

@@ -22,8 +22,9 @@ What is our own, because MNE lacks it: the detection test (:func:`detect_gradien
 the templates of the first and last volumes (MNE's AAS leaves the artefact of the first and
 last ``window`` volumes in place, with a zero template; here they get a one-sided template of
 as many volumes, from :class:`mne.preprocessing.GradientRemover`), the sub-sample shift of each
-volume's template, the pulse artefact's delay after the R-peak (:func:`pulse_delay`) and the
-PCA-OBS passes that keep the pulse artefact out of the gradient templates
+volume's template, the pulse artefact's delay after the R-peak (:func:`pulse_delay`), the
+number of PCA-OBS components per channel (:func:`pulse_components`) and the PCA-OBS passes
+that keep the pulse artefact out of the gradient templates
 (:meth:`MRArtifactRemoval.remove_pulse`), the trigger checks with errors that name the file
 and the fix, and the quality-control figures (power at the gradient harmonics before and
 after, the average artefact epoch).
@@ -73,13 +74,21 @@ TRIGGER_TOLERANCE_S = 0.001
 #: of n volumes adds 1/n of the EEG's power to the corrected data: MNE's default (4, 4) adds
 #: 12.5 %, 15 + 15 volumes (Allen et al. 2000 averaged 25) 3.3 %.
 AAS_WINDOW = (15, 15)
-#: PCA-OBS: principal components fitted per heartbeat beside the mean artefact. Niazy et
-#: al.'s reference implementation (FMRIB's ``fmrib_pas``, "if unsure, use 4") counts the mean
-#: among its 4 basis functions, i.e. 3 components; MNE's ``n_components`` (default 4) does
-#: not count it. More components also remove more EEG: on the development seed (11) the
-#: error power relative to the clean EEG's in delta / theta / alpha was 0.32 / 0.24 / 0.34
-#: with 4 components, 0.26 / 0.21 / 0.25 with 3.
-PCA_OBS_COMPONENTS = 3
+#: PCA-OBS: at most this many principal components are fitted per heartbeat beside the mean
+#: artefact (MNE's default); each channel gets those that parallel analysis keeps
+#: (:func:`pulse_components`). A fixed count fits EEG as well as artefact: the leading
+#: components of the heartbeat-locked epochs of a channel whose pulse artefact varies little
+#: from beat to beat are its EEG's strongest rhythm. On the development seed (11) PCA-OBS with
+#: a fixed 3 components (Niazy et al.'s ``fmrib_pas`` default: 4 basis functions, the mean
+#: among them) applied to the clean EEG alone changed its alpha-band power by 31 % (error
+#: power relative to the clean EEG's), and by 13 % with 1.
+PCA_OBS_MAX_COMPONENTS = 4
+#: Parallel analysis (Horn 1965): surrogate sets of epochs at random times, and the
+#: percentile of their eigenvalues that a heartbeat-locked component's must exceed.
+PARALLEL_SURROGATES = 20
+PARALLEL_PERCENTILE = 95.0
+#: Rate at which components are counted, Hz (the data are band-passed below its Nyquist).
+_COMPONENTS_SFREQ_HZ = 250.0
 #: PCA-OBS passes. AAS averages each volume's neighbours into its template, and with them
 #: their pulse artefact (heartbeats are not locked to volumes): the corrected data carry
 #: about 1/n of the pulse artefact's power locked to the volumes, which PCA-OBS (locked to
@@ -427,6 +436,9 @@ class MRArtifactRemoval:
     pulse_delay_s : float
         Delay of the pulse artefact's peak after the R-peak (:func:`pulse_delay`), s: the
         PCA-OBS epochs are centred there.
+    pulse_components : dict of str to int
+        PCA-OBS components of each channel (:func:`pulse_components`), filled by
+        :meth:`remove_pulse`.
     qc : ArtifactQC
     """
 
@@ -442,6 +454,7 @@ class MRArtifactRemoval:
     ecg_channel: str | None = None
     heartbeats_s: np.ndarray | None = None
     pulse_delay_s: float = 0.0
+    pulse_components: dict = field(default_factory=dict)
     qc: ArtifactQC = field(default_factory=ArtifactQC)
 
     @property
@@ -512,15 +525,17 @@ class MRArtifactRemoval:
     def remove_pulse(self, part, band_pass):
         """Remove the pulse artefact from a preloaded, gradient-corrected channel group, in place.
 
-        :func:`mne.preprocessing.apply_pca_obs` (:data:`PCA_OBS_COMPONENTS` components) with
-        epochs centred :attr:`pulse_delay_s` after the R-peaks of :attr:`ecg_channel` (MNE
-        centres its epochs, +- half the median RR interval, on the times it is given; the
-        pulse artefact spans about 0.1-0.6 s after the R-peak, so epochs centred on the
-        R-peak cut it in two), in :data:`PULSE_PASSES` passes: pass ``k + 1`` starts from the
-        data whose gradient templates were made without the pulse artefact estimated by pass
-        ``k``, i.e. ``F(AAS(x - p_k)) + p_k = F(AAS(x)) - F(AAS(p_k)) + p_k`` (``F`` the
-        band-pass, ``AAS`` :meth:`remove_gradient`, both linear), and estimates ``p_{k+1}``.
-        Our own: the passes and the delay; PCA-OBS itself is MNE's.
+        :func:`mne.preprocessing.apply_pca_obs` with, per channel, the mean artefact and the
+        components that :func:`pulse_components` keeps (at most
+        :data:`PCA_OBS_MAX_COMPONENTS`), with epochs centred :attr:`pulse_delay_s` after the
+        R-peaks of :attr:`ecg_channel` (MNE centres its epochs, +- half the median RR
+        interval, on the times it is given; the pulse artefact spans about 0.1-0.6 s after
+        the R-peak, so epochs centred on the R-peak cut it in two), in :data:`PULSE_PASSES`
+        passes: pass ``k + 1`` starts from the data whose gradient templates were made without
+        the pulse artefact estimated by pass ``k``, i.e. ``F(AAS(x - p_k)) + p_k =
+        F(AAS(x)) - F(AAS(p_k)) + p_k`` (``F`` the band-pass, ``AAS`` :meth:`remove_gradient`,
+        both linear), and estimates ``p_{k+1}``. Our own: the passes, the delay and the
+        component counts; PCA-OBS itself is MNE's.
 
         Parameters
         ----------
@@ -537,6 +552,10 @@ class MRArtifactRemoval:
             return
         anchors = self.heartbeats_s + self.pulse_delay_s
         anchors = anchors[(anchors >= 0) & (anchors < part.times[-1] - 1.0)]
+        for i, name in enumerate(part.ch_names):
+            self.pulse_components[name] = pulse_components(part._data[i], self.sfreq_hz,
+                                                           anchors)
+        counts = np.array([self.pulse_components[name] for name in part.ch_names])
         corrected = part._data.copy()  # F(AAS(x))
         pulse = None
         for k in range(PULSE_PASSES):
@@ -548,8 +567,9 @@ class MRArtifactRemoval:
                 part._data[:] = corrected - share._data + pulse
                 del share
             start = part._data.copy()
-            apply_pca_obs(part, picks=np.arange(len(part.ch_names)), qrs_times=anchors,
-                          n_components=PCA_OBS_COMPONENTS, copy=False, verbose=False)
+            for n in np.unique(counts):
+                apply_pca_obs(part, picks=np.flatnonzero(counts == n), qrs_times=anchors,
+                              n_components=int(n), copy=False, verbose=False)
             pulse = start - part._data
             del start
 
@@ -640,9 +660,12 @@ class MRArtifactRemoval:
         }
         if "pulse" in self.steps:
             out["PulseMethod"] = (
-                "PCA-OBS (Niazy et al. 2005), mne.preprocessing.apply_pca_obs with "
-                f"{PCA_OBS_COMPONENTS} components on the gradient-corrected, band-passed "
-                f"data at {self.sfreq_hz:g} Hz before resampling, epochs centred "
+                "PCA-OBS (Niazy et al. 2005), mne.preprocessing.apply_pca_obs with the "
+                "mean artefact and, per channel, the principal components that parallel "
+                f"analysis (Horn 1965) keeps (at most {PCA_OBS_MAX_COMPONENTS}; heartbeat-"
+                f"locked epochs against {PARALLEL_SURROGATES} sets at random times, "
+                f"{PARALLEL_PERCENTILE:g}th percentile) on the gradient-corrected, "
+                f"band-passed data at {self.sfreq_hz:g} Hz before resampling, epochs centred "
                 f"{self.pulse_delay_s:.3f} s after the R-peaks (the delay of the "
                 "heartbeat-locked average's peak), in "
                 f"{PULSE_PASSES} passes (each pass after the first makes the gradient "
@@ -650,7 +673,10 @@ class MRArtifactRemoval:
                 f"R-peaks of channel {self.ecg_channel} by mne.preprocessing.find_ecg_events "
                 "on the gradient-corrected ECG")
             out["ECGChannel"] = self.ecg_channel
-            out["PCAOBSComponents"] = PCA_OBS_COMPONENTS
+            counts = list(self.pulse_components.values())
+            out["PCAOBSComponents"] = {
+                "Maximum": PCA_OBS_MAX_COMPONENTS,
+                "Channels": {str(n): counts.count(n) for n in sorted(set(counts))}}
             out["PCAOBSPasses"] = PULSE_PASSES
             out["PulseDelay"] = _rounded(self.pulse_delay_s, 3)
             out["Heartbeats"] = int(len(self.heartbeats_s))
@@ -798,6 +824,80 @@ def volume_shifts(raw, picks, volume_samples, limit):
         numerator -= (epochs - template) @ slope
         denominator += slope @ slope
     return np.clip(numerator / denominator, -limit, limit)
+
+
+def pulse_components(data, sfreq_hz, anchors_s, *, max_components=PCA_OBS_MAX_COMPONENTS,
+                     seed=0):
+    """How many principal components of the pulse artefact PCA-OBS should fit on a channel.
+
+    Parallel analysis (Horn 1965, https://doi.org/10.1007/BF02289447) of the heartbeat-locked
+    epochs beyond the mean artefact: the variability of the pulse artefact's shape from beat
+    to beat is what the components are for (Niazy et al. 2005). The epochs (+- half the
+    median RR interval around each anchor, as in :func:`mne.preprocessing.apply_pca_obs`) are
+    taken from the channel with the mean epoch subtracted at every beat over its half RR
+    intervals, and each epoch's projection on the mean epoch is removed (PCA-OBS fits its
+    multiple per beat); the eigenvalues of their covariance across beats are compared with
+    those of as many epochs at random times of the same data, treated alike
+    (:data:`PARALLEL_SURROGATES` sets): component ``k`` is
+    kept while its eigenvalue exceeds the :data:`PARALLEL_PERCENTILE` th percentile of the
+    surrogates' ``k`` th. EEG is not locked to the heartbeat, so its components are as
+    strong at random times and are not kept; a pulse artefact that changes shape from beat
+    to beat gives components that are stronger locked. Counted at about 250 Hz (every
+    ``sfreq_hz // 250`` th sample of the band-passed data).
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_times,)
+        One channel, gradient-corrected and band-passed (below 125 Hz), V.
+    sfreq_hz : float
+        Its sampling rate, Hz.
+    anchors_s : ndarray, shape (n_beats,)
+        Epoch centres (R-peaks plus the pulse delay), s from the first sample.
+    max_components : int
+        The most components returned.
+    seed : int
+        Seed of the random epoch times (fixed: the same channel gives the same count).
+
+    Returns
+    -------
+    int
+        Components to fit, 0 to ``max_components``.
+    """
+    step = max(1, int(sfreq_hz // _COMPONENTS_SFREQ_HZ))
+    x = np.asarray(data, dtype=float)[::step]
+    anchors = np.round(np.asarray(anchors_s) * sfreq_hz / step).astype(int)
+    half = int(round(np.median(np.diff(anchors)) / 2))
+    anchors = anchors[(anchors >= half) & (anchors + half < len(x))]
+    if len(anchors) < 3 * max_components or half < 1:
+        return 0
+    lags = np.arange(-half, half + 1)
+    epochs = x[anchors[:, None] + lags]
+    template = (epochs - epochs.mean(axis=1, keepdims=True)).mean(axis=0)
+    # the data with the mean artefact subtracted at every beat (over its half RR intervals),
+    # so that the epochs at random times hold as little of it as the locked ones
+    residual = x.copy()
+    edges = np.concatenate([[0], (anchors[1:] + anchors[:-1] + 1) // 2, [len(x)]])
+    for anchor, lo, hi in zip(anchors, edges[:-1], edges[1:]):
+        lo, hi = max(lo, anchor - half), min(hi, anchor + half + 1)
+        residual[lo:hi] -= template[lo - anchor + half:hi - anchor + half]
+    unit = template / max(np.linalg.norm(template), np.finfo(float).tiny)
+
+    def eigenvalues(centres):
+        # each epoch without its own multiple of the mean artefact (PCA-OBS fits that
+        # multiple per beat, so a varying amplitude needs no component)
+        block = residual[centres[:, None] + lags]
+        block -= block.mean(axis=1, keepdims=True)
+        block -= np.outer(block @ unit, unit)
+        block -= block.mean(axis=0)
+        values = np.linalg.svd(block, compute_uv=False)[:max_components] ** 2
+        return values / (len(centres) - 1)
+
+    locked = eigenvalues(anchors)
+    rng = np.random.default_rng(seed)
+    null = np.array([eigenvalues(rng.integers(half, len(x) - half, len(anchors)))
+                     for _ in range(PARALLEL_SURROGATES)])
+    above = locked > np.percentile(null, PARALLEL_PERCENTILE, axis=0)
+    return int(max_components if above.all() else np.argmin(above))
 
 
 def _check_volume_markers(samples, n_times, sfreq, name, trigger):

@@ -313,8 +313,11 @@ def mr_artifact_sentence(entry) -> str:
                  f"{number_text(round(-residual, 1))} dB (median over channels).")
     if "pulse" in entry["Removed"]:
         text += (f" The pulse (ballistocardiogram) artefact was then removed with the optimal "
-                 f"basis set method [@niazy2005obs] (MNE-Python's `apply_pca_obs`, "
-                 f"{entry['PCAOBSComponents']} principal components) on the "
+                 f"basis set method [@niazy2005obs] (MNE-Python's `apply_pca_obs`, with "
+                 f"the mean artefact and, per channel, the principal components that parallel "
+                 f"analysis [@horn1965parallel] of the heartbeat-locked epochs against epochs "
+                 f"at random times kept, at most {entry['PCAOBSComponents']['Maximum']}: "
+                 f"{_component_counts(entry['PCAOBSComponents']['Channels'])}) on the "
                  f"gradient-corrected, band-passed data before resampling, with epochs "
                  f"centred {number_text(entry['PulseDelay'])} s after each of "
                  f"{count_text(entry['Heartbeats'])} R-peaks (the peak of the "
@@ -329,6 +332,15 @@ def mr_artifact_sentence(entry) -> str:
         text += (" The pulse (ballistocardiogram) artefact was not removed "
                  f"({entry.get('PulseNotRemoved', 'no ECG channel')}).")
     return text
+
+
+def _component_counts(channels: dict) -> str:
+    """``{"0": 60, "1": 4}`` -> ``0 in 60 channels and 1 in 4``."""
+    parts = [f"{n} in {count_text(c)} channel{'s' if c != 1 else ''}"
+             for n, c in sorted(channels.items(), key=lambda item: int(item[0]))]
+    if len(parts) < 2:
+        return parts[0] if parts else "no channel counted"
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def source_values(context: MethodsContext) -> dict:

@@ -37,7 +37,7 @@ reference is skipped (its float64 copies would need about 15 GB).
 
 Run: ``python benchmarks/bench_memory.py --templates-dir ../shared/data/templates``
 (about 3 minutes on 2 cores; the recording is cached in ``--out-dir`` and reused), or with
-``--mr-artifacts`` (about 10 minutes).
+``--mr-artifacts`` (about 30 minutes on 2 shared cores).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ Both removals act on each channel separately, so :func:`~.preprocessing.preproce
 streams them by channel groups with the band-pass and resampling: the result equals the
 whole-recording result. Slice triggers are not used (volume triggers anchor the templates).
 
-At about 900 lines this module is over the others: it is one stage whose parts share one
+At about 1,000 lines this module is over the others: it is one stage whose parts share one
 object, :class:`MRArtifactRemoval` (the plan made from the detection and the markers is what
 the removal steps and the quality control read, group by group); about half of the lines are
 the docstrings the project asks for. If it grows further, the detection test

@@ -17,7 +17,7 @@ import pandas as pd
 
 from samba_bids.bids.layout import collect_pairs, index_dataset
 from samba_bids.config import Config
-from samba_bids.simulate import DEFAULT_SNR, simulate_dataset
+from samba_bids.simulate import DEFAULT_SNR, HEMODYNAMICS, simulate_dataset
 from samba_bids.templates import find_templates_dir
 from samba_bids.workflows import prepare_run
 
@@ -29,33 +29,42 @@ _INPUT_FIELDS = ("ephys_atlas_scale", "bold_atlas_scale", "l_freq_hz", "h_freq_h
 
 
 def add_arguments(parser):
-    """The options both scripts take: where to simulate, templates, duration, channels."""
+    """The options the scripts share: where to simulate, templates, duration, channels,
+    epochs, hemodynamics."""
     parser.add_argument("--out-dir", type=Path, default=Path("/tmp/samba-bids-eval"),
                         help="folder for the simulated dataset and cached features")
     parser.add_argument("--templates-dir", type=Path, default=None)
     parser.add_argument("--duration", type=float, default=600.0, help="BOLD run, s")
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--max-epochs", type=int, default=100)
+    parser.add_argument("--hemodynamics", choices=HEMODYNAMICS, default="linear",
+                        help="simulated hemodynamics: 'linear' (planted double-gamma HRFs) or "
+                             "'balloon' (saturating coupling and Balloon-Windkessel model)")
     return parser
 
 
 def simulated_inputs(out_dir, templates_dir=None, *, duration_s=600.0, n_channels=64,
-                     snr=DEFAULT_SNR, seed=0, config=None):
+                     snr=DEFAULT_SNR, seed=0, config=None, hemodynamics="linear"):
     """Simulate (or reuse) a dataset under ``out_dir``; return ``(inputs, truth, config)``.
 
     ``inputs`` is :class:`samba_bids.workflows.RunInputs` of sub-01; ``truth`` a dict with the
-    planted ``hrf`` frame, the ``noise_ceiling`` frame, the ``parameters`` sidecar, the truth
-    folder (``dir``) and the ``noiseless`` and ``noisy`` parcel BOLD (arrays (M, V), in
-    ``inputs.atlas.names`` order).
+    planted ``hrf`` frame (Balloon hemodynamics: ``parcel`` and the effective HRF's
+    ``time_to_peak_s``), the ``noise_ceiling`` frame, the ``parameters`` sidecar, the truth
+    folder (``dir``), the ``noiseless`` and ``noisy`` parcel BOLD (arrays (M, V), in
+    ``inputs.atlas.names`` order) and, for ``hemodynamics="balloon"``, the ``hemodynamics``
+    frame (Balloon parameters per parcel). The dataset folder is
+    ``sim-<duration>s-<channels>ch[-<hemodynamics>]-seed<seed>`` (no hemodynamics for linear).
     """
     out_dir = Path(out_dir)
     templates_dir = find_templates_dir(templates_dir)
-    bids_dir = out_dir / f"sim-{duration_s:g}s-{n_channels}ch-seed{seed}"
+    model = "" if hemodynamics == "linear" else f"-{hemodynamics}"
+    bids_dir = out_dir / f"sim-{duration_s:g}s-{n_channels}ch{model}-seed{seed}"
     label = "sub-01_task-rest"
     truth_dir = bids_dir / "derivatives" / "truth" / "sub-01" / "func"
     if not (truth_dir / f"{label}_desc-truth_parameters.json").exists():
         simulate_dataset(bids_dir, templates_dir, duration_s=duration_s, n_channels=n_channels,
-                         snr=snr, seed=seed, spaces=("fsaverage5",))
+                         snr=snr, seed=seed, spaces=("fsaverage5",),
+                         hemodynamics=hemodynamics)
     config = config or Config()
     config = dataclasses.replace(config, bids_dir=bids_dir, templates_dir=templates_dir,
                                  volume_trigger="Volume", bold_space="fsaverage5")
@@ -80,6 +89,9 @@ def simulated_inputs(out_dir, templates_dir=None, *, duration_s=600.0, n_channel
         "parameters": json.loads((truth_dir / f"{label}_desc-truth_parameters.json")
                                  .read_text()),
     }
+    if hemodynamics != "linear":
+        truth["hemodynamics"] = pd.read_csv(
+            truth_dir / f"{label}_desc-truth_hemodynamics.tsv", sep="\t")
     for kind in ("noiseless", "noisy"):  # (M, V) in the pipeline's parcel order
         frame = pd.read_csv(truth_dir / f"{label}_desc-{kind}_timeseries.tsv", sep="\t")
         truth[kind] = frame[[str(n) for n in inputs.atlas.names]].to_numpy().T

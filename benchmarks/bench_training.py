@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     config = Config(max_epochs=args.max_epochs)
     inputs, _, config = simulated_inputs(args.out_dir, args.templates_dir,
                                          duration_s=args.duration, n_channels=args.channels,
-                                         config=config)
+                                         config=config, hemodynamics=args.hemodynamics)
     print(f"one participant: {inputs.features.shape[0]} source -> {inputs.observed.shape[0]} "
           f"BOLD parcels, {inputs.observed.shape[1]} volumes (TR {inputs.tr_s:g} s); "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")

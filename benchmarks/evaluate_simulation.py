@@ -56,7 +56,11 @@ def oracle_r(inputs, truth):
 
     The planted mixing weights and HRFs act on the log band power of the reconstructed
     source parcels (0.1 s bins, z-scored), sampled like the simulator samples the BOLD: how
-    much of the BOLD the reconstructed EEG carries for a model that knows the truth.
+    much of the BOLD the reconstructed EEG carries for a model that knows the truth. When the
+    truth parameters say ``"Hemodynamics": "balloon"``, the planted coupling and Balloon model
+    (:func:`samba_bids.simulate.balloon_bold`, the parameters of
+    ``_desc-truth_hemodynamics.tsv``, from rest at the start of the recording) replace the
+    HRF convolution.
     """
     from scipy.signal import fftconvolve
 
@@ -68,12 +72,20 @@ def oracle_r(inputs, truth):
     mixing = pd.read_csv(truth["dir"] / f"{label}_desc-mixing_weights.tsv", sep="\t")
     hrf = truth["hrf"]
     weights = simulate.mixing_matrix(mixing, list(inputs.parcels.names), list(hrf["parcel"]))
-    kernels = simulate.hrf_kernels(hrf.iloc[:, 1:7].to_numpy(), step)
-    drive = np.einsum("mnk,nkt->mt", weights, power)
-    response = fftconvolve(drive, kernels, axes=-1)[:, : drive.shape[1]]
     onsets = params["FirstVolumeOnset"] + np.arange(params["NumberOfVolumes"]) * tr_s
-    index = np.round((onsets + tr_s / 2) / step).astype(int)
-    predicted = response[:, np.minimum(index, drive.shape[1] - 1)]
+    if params.get("Hemodynamics", "linear") == "balloon":
+        table = pd.read_csv(truth["dir"] / f"{label}_desc-truth_hemodynamics.tsv", sep="\t")
+        table = table.set_index("parcel").loc[list(hrf["parcel"])]
+        response = simulate.balloon_bold(power, weights,
+                                         simulate.BalloonParameters.from_frame(table), step)
+        bin_ends = (np.arange(response.shape[1]) + 1) * step  # each value's time
+        predicted = np.stack([np.interp(onsets + tr_s / 2, bin_ends, row) for row in response])
+    else:
+        kernels = simulate.hrf_kernels(hrf.iloc[:, 1:7].to_numpy(), step)
+        drive = np.einsum("mnk,nkt->mt", weights, power)
+        response = fftconvolve(drive, kernels, axes=-1)[:, : drive.shape[1]]
+        index = np.round((onsets + tr_s / 2) / step).astype(int)
+        predicted = response[:, np.minimum(index, drive.shape[1] - 1)]
     names = list(inputs.atlas.names)
     order = [list(hrf["parcel"]).index(n) for n in names]
     test = inputs.split.test
@@ -95,7 +107,7 @@ def evaluate_seed(args, seed):
     inputs, truth, config = simulated_inputs(args.out_dir, args.templates_dir,
                                              duration_s=args.duration,
                                              n_channels=args.channels, seed=seed,
-                                             config=config)
+                                             config=config, hemodynamics=args.hemodynamics)
     split = inputs.split
     blocks = [len(split.train), len(split.validation), len(split.test)]
     print(f"seed {seed}: simulated + prepared in {time.perf_counter() - start:.1f} s: "
@@ -187,6 +199,38 @@ def acceptance_checks(summary, results):
     return checks
 
 
+def issue15_checks(results, hemodynamics):
+    """Issue 15's targets, from the per-subject tables: SAMBA against the ridge (paired), the
+    oracle, and the learned HRFs against the canonical one (the ridge's), per subject."""
+    tables = [r["table"].set_index("model") for r in results]
+    checks = []
+    if not all("samba" in t.index and "ridge" in t.index for t in tables):
+        return checks
+    samba = np.array([t.loc["samba", "median_pearson_r"] for t in tables])
+    ridge = np.array([t.loc["ridge", "median_pearson_r"] for t in tables])
+    diff = samba - ridge
+    sem = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+    below = int((diff < 0).sum())
+    if hemodynamics == "linear":
+        checks.append((f"SAMBA - ridge = {diff.mean():+.3f} (SEM {sem:.3f}) >= 0, below ridge "
+                       f"in {below} of {len(diff)} subjects (at most 1)",
+                       diff.mean() >= 0 and below <= 1))
+        oracle = float(np.mean([r["oracle"] for r in results]))
+        checks.append((f"SAMBA {samba.mean():.3f} >= 0.90 x oracle ({0.9 * oracle:.3f})",
+                       samba.mean() >= 0.9 * oracle))
+    else:
+        checks.append((f"SAMBA - ridge = {diff.mean():+.3f} (SEM {sem:.3f}) >= +0.05",
+                       diff.mean() >= 0.05))
+    learned = np.array([t.loc["samba", "median_ttp_abs_error_s"] for t in tables])
+    canonical = np.array([t.loc["ridge", "median_ttp_abs_error_s"] for t in tables])
+    if np.isfinite(learned).all() and np.isfinite(canonical).all():
+        better = int((learned < canonical).sum())
+        checks.append((f"learned HRF time-to-peak error below the canonical HRF's in {better} "
+                       f"of {len(learned)} subjects (learned {learned.mean():.2f} s, canonical "
+                       f"{canonical.mean():.2f} s, means of medians)", better == len(learned)))
+    return checks
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser)
@@ -234,6 +278,9 @@ def main(argv=None) -> int:
         print(f"{label}: mean {np.mean(values):.3f} ({', '.join(f'{v:.3f}' for v in values)})")
     print("acceptance (issue 3), on the means over subjects:")
     for text, ok in acceptance_checks(summary, results):
+        print(f"  [{'pass' if ok else 'FAIL'}] {text}")
+    print(f"acceptance (issue 15, {args.hemodynamics} hemodynamics):")
+    for text, ok in issue15_checks(results, args.hemodynamics):
         print(f"  [{'pass' if ok else 'FAIL'}] {text}")
     print(f"total {time.perf_counter() - start:.0f} s")
     return 0

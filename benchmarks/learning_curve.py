@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     inputs, truth, config = simulated_inputs(args.out_dir, args.templates_dir,
                                              duration_s=args.duration,
                                              n_channels=args.channels, seed=args.seed,
-                                             config=config)
+                                             config=config, hemodynamics=args.hemodynamics)
     features, observed = inputs.features, inputs.observed
     n_volumes, gap, tr_s = observed.shape[1], inputs.split.history, inputs.tr_s
     test = np.arange(n_volumes - args.test_volumes, n_volumes)

@@ -16,12 +16,19 @@ import pandas as pd
 
 from .metrics import hrf_recovery, parcel_metrics, pearson_r, pooled_spearman, summarise
 from .model.baselines import DEFAULT_ALPHAS, fit_ridge_baseline
-from .training import ABLATIONS, ablation_configs, fit_samba, predict_run
+from .model.hrf import ParcelHRF
+from .training import (
+    ABLATIONS,
+    ablation_configs,
+    fit_graph_ridge,
+    fit_samba,
+    predict_run,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Model names :func:`compare_models` knows, in table order.
-MODEL_NAMES = (*ABLATIONS, "ridge")
+MODEL_NAMES = (*ABLATIONS, "ridge", "graph-ridge")
 
 #: Columns of :func:`compare_models`' table (``median_ttp_abs_error_s`` only with a truth).
 TABLE_COLUMNS = ("model", "median_pearson_r", "median_spearman_rho", "fraction_significant",
@@ -59,7 +66,9 @@ def compare_models(features, bold, split, src_centroids_mm, bold_centroids_mm, c
         ``median_ttp_abs_error_s`` column (:func:`~samba_bids.metrics.hrf_recovery`).
     models : sequence of str, optional
         Subset of :data:`MODEL_NAMES` (default all: ``samba``, ``no-wavelet-attention``,
-        ``no-graph``, ``fixed-hrf``, ``ridge``).
+        ``no-graph``, ``fixed-hrf``, ``linear-path-only``, ``no-linear-path``, ``ridge``,
+        ``graph-ridge``: the ridge restricted to SAMBA's bipartite graph, the start of its
+        linear path).
     n_null : int
         Phase-randomised surrogates per parcel for the p-values (0: no significance column).
     null_seed : int
@@ -81,7 +90,8 @@ def compare_models(features, bold, split, src_centroids_mm, bold_centroids_mm, c
         ``fraction_significant`` (parcels with FDR-corrected phase-randomisation p < 0.05),
         ``pooled_spearman`` (over all test (parcel, volume) pairs, as the SAMBA paper),
         ``median_ttp_abs_error_s`` (median |learned - planted| time to peak over parcels; only
-        when ``truth_hrf`` is given; NaN for the ridge baseline, which estimates no HRF),
+        when ``truth_hrf`` is given; for the ridge baselines, which estimate no HRF, that of
+        SPM's canonical HRF they use),
         ``n_parameters`` (trained weights), ``best_epoch`` (NaN for ridge), ``fit_seconds``.
     predictions : dict of str to ndarray, shape (M, V)
         Each model's prediction of the whole run.
@@ -105,11 +115,17 @@ def compare_models(features, bold, split, src_centroids_mm, bold_centroids_mm, c
     for name in (m for m in MODEL_NAMES if m in models):
         start = time.perf_counter()
         recovery = None
-        if name == "ridge":
-            fit = fit_ridge_baseline(features, bold, split, tr_s=tr_s, alphas=alphas,
-                                     hrf_support_s=config.hrf_support_s)
+        if name in ("ridge", "graph-ridge"):
+            if name == "ridge":
+                fit = fit_ridge_baseline(features, bold, split, tr_s=tr_s, alphas=alphas,
+                                         hrf_support_s=config.hrf_support_s)
+            else:
+                fit = fit_graph_ridge(features, bold, split, src_centroids_mm,
+                                      bold_centroids_mm, config, tr_s=tr_s, alphas=alphas)
             predicted = fit.predict(features)
             n_parameters, best_epoch = fit.n_parameters, np.nan
+            if truth_hrf is not None:  # the ridges convolve with SPM's canonical HRF
+                recovery = hrf_recovery(ParcelHRF(len(names)).parameters_frame(names), truth_hrf)
         else:
             fit = fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm,
                             configs[name], tr_s=tr_s, progress=progress)

@@ -332,10 +332,14 @@ def test_ablation_configs():
 
     base = Config(hidden_size=12, seed=5, learn_hrf=False)
     configs = ablation_configs(base)
-    assert list(configs) == ["samba", "no-wavelet-attention", "no-graph", "fixed-hrf"]
-    flags = {name: (c.use_wavelet_attention, c.use_graph, c.learn_hrf)
-             for name, c in configs.items()}
-    assert flags == {"samba": (True, True, True), "no-wavelet-attention": (False, True, True),
-                     "no-graph": (True, False, True), "fixed-hrf": (True, True, False)}
+    assert list(configs) == ["samba", "no-wavelet-attention", "no-graph", "fixed-hrf",
+                             "linear-path-only", "no-linear-path"]
+    flags = {name: (c.use_wavelet_attention, c.use_graph, c.learn_hrf, c.linear_path,
+                    c.nonlinear_path) for name, c in configs.items()}
+    on = (True,) * 5
+    assert flags == {"samba": on, "no-wavelet-attention": (False, *on[1:]),
+                     "no-graph": (True, False, *on[2:]), "fixed-hrf": (*on[:2], False, *on[3:]),
+                     "linear-path-only": (*on[:4], False), "no-linear-path": (*on[:3], False, True)}
     assert all(c.hidden_size == 12 and c.seed == 5 for c in configs.values())
-    assert Config().use_graph and Config().learn_hrf and Config().use_wavelet_attention
+    assert all(getattr(Config(), flag) for flag in ("use_graph", "learn_hrf", "linear_path",
+                                                     "use_wavelet_attention", "nonlinear_path"))

@@ -4,8 +4,11 @@ The standard EEG-informed fMRI model (Goldman et al. 2002, NeuroReport 13:2487; 
 2003, PNAS 100:11053) predicts BOLD from electrophysiological band-power envelopes convolved
 with a canonical HRF. Here every source parcel's log band power in every wavelet band is one
 regressor, all BOLD parcels are fitted jointly by ridge regression (Hoerl & Kennard 1970,
-Technometrics 12:55) and the penalty is chosen on the validation block. SAMBA's ablations
-(no wavelet attention, no graph, fixed HRF) are flags of :class:`~.samba.SAMBA` instead.
+Technometrics 12:55) and the penalty is chosen on the validation block. The same fit
+restricted to a source -> BOLD graph (each BOLD parcel on the bands of its source parcels in
+SAMBA's bipartite graph: ``edge_index``) is the "graph ridge", the initialisation of SAMBA's
+linear path (:meth:`~.samba.SAMBA.init_linear_path`). SAMBA's ablations (no wavelet
+attention, no graph, fixed HRF, linear path only) are flags of :class:`~.samba.SAMBA`.
 """
 
 from __future__ import annotations
@@ -86,8 +89,9 @@ class RidgeBaseline:
 
     @property
     def n_parameters(self) -> int:
-        """Fitted weights and intercepts."""
-        return int(self.coefficients.size + self.intercept.size)
+        """Fitted weights (the nonzero ones: a graph ridge has none off its graph) and
+        intercepts."""
+        return int(np.count_nonzero(self.coefficients) + self.intercept.size)
 
     def regressors(self, features) -> np.ndarray:
         """Standardised HRF-convolved band-power regressors of a whole run.
@@ -143,9 +147,50 @@ def _scale(values, axis):
     return mean, np.where(std > 1e-12, std, 1.0)
 
 
+def _ridge_path(x, y, train, validation, alphas):
+    """The validation MSE (mean over parcels) of every penalty and the coefficients (P, M)
+    of the best, all parcels at once through one thin SVD of the training design."""
+    u, s, vt = np.linalg.svd(x[train], full_matrices=False)
+    uty = u.T @ y[train]  # (r, M)
+    x_val_v = x[validation] @ vt.T  # (Tv, r)
+    validation_mse = np.empty(alphas.size)
+    for i, alpha in enumerate(alphas):
+        shrunk = (s / (s**2 + alpha))[:, None] * uty
+        validation_mse[i] = float(np.mean((x_val_v @ shrunk - y[validation]) ** 2))
+    best = int(np.argmin(validation_mse))
+    return validation_mse, vt.T @ ((s / (s**2 + alphas[best]))[:, None] * uty)
+
+
+def _graph_ridge_path(x, y, train, validation, alphas, edge_index, n_bands):
+    """:func:`_ridge_path` with each BOLD parcel fitted on its source parcels' regressors
+    (one SVD per parcel)."""
+    edge_index = np.asarray(edge_index, dtype=np.int64)
+    n_src, n_bold = x.shape[1] // n_bands, y.shape[1]
+    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index must be (2, E); got {edge_index.shape}.")
+    if (edge_index.min(initial=0) < 0 or edge_index[0].max(initial=0) >= n_src
+            or edge_index[1].max(initial=0) >= n_bold):
+        raise ValueError(f"edge_index must index {n_src} source and {n_bold} BOLD parcels.")
+    coefficients = np.zeros((alphas.size, x.shape[1], n_bold))
+    squared_error = np.zeros(alphas.size)
+    for m in range(n_bold):
+        sources = np.unique(edge_index[0, edge_index[1] == m])
+        if sources.size == 0:
+            raise ValueError(f"BOLD parcel {m} has no incoming edge.")
+        columns = (sources[:, None] * n_bands + np.arange(n_bands)).ravel()
+        u, s, vt = np.linalg.svd(x[np.ix_(train, columns)], full_matrices=False)
+        uty = u.T @ y[train, m]
+        x_val_v = x[np.ix_(validation, columns)] @ vt.T
+        shrunk = (s / (s[None] ** 2 + alphas[:, None])) * uty  # (n_alphas, r)
+        squared_error += ((shrunk @ x_val_v.T - y[validation, m]) ** 2).sum(axis=1)
+        coefficients[:, columns, m] = shrunk @ vt
+    validation_mse = squared_error / (len(validation) * n_bold)
+    return validation_mse, coefficients[int(np.argmin(validation_mse))]
+
+
 def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALPHAS,
-                       hrf_support_s: float = 32.0,
-                       feature: str = "log_mean_power") -> RidgeBaseline:
+                       hrf_support_s: float = 32.0, feature: str = "log_mean_power",
+                       edge_index=None) -> RidgeBaseline:
     """Fit the canonical-HRF band-power ridge regression with the penalty chosen on validation.
 
     Parameters
@@ -171,6 +216,11 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
         Support of the canonical HRF, in s.
     feature : str
         Name in :data:`~samba_bids.model.wavelet.FEATURE_NAMES`.
+    edge_index : array_like of int, shape (2, E), optional
+        Source parcel (row 0) -> BOLD parcel (row 1) edges, such as SAMBA's bipartite graph
+        (:func:`~.graph.build_graphs`): each BOLD parcel is then fitted on the bands of its
+        source parcels only (a ridge per parcel; the other coefficients are zero). Every
+        BOLD parcel needs an edge. Default: every source parcel for every BOLD parcel.
 
     Returns
     -------
@@ -196,6 +246,9 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
     5. One penalty for all parcels: the grid value with the lowest validation mean squared
        error averaged over parcels (ties: the smallest). The weights stay those fitted on
        the training block (not refitted on train + validation, as SAMBA's).
+    6. With ``edge_index``, step 4 runs per BOLD parcel on its own columns of ``X`` (the
+       regressors of its source parcels): a ridge restricted to the graph, whose penalty is
+       chosen as in step 5.
     """
     if feature not in FEATURE_NAMES:
         raise ValueError(f"feature must be one of {FEATURE_NAMES}; got {feature!r}.")
@@ -235,17 +288,13 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
     intercept = bold[:, train].mean(axis=1)
     y = (bold - intercept[:, None]).T  # (V, M)
 
-    u, s, vt = np.linalg.svd(x[train], full_matrices=False)
-    uty = u.T @ y[train]  # (r, M)
-    x_val_v = x[validation] @ vt.T  # (Tv, r)
-    validation_mse = np.empty(alphas.size)
-    for i, alpha in enumerate(alphas):
-        shrink = (s / (s**2 + alpha))[:, None]
-        residual = x_val_v @ (shrink * uty) - y[validation]
-        validation_mse[i] = float(np.mean(residual**2))
-    best = int(np.argmin(validation_mse))
+    if edge_index is None:
+        validation_mse, coefficients = _ridge_path(x, y, train, validation, alphas)
+    else:
+        validation_mse, coefficients = _graph_ridge_path(x, y, train, validation, alphas,
+                                                         edge_index, power.shape[2])
+    best = int(np.argmin(validation_mse))  # the grid's first minimum: ties to the smallest
     alpha = float(alphas[best])
-    coefficients = vt.T @ ((s / (s**2 + alpha))[:, None] * uty)  # (P, M)
     if best in (0, alphas.size - 1) and alphas.size > 1:
         logger.warning("ridge baseline: the chosen penalty %g is at the edge of the grid "
                        "[%g, %g]; consider widening it.", alpha, alphas[0], alphas[-1])

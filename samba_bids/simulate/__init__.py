@@ -48,6 +48,16 @@ Generative model (one subject):
    ``var(noiseless) / snr``: the *noisy* BOLD. The noise ceiling of a parcel is the Pearson
    correlation of its noiseless and noisy series; its expected value is
    ``sqrt(snr / (1 + snr))`` (0.8 for the default ``snr = 16/9``).
+
+   With ``hemodynamics="balloon"`` (``samba-bids-simulate --hemodynamics balloon``) the same
+   drive becomes BOLD nonlinearly (:mod:`.balloon`): a saturating neurovascular coupling
+   (``tanh``-shaped around rest; sustained flow limited to +50 % / -20 %) feeds the
+   Balloon-Windkessel model (Buxton et al. 1998; Friston et al. 2000) with per-parcel
+   parameters drawn from published priors, and Stephan et al. 2007's BOLD equation (1.5 T
+   constants) gives the percent signal change; the noise is as above. The truth then holds
+   each parcel's Balloon parameters and the time to peak of its effective HRF (the impulse
+   response at rest) instead of double-gamma parameters. The recording, the mixing and the
+   noise draws are those of the linear dataset of the same seed.
 5. *Images*: every vertex (voxel) of a parcel carries ``100 + noisy parcel value`` plus small
    independent noise (standard deviation :data:`VERTEX_NOISE_FRACTION` of the parcel noise's,
    so the parcel mean is practically the noisy parcel series). Vertices of the medial wall and
@@ -69,7 +79,9 @@ subject under ``derivatives/truth``.
 
 Layout: :mod:`.sources` (source-parcel activity and band power, steps 1 and 3),
 :mod:`.sensors` (step 2), :mod:`.hemodynamics` (planted HRFs and mixing, parcel BOLD, step 4),
-:mod:`.scanner` (step 7), :mod:`.bids_writer` (every file written, steps 5 and 6),
+:mod:`.balloon` (the nonlinear alternative of step 4: coupling, Balloon-Windkessel model,
+effective HRFs), :mod:`.scanner` (step 7), :mod:`.bids_writer` (every file written, steps 5
+and 6),
 :mod:`.dataset`
 (:func:`simulate_dataset`, which composes them) and :mod:`.cli` (``samba-bids-simulate``).
 """
@@ -78,6 +90,22 @@ from __future__ import annotations
 
 import logging
 
+from .balloon import (
+    BALLOON_PARAMETER_NAMES,
+    BALLOON_PRIOR_MEAN,
+    BALLOON_PRIOR_SD,
+    COUPLING_SLOPE,
+    HEMODYNAMICS,
+    INTEGRATION_STEP_S,
+    BalloonParameters,
+    balloon_bold,
+    balloon_impulse_response,
+    balloon_response,
+    draw_balloon_parameters,
+    effective_time_to_peak,
+    neurovascular_coupling,
+    steady_state_bold,
+)
 from .bids_writer import (
     BOLD_BASELINE,
     TASK,
@@ -139,11 +167,15 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKGROUND_EXPONENT",
+    "BALLOON_PARAMETER_NAMES",
+    "BALLOON_PRIOR_MEAN",
+    "BALLOON_PRIOR_SD",
     "BANDS",
     "BAND_AMPLITUDE",
     "BOLD_BASELINE",
     "BOLD_GAIN",
     "CHUNK_S",
+    "COUPLING_SLOPE",
     "DEFAULT_CHANNELS",
     "DEFAULT_SNR",
     "DRIVE_STEP_S",
@@ -154,7 +186,9 @@ __all__ = [
     "ENVELOPE_TIMESCALE_S",
     "EPHYS_SUBJECT",
     "FIRST_VOLUME_S",
+    "HEMODYNAMICS",
     "HRF_SUPPORT_S",
+    "INTEGRATION_STEP_S",
     "LEAD_IN_S",
     "MEG_HELMET_LOWEST_ELEVATION_DEG",
     "MEG_HELMET_RADIUS_M",
@@ -168,10 +202,16 @@ __all__ = [
     "TRIGGER",
     "VERTEX_NOISE_FRACTION",
     "VOLUME_DOWNSAMPLE",
+    "BalloonParameters",
     "ParcelActivity",
+    "balloon_bold",
+    "balloon_impulse_response",
+    "balloon_response",
     "band_log_power",
     "build_parser",
+    "draw_balloon_parameters",
     "eeg_channel_names",
+    "effective_time_to_peak",
     "expected_noise_ceiling",
     "head_sphere",
     "hrf_kernels",
@@ -181,10 +221,12 @@ __all__ = [
     "meg_helmet",
     "mixing_matrix",
     "network_groups",
+    "neurovascular_coupling",
     "parcel_gain",
     "plant_hrfs",
     "plant_mixing",
     "simulate_dataset",
     "simulate_parcel_activity",
     "spm_double_gamma",
+    "steady_state_bold",
 ]

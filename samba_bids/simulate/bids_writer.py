@@ -439,7 +439,7 @@ def write_confounds(func, prefix: str, noisy, rng: np.random.Generator) -> None:
 
 
 def write_truth(tdir, prefix: str, *, hrf, mixing, bold, bold_names, source_band_power,
-                source_names, parameters: dict) -> None:
+                source_names, parameters: dict, hemodynamics=None) -> None:
     """The ground truth of one participant.
 
     Parameters
@@ -449,7 +449,8 @@ def write_truth(tdir, prefix: str, *, hrf, mixing, bold, bold_names, source_band
     prefix : str
         ``sub-<label>[_ses-<label>]_task-<task>[_run-<index>]``.
     hrf, mixing : pandas.DataFrame
-        Planted HRFs and mixing weights.
+        Planted HRFs (Balloon path: ``parcel`` and the effective HRF's ``time_to_peak_s``) and
+        mixing weights.
     bold : samba_bids.simulate.hemodynamics.ParcelBold
         Noiseless and noisy parcel BOLD, noise SD and ceiling.
     bold_names, source_names : list of str
@@ -458,6 +459,9 @@ def write_truth(tdir, prefix: str, *, hrf, mixing, bold, bold_names, source_band
         Log band power of the source parcels per volume.
     parameters : dict
         Everything else, written to ``_desc-truth_parameters.json``.
+    hemodynamics : pandas.DataFrame, optional
+        Balloon parameters and effective time to peak per parcel (``hemodynamics='balloon'``),
+        written to ``_desc-truth_hemodynamics.tsv``; None writes nothing.
     """
     n_volumes = bold.noisy.shape[0]
     hrf.to_csv(tdir / f"{prefix}_desc-truth_hrf.tsv", sep="\t", index=False,
@@ -478,4 +482,7 @@ def write_truth(tdir, prefix: str, *, hrf, mixing, bold, bold_names, source_band
                   "noise_sd": bold.noise_sd, "noiseless_sd": bold.noiseless.std(axis=0)}).to_csv(
         tdir / f"{prefix}_desc-noiseceiling_metrics.tsv", sep="\t", index=False,
         float_format="%.6f")
+    if hemodynamics is not None:
+        hemodynamics.to_csv(tdir / f"{prefix}_desc-truth_hemodynamics.tsv", sep="\t",
+                            index=False, float_format="%.6f")
     write_json(tdir / f"{prefix}_desc-truth_parameters.json", parameters)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SambaBidsError, UsageError
+from .balloon import HEMODYNAMICS
 from .dataset import simulate_dataset
 from .hemodynamics import DEFAULT_SNR
 from .scanner import DEFAULT_SCANNER_SFREQ_HZ
@@ -54,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="HZ",
                         help="sampling rate of the in-scanner recording, an integer multiple "
                              f"of --sfreq (default {DEFAULT_SCANNER_SFREQ_HZ:g})")
+    parser.add_argument("--hemodynamics", choices=HEMODYNAMICS, default="linear",
+                        help="how neural drive becomes BOLD: 'linear' (planted double-gamma "
+                             "HRFs, default) or 'balloon' (saturating neurovascular coupling "
+                             "and the Balloon-Windkessel model, nonlinear; per-parcel "
+                             "parameters and effective times to peak go to derivatives/truth)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
 
@@ -89,7 +95,7 @@ def main(argv=None) -> int:
             bold_scale=args.bold_scale, seed=args.seed, n_runs=args.runs,
             n_sessions=args.sessions, n_ephys_only_runs=args.ephys_only_runs,
             progress=args.verbose, mr_artifacts=args.mr_artifacts,
-            scanner_sfreq_hz=args.scanner_sfreq,
+            scanner_sfreq_hz=args.scanner_sfreq, hemodynamics=args.hemodynamics,
         )
     except SambaBidsError as err:
         sys.stderr.write(f"samba-bids-simulate: {err}\n")

@@ -18,6 +18,15 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NoInputError, UsageError
+from .balloon import (
+    _STREAM_BALLOON,
+    HEMODYNAMICS,
+    BalloonParameters,
+    balloon_description,
+    draw_balloon_parameters,
+    effective_time_to_peak,
+    simulate_balloon_bold,
+)
 from .bids_writer import (
     TASK,
     TRIGGER,
@@ -112,6 +121,7 @@ def simulate_dataset(
     progress: bool = False,
     mr_artifacts: bool = False,
     scanner_sfreq_hz: float = DEFAULT_SCANNER_SFREQ_HZ,
+    hemodynamics: str = "linear",
 ) -> Path:
     """Write a BIDS EEG-fMRI (or MEG-fMRI) dataset with a known ground truth.
 
@@ -186,6 +196,15 @@ def simulate_dataset(
     scanner_sfreq_hz : float
         Sampling rate of the in-scanner recording, Hz (with ``mr_artifacts``): an integer
         multiple of ``sfreq_hz``, with ``tr_s * scanner_sfreq_hz`` a whole number.
+    hemodynamics : {'linear', 'balloon'}
+        How the drive becomes BOLD. ``'linear'``: convolution with each parcel's planted
+        double-gamma HRF (step 4 of the module docstring). ``'balloon'``: a saturating
+        neurovascular coupling and the Balloon-Windkessel model with per-parcel parameters
+        (:mod:`samba_bids.simulate.balloon`; random stream 6 of subject 0, so the electrophysiology,
+        the mixing and the noise draws are those of the linear dataset of the same seed);
+        ``derivatives/truth`` then also holds ``_desc-truth_hemodynamics.tsv`` (the parameters
+        and effective time to peak per parcel), and ``_desc-truth_hrf.tsv`` holds ``parcel``
+        and the effective HRF's ``time_to_peak_s``.
 
     Returns
     -------
@@ -198,9 +217,13 @@ def simulate_dataset(
         If ``templates_dir`` is None or lacks the template files (or the MNI folder when
         ``spaces`` asks for MNI152NLin6Asym or fsLR alone).
     UsageError
-        If a parameter is out of range, or ``mr_artifacts`` is asked for MEG or with a
-        ``scanner_sfreq_hz`` that is not a multiple of ``sfreq_hz``.
+        If a parameter is out of range, ``hemodynamics`` is not ``'linear'`` or ``'balloon'``,
+        or ``mr_artifacts`` is asked for MEG or with a ``scanner_sfreq_hz`` that is not a
+        multiple of ``sfreq_hz``.
     """
+    from ..config import check_option
+
+    check_option("hemodynamics", hemodynamics, HEMODYNAMICS)
     t_start = time.perf_counter()
     templates_dir, n_channels, spaces, n_volumes = _check_arguments(
         templates_dir, n_subjects=n_subjects, duration_s=duration_s, tr_s=tr_s,
@@ -219,7 +242,7 @@ def simulate_dataset(
 
     sim = _plan(templates_dir, root=root, tr_s=tr_s, n_volumes=n_volumes, modality=modality,
                 n_channels=n_channels, sfreq_hz=sfreq_hz, snr=snr, ephys_scale=ephys_scale,
-                bold_scale=bold_scale, spaces=spaces, seed=seed)
+                bold_scale=bold_scale, spaces=spaces, seed=seed, hemodynamics=hemodynamics)
     if mr_artifacts:
         sim.scanner_sfreq_hz = float(scanner_sfreq_hz)
     write_dataset_descriptions(root, preproc, truth, modality)
@@ -434,11 +457,26 @@ class _Simulation:
     volume_atlas_small: tuple | None
     grayordinates: tuple | None
     scanner_sfreq_hz: float | None = None  # None: no MR artefacts
+    hemodynamics: str = "linear"
+    balloon: BalloonParameters | None = None  # (M,) each, with hemodynamics "balloon"
+    hemodynamics_table: pd.DataFrame | None = None  # parcel, Balloon parameters, time to peak
+
+    @property
+    def truth_hrf(self) -> pd.DataFrame:
+        """``_desc-truth_hrf.tsv``: the planted double-gamma HRFs (linear), or ``parcel`` and
+        the effective HRF's ``time_to_peak_s`` (balloon)."""
+        if self.hemodynamics_table is None:
+            return self.hrf
+        return self.hemodynamics_table[["parcel", "time_to_peak_s"]]
 
 
 def _plan(templates_dir, *, root, tr_s, n_volumes, modality, n_channels, sfreq_hz, snr,
-          ephys_scale, bold_scale, spaces, seed) -> _Simulation:
-    """Atlases, planted HRFs and mixing (from ``seed`` alone), sensors, and the run's timing."""
+          ephys_scale, bold_scale, spaces, seed, hemodynamics="linear") -> _Simulation:
+    """Atlases, planted HRFs and mixing (from ``seed`` alone), sensors, and the run's timing.
+
+    The double-gamma HRFs are drawn for either ``hemodynamics`` (the mixing is drawn after them
+    from the same stream); ``'balloon'`` draws the Balloon parameters from their own stream.
+    """
     from ..templates.atlases import surface_atlas, surface_parcel_centroids
 
     src_vertex_parcels, source_names = surface_atlas(templates_dir, EPHYS_SUBJECT, ephys_scale)
@@ -449,6 +487,11 @@ def _plan(templates_dir, *, root, tr_s, n_volumes, modality, n_channels, sfreq_h
     hrf = plant_hrfs(len(bold_names), shared_rng)
     hrf.insert(0, "parcel", bold_names)
     mixing = plant_mixing(source_centroids, bold_centroids, source_names, bold_names, shared_rng)
+    balloon, hemodynamics_table = None, None
+    if hemodynamics == "balloon":
+        balloon = draw_balloon_parameters(len(bold_names), _subject_rng(seed, 0, _STREAM_BALLOON))
+        hemodynamics_table = balloon.frame(bold_names)
+        hemodynamics_table["time_to_peak_s"] = effective_time_to_peak(balloon)
     sensors = make_sensors(templates_dir, modality, n_channels, sfreq_hz,
                            subject=EPHYS_SUBJECT, n_parcels=ephys_scale)
     volume_atlas_small = None
@@ -472,6 +515,7 @@ def _plan(templates_dir, *, root, tr_s, n_volumes, modality, n_channels, sfreq_h
         weights=mixing_matrix(mixing, source_names, bold_names),
         kernels=hrf_kernels(hrf.iloc[:, 1:7].to_numpy(), DRIVE_STEP_S),
         sensors=sensors, volume_atlas_small=volume_atlas_small, grayordinates=grayordinates,
+        hemodynamics=hemodynamics, balloon=balloon, hemodynamics_table=hemodynamics_table,
     )
 
 
@@ -520,11 +564,12 @@ def _simulate_run(sim: _Simulation, index: int, run: RunPlan, *,
                         _run_rng(sim.seed, index, _STREAM_CONFOUNDS, run))
     tdir = sim.root / "derivatives" / "truth" / run.folder(subject) / "func"
     tdir.mkdir(parents=True, exist_ok=True)
-    write_truth(tdir, prefix, hrf=sim.hrf, mixing=sim.mixing, bold=bold,
+    write_truth(tdir, prefix, hrf=sim.truth_hrf, mixing=sim.mixing, bold=bold,
                 bold_names=sim.bold_names, source_band_power=per_volume,
                 source_names=sim.source_names,
                 parameters=_truth_parameters(sim, index, bold, moment_am, run,
-                                             mr_artifacts=mr_artifacts))
+                                             mr_artifacts=mr_artifacts),
+                hemodynamics=sim.hemodynamics_table)
     logger.log(logging.INFO if progress else logging.DEBUG,
                "%s simulated in %.1f s (median noise ceiling %.3f)%s", prefix,
                time.perf_counter() - t_sub, float(np.median(bold.ceiling)),
@@ -560,6 +605,9 @@ def _simulate_bold(sim: _Simulation, logpow, rng) -> ParcelBold:
     """Parcel BOLD from the log band power (0.1 s bins from the start of the lead-in)."""
     t_bins = (np.arange(logpow.shape[-1]) + 0.5) * DRIVE_STEP_S - LEAD_IN_S  # recording clock
     t_acq = sim.onsets_s + sim.tr_s / 2.0
+    if sim.hemodynamics == "balloon":
+        return simulate_balloon_bold(logpow, sim.weights, sim.balloon, t_bins, t_acq, sim.snr,
+                                     rng, DRIVE_STEP_S)
     return simulate_parcel_bold(logpow, sim.weights, sim.kernels, t_bins, t_acq, sim.snr, rng)
 
 
@@ -586,6 +634,23 @@ def _truth_parameters(sim: _Simulation, index: int, bold: ParcelBold, moment_am,
     None leaves the entry out.
     """
     scanner = {} if mr_artifacts is None else {"MRArtifacts": mr_artifacts}
+    if sim.hemodynamics == "balloon":
+        hemodynamics = {
+            "Hemodynamics": "balloon",
+            "HRF": "none planted: saturating neurovascular coupling and the Balloon-Windkessel "
+                   "model (BalloonModel); _desc-truth_hrf.tsv holds the time to peak of each "
+                   "parcel's effective HRF (impulse response at rest), "
+                   "_desc-truth_hemodynamics.tsv the parameters",
+            "BOLDGain": BOLD_GAIN,
+            "BalloonModel": balloon_description(),
+        }
+    else:
+        hemodynamics = {
+            "Hemodynamics": "linear",
+            "HRF": "SPM double gamma (samba_bids.model.hrf.double_gamma), unit-sum kernel, "
+                   f"{HRF_SUPPORT_S} s support, causal",
+            "BOLDGain": BOLD_GAIN,
+        }
     modality, sensors = sim.modality, sim.sensors
     several = {} if run.session is None and run.run is None else {
         "Session": run.session, "Run": run.run,
@@ -630,9 +695,7 @@ def _truth_parameters(sim: _Simulation, index: int, bold: ParcelBold, moment_am,
                      "and band over the simulated time",
         "SourceBandPowerPerVolume": "mean of the 0.1 s log band power over [onset, "
                                     "onset + TR) (not z-scored)",
-        "HRF": "SPM double gamma (samba_bids.model.hrf.double_gamma), unit-sum kernel, "
-               f"{HRF_SUPPORT_S} s support, causal",
-        "BOLDGain": BOLD_GAIN,
+        **hemodynamics,
         "BOLDUnits": "percent signal change (images: 100 + value)",
         "VertexNoiseFraction": VERTEX_NOISE_FRACTION,
         "DipoleMomentPerVertex": float(moment_am),

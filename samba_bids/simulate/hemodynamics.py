@@ -288,6 +288,26 @@ def simulate_parcel_bold(band_power, weights, kernels, t_bins_s, t_acq_s, snr: f
     drive = np.einsum("mnk,nkt->mt", weights, z)  # (M, bins)
     response = BOLD_GAIN * fftconvolve(drive, kernels, axes=-1)[:, : drive.shape[1]]
     noiseless = np.stack([np.interp(t_acq_s, t_bins_s, row) for row in response], axis=1)
+    return add_bold_noise(noiseless, snr, rng)
+
+
+def add_bold_noise(noiseless, snr: float, rng: np.random.Generator) -> ParcelBold:
+    """White noise of variance ``var(noiseless) / snr`` per parcel, and the noise ceiling.
+
+    Parameters
+    ----------
+    noiseless : ndarray, shape (V, M)
+        Noiseless parcel BOLD, percent signal change.
+    snr : float
+        ``var(noiseless) / var(noise)`` per parcel.
+    rng : numpy.random.Generator
+        Random generator of the BOLD noise (one standard normal per volume and parcel).
+
+    Returns
+    -------
+    ParcelBold
+        ``noiseless``, the noisy BOLD, the noise SD and the noise ceiling per parcel.
+    """
     noise_sd = noiseless.std(axis=0) / np.sqrt(snr)
     noisy = noiseless + noise_sd * rng.standard_normal(noiseless.shape)
     ceiling = np.array([np.corrcoef(noiseless[:, m], noisy[:, m])[0, 1]

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..model.baselines import fit_ridge_baseline
 from ..model.graph import build_graphs
 from ..model.losses import pearson_loss
 from ..model.samba import SAMBA
@@ -34,7 +35,7 @@ from .windows import _batch, _effective_window, make_windows, split_windows
 logger = logging.getLogger(__name__)
 
 __all__ = ["ABLATIONS", "MAX_GRAD_NORM", "FitResult", "ablation_configs", "evaluate_loss",
-           "fit_samba", "predict_run", "resolve_device", "seed_everything"]
+           "fit_graph_ridge", "fit_samba", "predict_run", "resolve_device", "seed_everything"]
 
 
 @dataclass
@@ -205,9 +206,18 @@ def _finish_fit(model, trained, setup, desc) -> FitResult:
                      window_trs=setup.window, tr_s=setup.tr_s)
 
 
-def _build_samba(setup, config) -> SAMBA:
+def _build_samba(setup, config, split=None) -> SAMBA:
     """SAMBA for the setup's shapes and graphs, standardised on the training volumes, on the
-    setup's device."""
+    setup's device; its linear path (if any) set to the ridge fitted on ``split``'s training
+    block with the penalty chosen on its validation block, restricted to the bipartite graph
+    unless ``use_graph`` is off (the fit is kept as ``model.ridge``), and frozen there.
+
+    Why frozen: on the development subjects (issue 15; seeds 20 and 21, never an evaluation
+    subject) no epoch of gradient training beat the closed-form start on the validation
+    block, whether the linear weights were frozen or trained with the ridge's own penalty
+    (``alpha / (T M) * sum C^2``); Adam's steps of about the learning rate per weight are
+    large against ridge weights of 0.01-0.1. Training adapts the HRFs, gains, offsets and the
+    nonlinear residual."""
     features, train = setup.features, setup.train
     n_src, _, n_bands, n_features = features.shape
     mean, std = features[:, train].mean(axis=1), features[:, train].std(axis=1)
@@ -218,8 +228,19 @@ def _build_samba(setup, config) -> SAMBA:
                   hrf_support_s=config.hrf_support_s,
                   use_wavelet_attention=getattr(config, "use_wavelet_attention", True),
                   use_graph=getattr(config, "use_graph", True),
-                  learn_hrf=getattr(config, "learn_hrf", True))
+                  learn_hrf=getattr(config, "learn_hrf", True),
+                  linear_path=getattr(config, "linear_path", True),
+                  nonlinear_path=getattr(config, "nonlinear_path", True))
     model.set_standardization(mean, std)
+    model.ridge = None
+    if model.linear is not None:
+        if split is None:
+            raise ValueError("the linear path is initialised from the ridge fit: pass split.")
+        model.ridge = fit_ridge_baseline(
+            features, setup.bold, split, tr_s=setup.tr_s, hrf_support_s=config.hrf_support_s,
+            edge_index=setup.bipartite if model.hparams["use_graph"] else None)
+        model.init_linear_path(model.ridge)
+        model.linear.weight.requires_grad_(False)  # fitted in closed form: kept
     model.to(setup.device)
     return model
 
@@ -232,7 +253,8 @@ def _window_loss(module, x_all, y_all, windows, history, mse_weight):
 
 def _forward_batch_loss(model, setup, config):
     """``batch_loss(windows) -> Tensor`` for :func:`~.loop._train_epochs`: through DDP in
-    training inside a process group (it synchronises the gradients), ``model`` otherwise."""
+    training inside a process group (it synchronises the gradients), ``model`` otherwise.
+    """
     x_all = torch.as_tensor(setup.features, dtype=torch.float32, device=setup.device)
     y_all = torch.as_tensor(setup.bold, dtype=torch.float32, device=setup.device)
     net = _data_parallel(model, setup.device)
@@ -242,6 +264,36 @@ def _forward_batch_loss(model, setup, config):
         return _window_loss(forward, x_all, y_all, windows, setup.history, config.mse_weight)
 
     return batch_loss
+
+
+def fit_graph_ridge(features, bold, split, src_centroids_mm, bold_centroids_mm, config, *,
+                    tr_s: float | None = None, alphas=None):
+    """The graph ridge: the canonical-HRF band-power ridge restricted to SAMBA's bipartite
+    graph, as :func:`fit_samba` builds it (same training volumes and settings), the start of
+    SAMBA's linear path; a baseline of its own in :func:`~samba_bids.evaluation.compare_models`.
+
+    Parameters
+    ----------
+    features, bold, split, src_centroids_mm, bold_centroids_mm, config, tr_s
+        As :func:`fit_samba` (``k_spatial``, ``k_functional``, ``hrf_support_s`` and ``seed``
+        are read from ``config``).
+    alphas : array_like of float, optional
+        Penalty grid (default :data:`~samba_bids.model.baselines.DEFAULT_ALPHAS`).
+
+    Returns
+    -------
+    samba_bids.model.baselines.RidgeBaseline
+
+    Raises
+    ------
+    ValueError
+        As :func:`fit_samba` and :func:`~samba_bids.model.baselines.fit_ridge_baseline`.
+    """
+    setup = _setup_fit(features, bold, split, src_centroids_mm, bold_centroids_mm, config, tr_s)
+    extra = {} if alphas is None else {"alphas": alphas}
+    return fit_ridge_baseline(setup.features, setup.bold, split, tr_s=setup.tr_s,
+                              hrf_support_s=config.hrf_support_s, edge_index=setup.bipartite,
+                              **extra)
 
 
 def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config, *,
@@ -301,7 +353,7 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     """
 
     setup = _setup_fit(features, bold, split, src_centroids_mm, bold_centroids_mm, config, tr_s)
-    model = _build_samba(setup, config)
+    model = _build_samba(setup, config, split)
     history, window = setup.history, setup.window
     train_windows = split_windows(split, "train", history, window)
     val_windows = split_windows(split, "validation", history, window, tile=True)
@@ -316,7 +368,8 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
         val_score = _block_r_score(model, setup.features, setup.bold, split, history, window,
                                    setup.device)
     trained = _train_epochs(model, batch_loss, train_windows, val_windows, config, setup.rng,
-                            progress=progress, desc="SAMBA", val_score=val_score)
+                            progress=progress, desc="SAMBA", val_score=val_score,
+                            keep_initial=model.linear is not None)
     return _finish_fit(model, trained, setup, "SAMBA")
 
 
@@ -326,6 +379,8 @@ ABLATIONS = {
     "no-wavelet-attention": {"use_wavelet_attention": False},
     "no-graph": {"use_graph": False},
     "fixed-hrf": {"learn_hrf": False},
+    "linear-path-only": {"nonlinear_path": False},
+    "no-linear-path": {"linear_path": False},
 }
 
 
@@ -342,10 +397,14 @@ def ablation_configs(config) -> dict:
     dict of str to Config
         ``"samba"`` (every flag True), ``"no-wavelet-attention"`` (``use_wavelet_attention``
         False: uniform average over bands), ``"no-graph"`` (``use_graph`` False: dense N -> M
-        map per TR segment), ``"fixed-hrf"`` (``learn_hrf`` False: SPM canonical HRF), in this
-        order. Same seed, split settings and training settings as ``config``.
+        map per TR segment), ``"fixed-hrf"`` (``learn_hrf`` False: SPM canonical HRF),
+        ``"linear-path-only"`` (``nonlinear_path`` False: the ridge-initialised linear path
+        with learned HRFs) and ``"no-linear-path"`` (``linear_path`` False: the graph path
+        alone, from a random start), in this order. Same seed, split settings and training
+        settings as ``config``.
     """
-    full = {"use_wavelet_attention": True, "use_graph": True, "learn_hrf": True}
+    full = {"use_wavelet_attention": True, "use_graph": True, "learn_hrf": True,
+            "linear_path": True, "nonlinear_path": True}
     return {name: dataclasses.replace(config, **{**full, **off})
             for name, off in ABLATIONS.items()}
 
@@ -417,7 +476,8 @@ def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device
     -------
     predicted : ndarray, shape (M, V), float64
     attention : ndarray, shape (N, n_bands), float64
-        Only with ``return_attention``; rows sum to 1.
+        Only with ``return_attention``; rows sum to 1 (NaN for a model without the
+        nonlinear path, which has no wavelet attention).
 
     Raises
     ------
@@ -446,10 +506,14 @@ def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device
             out[:, chunk[:, history:].ravel()] = (pred.permute(1, 0, 2)
                                                   .reshape(model.n_bold, -1)
                                                   .double().cpu().numpy())
-            if return_attention:  # (B, N, L, n_bands): the target segments only
+            if return_attention and not model.hparams["nonlinear_path"]:
+                n_attended = -1  # the linear path only: no wavelet attention
+            elif return_attention:  # (B, N, L, n_bands): the target segments only
                 weights = model.wavelet_attention.last_attention[:, :, history:]
                 attention_sum = attention_sum + weights.double().sum(dim=(0, 2)).cpu().numpy()
                 n_attended += weights.shape[0] * weights.shape[2]
     if return_attention:
+        if n_attended < 0:
+            return out, np.full((model.n_src, model.hparams["n_bands"]), np.nan)
         return out, attention_sum / max(n_attended, 1)
     return out

@@ -47,15 +47,16 @@ def _make_optimizer(model, config):
         if name.startswith("hrf."):
             hrf.append(parameter)
         elif (parameter.ndim < 2 or "embedding" in name or name in ("gain", "offset")
-              or "norm" in name):
+              or "norm" in name or name.startswith("linear.")):  # linear: its own penalty
             no_decay.append(parameter)
         else:
             decay.append(parameter)
     lr = float(config.learning_rate)
+    hrf_lr = getattr(config, "hrf_learning_rate", None)
     return torch.optim.AdamW([
         {"params": decay, "weight_decay": float(config.weight_decay)},
         {"params": no_decay, "weight_decay": 0.0},
-        {"params": hrf, "weight_decay": 0.0},
+        {"params": hrf, "weight_decay": 0.0, "lr": lr if hrf_lr is None else float(hrf_lr)},
     ], lr=lr)
 
 
@@ -121,7 +122,7 @@ def _history_frame(rows, with_score: bool) -> pd.DataFrame:
 
 
 def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
-                  progress=False, desc="SAMBA", val_score=None):
+                  progress=False, desc="SAMBA", val_score=None, keep_initial=False):
     """Epochs of AdamW over shuffled training windows, early stopping on the validation loss.
 
     Inside a torch.distributed process group each batch of ``batch_size`` windows per process
@@ -133,14 +134,19 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
     ``batch_loss(windows) -> scalar Tensor`` computes the loss of a batch of windows with the
     model in its current mode. The model ends holding the best validation epoch's weights.
     ``val_score() -> float`` (optional; higher is better, the model in eval mode) replaces the
-    validation loss as the early-stopping criterion.
+    validation loss as the early-stopping criterion. ``keep_initial``: the model as given is
+    a candidate too (epoch 0: a meaningful initialisation, such as the ridge fit of the linear
+    path, that training must beat on the validation block to be replaced); the history holds
+    the trained epochs only.
 
     Returns
     -------
     history : pandas.DataFrame
         ``epoch``, ``train_loss``, ``val_loss``, ``seconds`` per epoch (and ``val_score``
-        with ``val_score``).
+        with ``val_score``); ``history.attrs["initial_val_loss"]`` the validation loss of the
+        initial weights (NaN without ``keep_initial``).
     best_epoch : int
+        0 when ``keep_initial`` and no epoch beat the initial weights.
     best_loss : float
 
     Raises
@@ -153,7 +159,15 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
     optimizer = _make_optimizer(model, config)
     batch_size = int(config.batch_size)
     world, rank = distributed_world()
-    rows, best = [], _BestEpoch()
+    rows, best, initial_loss = [], _BestEpoch(), np.nan
+    if keep_initial:
+        model.eval()
+        val_loss = mean_window_loss(batch_loss, val_windows, batch_size)
+        score = float(val_score()) if val_score is not None else np.nan
+        _check_finite(desc, 0, 0.0, val_loss, config)
+        best.update(0, -score if val_score is not None else val_loss, val_loss, model)
+        initial_loss = val_loss
+        logger.info("%s: validation loss %.4f at initialisation (epoch 0)", desc, val_loss)
     bar = tqdm(range(1, int(config.max_epochs) + 1), desc=desc, unit="epoch",
                disable=not progress, leave=False)
     for epoch in bar:
@@ -178,4 +192,6 @@ def _train_epochs(model, batch_loss, train_windows, val_windows, config, rng, *,
             break
     bar.close()
     model.load_state_dict(best.state)
-    return _history_frame(rows, val_score is not None), best.epoch, float(best.loss)
+    history = _history_frame(rows, val_score is not None)
+    history.attrs["initial_val_loss"] = initial_loss
+    return history, best.epoch, float(best.loss)

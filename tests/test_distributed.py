@@ -21,7 +21,8 @@ from .test_training import simulate
 #: No dropout, so that the gradients depend on the data only.
 SETTINGS = dict(hidden_size=8, gat_heads=2, k_spatial=2, k_functional=2, dropout=0.0,
                 max_epochs=2, patience=5, learning_rate=3e-3, window_trs=5, device="cpu",
-                mse_weight=0.1, seed=3)
+                mse_weight=0.1, seed=3,
+                linear_path=False)  # the training machinery, not the ridge-initialised start
 
 
 def _problem():

@@ -9,6 +9,7 @@ offset; checkpoints keep the path, and those written before it existed load with
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -117,3 +118,33 @@ def test_init_linear_path_refuses_a_mismatched_ridge(data):
                                edge_index=fit.graphs["bipartite"])
     with pytest.raises(ValueError, match="HRF"):
         fit.model.init_linear_path(ridge)
+
+
+def test_start_restored_unless_training_clearly_beats_it(data):
+    """The guard against early stopping's winner's curse: a trained model no better than the
+    start gives way to it (epoch 0); one whose validation r is clearly higher is kept."""
+    import copy
+
+    import samba_bids.training.fit as fit_module
+
+    config = Config(**{**SMALL, "max_epochs": 1})
+    setup = fit_module._setup_fit(data["features"], data["bold"], data["split"],
+                                  data["src_xyz"], data["bold_xyz"], config, 2.0)
+    model = fit_module._build_samba(setup, config, data["split"])
+    ridge_state = copy.deepcopy(model.state_dict())
+    trained = (pd.DataFrame({"epoch": [1, 2, 3]}), 3, 0.5)
+    trained[0].attrs["initial_val_loss"] = 0.6
+    # the same weights as the start: no gain, the start is restored
+    history, best_epoch, loss = fit_module._keep_start_unless_clearly_better(
+        model, ridge_state, trained, setup, data["split"])
+    assert best_epoch == 0 and loss == 0.6 and history.attrs["validation_r_gain"] == 0
+    # a start that predicts from noise against the ridge: the ridge (trained) is kept
+    noise_state = copy.deepcopy(ridge_state)
+    generator = torch.Generator().manual_seed(0)
+    noise_state["linear.weight"] = torch.randn(noise_state["linear.weight"].shape,
+                                               generator=generator)
+    history, best_epoch, _ = fit_module._keep_start_unless_clearly_better(
+        model, noise_state, trained, setup, data["split"])
+    assert best_epoch == 3
+    assert history.attrs["validation_r_gain"] > 2 * history.attrs["validation_r_gain_se"]
+    assert torch.equal(model.linear.weight, ridge_state["linear.weight"])

@@ -477,6 +477,28 @@ def split_sentence(context: MethodsContext) -> str:
     return text
 
 
+def _linear_phrase(context: MethodsContext) -> str:
+    """The linear path (the standard model inside SAMBA), or that it was left out."""
+    cfg, alphas = context.config, list(context.ridge_alphas)
+    if not getattr(cfg, "linear_path", True):
+        return "(Ablation: the model had no linear path; the graph path started at random.)"
+    sources = ("its source parcels in the bipartite graph" if cfg.use_graph else
+               "every source parcel")
+    text = (f"A linear path added the standard model of EEG-informed fMRI "
+            f"[@goldman2002alpha; @laufs2003default] to this drive: a weighted sum of the "
+            f"standardised log band power of {sources} in every band, with the weights of the "
+            f"closed-form ridge regression [@hoerl1970ridge] of each BOLD parcel on these "
+            f"band powers convolved with SPM's canonical HRF, fitted on the training volumes "
+            f"with the penalty chosen on the validation volumes (mean squared error, "
+            f"{len(alphas)} values from {number_text(alphas[0])} to "
+            f"{number_text(alphas[-1])}), and kept fixed.")
+    if getattr(cfg, "nonlinear_path", True):
+        return text + (" The readout of the graph path started at zero, so that training "
+                       "started from the ridge regression's prediction and the graph path "
+                       "learned a residual to it.")
+    return text + (" (Ablation: the linear path alone; stages 1-3 were not used.)")
+
+
 def model_values(context: MethodsContext) -> dict:
     """``features.md`` and ``model.md``: wavelet bands, graphs, the SAMBA model."""
     cfg = context.config
@@ -503,6 +525,7 @@ def model_values(context: MethodsContext) -> dict:
             "a learned dense linear map from the source to the BOLD parcels per TR segment "
             "(ablation without graph attention; the graphs were not used)"),
         hrf_phrase=_hrf_phrase(cfg.learn_hrf),
+        linear_phrase=_linear_phrase(context),
         dropout=number_text(cfg.dropout),
         n_parameters_sentence=(f"The model had {count_text(context.n_parameters)} trainable "
                                "parameters." if context.n_parameters is not None else ""),
@@ -520,9 +543,15 @@ def training_values(context: MethodsContext) -> dict:
     forward_fit = ""
     if context.forward and context.epochs_run is not None and context.best_epoch is not None:
         forward_fit = (f"The electrophysiology-to-BOLD model trained for {context.epochs_run} "
-                       f"epochs and kept the weights of epoch {context.best_epoch}.")
+                       f"epochs and kept the weights of epoch {context.best_epoch}"
+                       + (" (its initial weights)." if context.best_epoch == 0 else "."))
     return dict(
         learning_rate=number_text(cfg.learning_rate),
+        hrf_learning_rate=number_text(cfg.learning_rate if cfg.hrf_learning_rate is None
+                                      else cfg.hrf_learning_rate),
+        initial_phrase=(" (for the electrophysiology-to-BOLD model, epoch 0, its "
+                        "ridge-initialised weights, when no epoch had a lower validation loss)"
+                        if getattr(cfg, "linear_path", True) else ""),
         weight_decay=number_text(cfg.weight_decay),
         batch_size=str(cfg.batch_size),
         max_grad_norm=number_text(context.max_grad_norm),

@@ -202,14 +202,23 @@ def write_forward_outputs(pair, config: Config, inputs: RunInputs, scores: Forwa
 
 
 def model_sidecar(config: Config, inputs, fit, *, space=None) -> dict:
-    """What applying a saved model needs (``--models``): TR, windows, atlases, channels."""
-    return {"RepetitionTime": float(inputs.tr_s), "Space": space,
-            "HistoryVolumes": int(fit.model.history),
-            "WindowTRs": int(fit.window_trs), "Modality": inputs.modality,
-            "Channels": list(getattr(inputs, "channel_names", []) or []),
-            "BoldAtlasScale": int(config.bold_atlas_scale),
-            "EphysAtlasScale": int(config.ephys_atlas_scale),
-            "BoldParcels": list(inputs.atlas.names)}
+    """What applying a saved model needs (``--models``): TR, windows, atlases, channels; and
+    how its linear path was initialised (``LinearPath``), when it has one."""
+    sidecar = {"RepetitionTime": float(inputs.tr_s), "Space": space,
+               "HistoryVolumes": int(fit.model.history),
+               "WindowTRs": int(fit.window_trs), "Modality": inputs.modality,
+               "Channels": list(getattr(inputs, "channel_names", []) or []),
+               "BoldAtlasScale": int(config.bold_atlas_scale),
+               "EphysAtlasScale": int(config.ephys_atlas_scale),
+               "BoldParcels": list(inputs.atlas.names)}
+    ridge = getattr(fit.model, "ridge", None)
+    if ridge is not None:
+        sidecar["LinearPath"] = {
+            "Initialisation": ("ridge restricted to the bipartite graph"
+                               if fit.model.hparams["use_graph"] else "ridge"),
+            "RidgePenalty": float(ridge.alpha), "Weights": int(fit.model.linear.n_weights()),
+            "Trained": False, "KeptInitialWeights": int(fit.best_epoch) == 0}
+    return sidecar
 
 
 def translate_reverse(pair, config: Config, inputs: RunInputs, common: dict):

@@ -59,7 +59,7 @@ def test_initial_model_is_the_ridge(data):
 def test_initialisation_kept_when_training_does_not_beat_it(data):
     """A learning rate that wrecks the weights in one epoch: early stopping keeps epoch 0,
     so the fitted model is the ridge; the history holds the trained epoch only."""
-    fit = _fit(data, max_epochs=2, learning_rate=5.0)
+    fit = _fit(data, max_epochs=2, learning_rate=5.0, hrf_learning_rate=5.0)
     assert fit.best_epoch == 0
     assert len(fit.history) == 2 and fit.history["epoch"].tolist() == [1, 2]
     predicted = predict_run(fit.model, data["features"], history=data["split"].history,

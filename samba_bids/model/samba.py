@@ -257,6 +257,9 @@ class SAMBA(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(n_src, n_bands, n_features))
         self.register_buffer("feature_std", torch.ones(n_src, n_bands, n_features))
 
+        #: True skips the nonlinear path in :meth:`neural_drive` (exact while its readout is
+        #: zero: the HRF stage of :func:`~samba_bids.training.fit_samba`).
+        self.skip_nonlinear = False
         self.linear = (LinearPath(n_src, n_bands, n_bold, linear_feature_index,
                                   bipartite_edge_index if use_graph else None)
                        if linear_path else None)
@@ -324,7 +327,7 @@ class SAMBA(nn.Module):
             mask = mask.to(x.dtype)
             x = x * mask[:, None, :, None, None]
         drive = self.linear(x) if self.linear is not None else 0.0
-        if self.hparams["nonlinear_path"]:
+        if self.hparams["nonlinear_path"] and not self.skip_nonlinear:
             h = self.dropout(self.wavelet_attention(x)).reshape(batch * n_src, length, -1)
             context, _ = self.temporal(h)  # (B * N, L, H), parcels folded into the batch
             h = self.temporal_norm(h + self.dropout(context))  # residual: present kept

@@ -22,12 +22,15 @@ through. Without it the RNN's initial smoothing delays the drive and the HRFs le
 early to compensate (a latency trade-off the data cannot resolve).
 
 The standard model of EEG-informed fMRI is inside (DESIGN.md, "The SAMBA model", point 8):
-the :class:`LinearPath` maps each source parcel's standardised log band power to each BOLD
-parcel's drive, and the HRF convolution after it makes it the canonical-HRF band-power ridge
+the :class:`LinearPath` maps the standardised log band power of each BOLD parcel's source
+parcels (its neighbours in the bipartite graph; all of them without the graph) to its drive,
+and the HRF convolution after it makes it the canonical-HRF band-power ridge
 (:class:`~.baselines.RidgeBaseline`) when the HRFs are canonical. :meth:`SAMBA.init_linear_path`
-sets it to the closed-form ridge fit (penalty chosen on the validation block), with the
-nonlinear path's readout at zero, so training starts from the ridge's prediction exactly and
-the graph path learns a residual on top of it; early stopping can keep that start (epoch 0).
+sets it to the closed-form ridge fit restricted to the graph (penalty chosen on the validation
+block), with the nonlinear path's readout at zero, so training starts from the ridge's
+prediction exactly and the graph path learns a residual on top of it.
+:func:`~samba_bids.training.fit_samba` keeps the linear weights fixed, learns the HRFs first,
+then the residual, and keeps the start unless training beats it clearly on validation.
 
 Every stage is causal in time (per-segment operations, a unidirectional RNN, a causal
 convolution), so the prediction for volume ``v`` uses the electrophysiology at and before ``v``

@@ -3,15 +3,15 @@
 One simulated participant whose EEG was recorded in the scanner (``samba-bids-simulate
 --mr-artifacts``: 5 kHz, gradient artefact at about 100 times the EEG, pulse artefact after
 every heartbeat of an ECG channel; 3 runs of 150 s, 8 channels, seed 5, fixed before any
-result; 5 epochs per training stage) is run with the defaults (``--mr-artifacts auto``), with ``--mr-artifacts none`` and
-with the truth's clean recording of the same EEG read from a derivatives folder (``-d
-preproc=... truth=...``). The same outputs test what the defaults remove, what the outputs
-say about it, which recording is read, and the translation figure: cross-validation by run
-tests every volume once (a single 300-s run is too short for the figure: its test block is 30
-volumes; measured on seed 2 with an earlier pulse removal: SAMBA 0.060 with the defaults,
-0.106 with ``none``, 0.124 on the clean recording, and the ridge 0.109, 0.237, 0.109:
-differences that large between arms are noise there). The full evaluation is
-``benchmarks/evaluate_mr_artifacts.py`` (3 participants, 600 s, 64 channels).
+result; 5 epochs per training stage) is run with the defaults (``--mr-artifacts auto``), with
+``--mr-artifacts none`` and with the truth's clean recording of the same EEG read from a
+derivatives folder (``-d preproc=... truth=...``). The same outputs test what the defaults
+remove, what the outputs say about it, which recording is read, and the translation figure:
+cross-validation by run tests every volume once (a single 300-s run is too short for the
+figure: its test block is 30 volumes; measured on seed 2 with an earlier pulse removal: SAMBA
+0.060 with the defaults, 0.106 with ``none``, 0.124 on the clean recording, and the ridge
+0.109, 0.237, 0.109: differences that large between arms are noise there). The full evaluation
+is ``benchmarks/evaluate_mr_artifacts.py`` (3 participants, 600 s, 64 channels).
 """
 
 from __future__ import annotations

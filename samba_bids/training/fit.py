@@ -377,8 +377,8 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     for); (2) everything, the graph path a residual from zero. In each, the stage's start is
     a candidate too (epoch 0), and after stage 2 that start is restored unless the trained
     model's validation r beats it clearly (:func:`_keep_start_unless_clearly_better`), so
-    SAMBA falls back to the standard model it contains (with the HRFs of stage 1). Python, NumPy and torch are seeded
-    with ``config.seed``; on CPU a rerun gives the same model.
+    SAMBA falls back to the standard model it contains (with the HRFs of stage 1). Python,
+    NumPy and torch are seeded with ``config.seed``; on CPU a rerun gives the same model.
     """
 
     setup = _setup_fit(features, bold, split, src_centroids_mm, bold_centroids_mm, config, tr_s)

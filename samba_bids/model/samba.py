@@ -120,8 +120,9 @@ class LinearPath(nn.Module):
         Buffer: 1 where a BOLD parcel takes a source parcel's band, else 0.
     regressor_scale : Tensor, shape (N * n_bands,)
         Buffer: the training SD of each HRF-convolved regressor at the ridge fit, so that
-        ``weight * regressor_scale`` are the ridge's coefficients on standardised regressors
-        (the units its penalty is in); ones before :meth:`SAMBA.init_linear_path`.
+        ``gain * weight * mask * regressor_scale`` are the ridge's coefficients on
+        standardised regressors (the units its penalty is in); ones before
+        :meth:`SAMBA.init_linear_path`.
     """
 
     def __init__(self, n_src: int, n_bands: int, n_bold: int, feature_index: int = 0,
@@ -157,11 +158,6 @@ class LinearPath(nn.Module):
         power = z[..., self.feature_index]  # (B, N, L, n_bands)
         weight = (self.weight * self.mask).view(self.n_bold, self.n_src, self.n_bands)
         return torch.einsum("bnlk,mnk->bml", power, weight)
-
-    def coefficients(self, gain: torch.Tensor) -> torch.Tensor:
-        """Effective ridge coefficients ``gain[m] * weight[m, p] * regressor_scale[p]``,
-        shape (M, N * n_bands): the prediction's weights on standardised regressors."""
-        return gain[:, None] * self.weight * self.mask * self.regressor_scale
 
 
 class SAMBA(nn.Module):

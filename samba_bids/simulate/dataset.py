@@ -5,6 +5,12 @@ and mixing, sensors and parcel gain, BOLD atlases), then per participant simulat
 activity, the sensor recording and the parcel BOLD, and writes them with the ground truth
 (:mod:`samba_bids.simulate.bids_writer`). The generative model is described in
 :mod:`samba_bids.simulate`.
+
+About 720 lines: the plan, the per-run simulation and the truth parameters of every option
+(runs and sessions, in-scanner recordings, Balloon hemodynamics) meet here, where each run's
+random streams are drawn; the physics lives in its own modules (sources, sensors,
+hemodynamics, balloon, scanner). If it grows, ``_truth_parameters`` (the truth JSON) is the
+part to move next to the writer.
 """
 
 from __future__ import annotations

@@ -52,7 +52,18 @@ from samba_bids.evaluation import (  # noqa: E402
 
 
 def oracle_r(inputs, truth):
-    """Median test r of the planted model applied to the pipeline's own source estimates.
+    """Median test r of the planted model applied to the pipeline's own source estimates
+    (:func:`oracle_prediction`)."""
+    predicted = oracle_prediction(inputs, truth)
+    test = inputs.split.test
+    r = [np.corrcoef(predicted[m, test], inputs.observed[m, test])[0, 1]
+         for m in range(predicted.shape[0])]
+    return float(np.median(r))
+
+
+def oracle_prediction(inputs, truth):
+    """The planted model applied to the pipeline's own source estimates, shape (M, V), in
+    ``inputs.atlas.names`` order.
 
     The planted mixing weights and HRFs act on the log band power of the reconstructed
     source parcels (0.1 s bins, z-scored), sampled like the simulator samples the BOLD: how
@@ -68,7 +79,7 @@ def oracle_r(inputs, truth):
     tr_s, step = params["RepetitionTime"], simulate.DRIVE_STEP_S
     power = simulate.band_log_power(inputs.parcels.data, inputs.parcels.sfreq_hz, step)
     power = (power - power.mean(-1, keepdims=True)) / power.std(-1, keepdims=True)
-    label = "sub-01_task-rest"
+    label = truth.get("label", "sub-01_task-rest")
     mixing = pd.read_csv(truth["dir"] / f"{label}_desc-mixing_weights.tsv", sep="\t")
     hrf = truth["hrf"]
     weights = simulate.mixing_matrix(mixing, list(inputs.parcels.names), list(hrf["parcel"]))
@@ -86,12 +97,8 @@ def oracle_r(inputs, truth):
         response = fftconvolve(drive, kernels, axes=-1)[:, : drive.shape[1]]
         index = np.round((onsets + tr_s / 2) / step).astype(int)
         predicted = response[:, np.minimum(index, drive.shape[1] - 1)]
-    names = list(inputs.atlas.names)
-    order = [list(hrf["parcel"]).index(n) for n in names]
-    test = inputs.split.test
-    r = [np.corrcoef(predicted[order[m], test], inputs.observed[m, test])[0, 1]
-         for m in range(len(names))]
-    return float(np.median(r))
+    order = [list(hrf["parcel"]).index(n) for n in inputs.atlas.names]
+    return predicted[order]
 
 
 def evaluate_seed(args, seed):

@@ -18,6 +18,18 @@ volumes (the default 10-minute run) every model is limited by the data, and a si
 test block decides a comparison only when the difference is large.
 
     python benchmarks/learning_curve.py --templates-dir ../shared/data/templates
+
+With ``--pretrain N`` (issue 15: learning across people) it simulates ``2 N`` subjects with one
+seed (the planted mixing and HRFs shared, each subject's activity and noise its own) and runs
+two folds across participants: SAMBA trained on the longest training blocks of one half (the
+group model, early stopping on their validation blocks) is fine-tuned on each participant of
+the other half at the shortest training length (``fit_samba(..., init=group)``, what
+``--init-from group`` does), and scored beside SAMBA and the ridge from scratch at every
+length, the group model applied as it is, the oracle and the perfect translator. A summary
+gives the mean over participants and the paired differences with their SEM.
+
+    python benchmarks/learning_curve.py --pretrain 3 --duration 1200 --test-volumes 100 \
+        --validation-volumes 40 --train-volumes 187 400 --seed 170
 """
 
 from __future__ import annotations
@@ -33,12 +45,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _simulated import add_arguments, simulated_inputs  # noqa: E402
+from evaluate_simulation import oracle_prediction  # noqa: E402
 
 from samba_bids.alignment import Split  # noqa: E402
 from samba_bids.config import Config  # noqa: E402
 from samba_bids.metrics import pearson_r  # noqa: E402
 from samba_bids.model.baselines import fit_ridge_baseline  # noqa: E402
-from samba_bids.training import fit_samba, predict_run  # noqa: E402
+from samba_bids.training import concatenate_runs, fit_samba, predict_run  # noqa: E402
 
 #: Length of the default simulation's test block, volumes.
 PIECE = 41
@@ -67,8 +80,13 @@ def main(argv=None) -> int:
                         help="training lengths, volumes (the longest possible is added)")
     parser.add_argument("--samba", action="store_true",
                         help="also fit SAMBA at every length (minutes per fit on a CPU)")
+    parser.add_argument("--pretrain", type=int, default=0, metavar="N",
+                        help="simulate 2N subjects and fine-tune SAMBA pretrained on one half "
+                             "for each subject of the other (implies --samba)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.pretrain:
+        return pretraining_curve(args)
 
     start = time.perf_counter()
     config = Config(max_epochs=args.max_epochs, seed=args.seed, device="cpu", confounds="none")
@@ -114,6 +132,123 @@ def main(argv=None) -> int:
             low, high = piece_range(predicted, bold, test)
             print(f"{name:5s}  {n_train:13d}  {median_r(predicted, bold, test):19.3f}  "
                   f"{low:10.3f}  {high:10.3f}  {detail}", flush=True)
+    print(f"total {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+class _Subject:
+    """One simulated participant's inputs, truth and blocks for the curve."""
+
+    def __init__(self, args, config, subject):
+        self.label = subject
+        self.inputs, self.truth, self.config = simulated_inputs(
+            args.out_dir, args.templates_dir, duration_s=args.duration,
+            n_channels=args.channels, seed=args.seed, config=config,
+            hemodynamics=args.hemodynamics, n_subjects=2 * args.pretrain, subject=subject)
+        observed = self.inputs.observed
+        n_volumes, self.gap = observed.shape[1], self.inputs.split.history
+        self.test = np.arange(n_volumes - args.test_volumes, n_volumes)
+        self.validation = np.arange(self.test[0] - self.gap - args.validation_volumes,
+                                    self.test[0] - self.gap)
+        self.longest = int(self.validation[0] - self.gap)
+
+    def blocks(self, n_train, config):
+        """(split, BOLD standardised on the training block) for ``n_train`` training volumes
+        ending one gap before the validation block."""
+        observed = self.inputs.observed
+        train = np.arange(self.validation[0] - self.gap - n_train, self.validation[0] - self.gap)
+        split = Split(train=train, validation=self.validation, test=self.test,
+                      history=self.gap, window_trs=config.window_trs, tr_s=self.inputs.tr_s)
+        mean = observed[:, train].mean(axis=1, keepdims=True)
+        std = observed[:, train].std(axis=1, keepdims=True)
+        return split, (observed - mean) / std
+
+
+def _samba_r(fit, subject, features, bold, test):
+    predicted = predict_run(fit.model, features, history=subject.gap, window_trs=fit.window_trs)
+    return median_r(predicted, bold, test)
+
+
+def pretraining_curve(args) -> int:
+    """``--pretrain N``: two folds across participants (see the module docstring)."""
+    start = time.perf_counter()
+    config = Config(max_epochs=args.max_epochs, seed=args.seed, device="cpu", confounds="none")
+    subjects = [_Subject(args, config, f"{i:02d}") for i in range(1, 2 * args.pretrain + 1)]
+    config = dataclasses.replace(subjects[0].config, window_trs=15)
+    first = subjects[0]
+    lengths = sorted({n for n in args.train_volumes if n < first.longest} | {first.longest})
+    shortest = lengths[0]
+    print(f"seed {args.seed}: {len(subjects)} subjects of {first.inputs.observed.shape[1]} "
+          f"volumes (TR {first.inputs.tr_s:g} s); test block {len(first.test)}, validation "
+          f"{len(first.validation)}, gaps {first.gap}; training lengths {lengths}; prepared in "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
+    rows = []
+    halves = [subjects[:args.pretrain], subjects[args.pretrain:]]
+    for fold, (pretrain_on, targets) in enumerate([halves, halves[::-1]], start=1):
+        runs = []
+        for other in pretrain_on:
+            split, bold = other.blocks(other.longest, config)
+            runs.append((other.inputs.features, bold, split))
+        features, bold, split = concatenate_runs(runs)
+        tic = time.perf_counter()
+        group = fit_samba(features, bold, split, first.inputs.parcels.centroids_mm,
+                          first.inputs.atlas.centroids_mm, config, tr_s=split.tr_s)
+        print(f"fold {fold}: group model on sub-{', sub-'.join(o.label for o in pretrain_on)} "
+              f"({len(split.train)} training volumes): best epoch {group.best_epoch}, "
+              f"{time.perf_counter() - tic:.0f} s", flush=True)
+        for target in targets:
+            features = target.inputs.features
+            row = {"subject": target.label, "fold": fold}
+            for n_train in lengths:
+                split, bold = target.blocks(n_train, config)
+                ridge = fit_ridge_baseline(features, bold, split, tr_s=target.inputs.tr_s)
+                row[f"ridge_{n_train}"] = median_r(ridge.predict(features), bold, target.test)
+                fit = fit_samba(features, bold, split, target.inputs.parcels.centroids_mm,
+                                target.inputs.atlas.centroids_mm, config, tr_s=split.tr_s)
+                row[f"samba_{n_train}"] = _samba_r(fit, target, features, bold, target.test)
+                if n_train == shortest:
+                    row["group"] = _samba_r(group, target, features, bold, target.test)
+                    tuned = fit_samba(features, bold, split,
+                                      target.inputs.parcels.centroids_mm,
+                                      target.inputs.atlas.centroids_mm, config,
+                                      tr_s=split.tr_s, init=group.model)
+                    row[f"pretrained_{n_train}"] = _samba_r(tuned, target, features, bold,
+                                                            target.test)
+                    row[f"prior_ridge_{n_train}"] = median_r(
+                        tuned.model.ridge.predict(features), bold, target.test)
+                    row["prior_alpha"] = float(tuned.model.ridge.alpha)
+                    row["pretrained_best_epoch"] = int(tuned.best_epoch)
+            _, bold = target.blocks(shortest, config)
+            row["oracle"] = median_r(oracle_prediction(target.inputs, target.truth), bold,
+                                     target.test)
+            row["perfect"] = median_r(target.truth["noiseless"], bold, target.test)
+            rows.append(row)
+            print("  " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                   for k, v in row.items()), flush=True)
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    print(table.to_csv(sep="\t", index=False, float_format="%.3f"))
+    columns = [c for c in table.columns if c not in ("subject", "fold", "prior_alpha",
+                                                     "pretrained_best_epoch")]
+    print("mean over participants (SEM):")
+    for column in columns:
+        values = table[column].to_numpy(dtype=float)
+        sem = values.std(ddof=1) / np.sqrt(len(values))
+        print(f"  {column:18s} {values.mean():.3f} ({sem:.3f})")
+    longest = lengths[-1] if 400 not in lengths else 400
+    for a, b in ((f"pretrained_{shortest}", f"samba_{longest}"),
+                 (f"pretrained_{shortest}", f"samba_{shortest}"),
+                 (f"pretrained_{shortest}", f"ridge_{longest}"),
+                 (f"samba_{shortest}", f"ridge_{shortest}")):
+        diff = (table[a] - table[b]).to_numpy(dtype=float)
+        print(f"paired {a} - {b}: {diff.mean():+.3f} (SEM "
+              f"{diff.std(ddof=1) / np.sqrt(len(diff)):.3f}), below in "
+              f"{int((diff < 0).sum())} of {len(diff)}")
+    gap = table[f"samba_{longest}"] - table[f"samba_{shortest}"]
+    closed = (table[f"pretrained_{shortest}"] - table[f"samba_{shortest}"]).sum() / gap.sum()
+    print(f"gap from {shortest} to {longest} volumes (SAMBA from scratch) closed by "
+          f"pretraining: {closed:.0%}")
     print(f"total {time.perf_counter() - start:.0f} s")
     return 0
 

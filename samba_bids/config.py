@@ -185,6 +185,9 @@ class Config:
     #: Early stopping on the validation block's windowed loss ("loss") or on the median over
     #: BOLD parcels of the Pearson r over the whole validation block ("validation-r").
     early_stopping: str = setting("loss", section="training")  # loss | validation-r
+    #: Fine-tune a pretrained model instead of training from scratch (``--init-from``):
+    #: "group" (OUTPUT_DIR's group model) or the path of a SAMBA model file (``.pt``).
+    init_from: str | None = setting(None, section="training")
 
     def __post_init__(self):
         for name in ("bids_dir", "output_dir", "templates_dir", "work_dir", "models"):
@@ -208,6 +211,11 @@ class Config:
             if value is not None and (isinstance(value, bool) or int(value) != value
                                       or value < 1):
                 raise UsageError(f"{name} must be a positive integer; got {value!r}.")
+        if self.init_from is not None:
+            self.init_from = str(self.init_from)
+            if self.models is not None:
+                raise UsageError("--init-from fine-tunes a pretrained model and --models "
+                                 "applies trained models without training: use one of them.")
         if self.max_epochs < 1 or self.window_trs < 1 or self.batch_size < 1:
             raise UsageError("max_epochs, window_trs and batch_size must be positive integers.")
 

@@ -249,3 +249,48 @@ def test_graph_ridge_known_answers():
         assert np.all(sparse.coefficients[outside, m] == 0)
     with pytest.raises(ValueError, match="no incoming edge"):
         fit_ridge_baseline(features, bold, split, tr_s=TR, edge_index=edges[:, edges[1] != 0])
+
+
+def test_ridge_prior_known_answers():
+    """Ridge toward a prior: a zero prior is the plain ridge; the largest penalty of the grid
+    returns the prior (here another fit's coefficients, moved between standardisations by
+    ``raw_coefficients``); and with few training volumes, the planted weights as the prior
+    beat the ridge toward zero and are kept. Off-graph entries of a prior are dropped."""
+    from samba_bids.model.baselines import DEFAULT_ALPHAS, PRIOR_ALPHAS
+
+    features, bold, clean, split = _planted(seed=5, n_volumes=600)
+    n_regressors, n_bold = features.shape[0] * features.shape[2], bold.shape[0]
+    plain = fit_ridge_baseline(features, bold, split, tr_s=TR)
+    zero = fit_ridge_baseline(features, bold, split, tr_s=TR, alphas=DEFAULT_ALPHAS,
+                              prior=np.zeros((n_regressors, n_bold)))
+    assert zero.alpha == plain.alpha
+    np.testing.assert_allclose(zero.coefficients, plain.coefficients, atol=1e-12)
+    # the prior from a fit on other volumes, kept as it is at the largest penalty
+    other = types.SimpleNamespace(**{**vars(split), "train": split.train[: len(split.train) // 2]})
+    first = fit_ridge_baseline(features, bold, other, tr_s=TR)
+    kept = fit_ridge_baseline(features, bold, split, tr_s=TR, alphas=PRIOR_ALPHAS[-1:],
+                              prior=first.raw_coefficients)
+    np.testing.assert_allclose(kept.raw_coefficients, first.raw_coefficients, atol=1e-5)
+    np.testing.assert_allclose(kept.prior, kept.coefficients, atol=1e-5)
+    # 40 training volumes: the planted weights (raw units: clean was scaled to unit SD) as
+    # the prior, against the plain ridge
+    short = types.SimpleNamespace(**{**vars(split), "train": split.train[-40:]})
+    log_power = features[..., 0]
+    design = log_power.transpose(1, 0, 2).reshape(log_power.shape[1], -1)
+    regressors = lfilter(canonical_kernel(TR), [1.0], design - design.mean(0), axis=0)
+    truth = np.linalg.lstsq(regressors, clean.T, rcond=None)[0]  # exact: clean is linear
+    names = [f"p{m}" for m in range(n_bold)]
+    alone = fit_ridge_baseline(features, bold, short, tr_s=TR)
+    shrunk = fit_ridge_baseline(features, bold, short, tr_s=TR, prior=truth)
+    r_alone = parcel_metrics(alone.predict(features), bold, split.test, names)["pearson_r"]
+    r_prior = parcel_metrics(shrunk.predict(features), bold, split.test, names)["pearson_r"]
+    assert r_prior.median() > r_alone.median() + 0.05, (r_prior.median(), r_alone.median())
+    assert shrunk.alpha > alone.alpha  # the validation block says: stay near the truth
+    # off the graph, a prior's entries are dropped
+    edges = np.array([(n, m) for m in range(n_bold) for n in (m % features.shape[0],)]).T
+    graph = fit_ridge_baseline(features, bold, short, tr_s=TR, edge_index=edges, prior=truth)
+    on = np.zeros((features.shape[0], n_bold), bool)
+    on[edges[0], edges[1]] = True
+    assert np.all(graph.coefficients[~np.repeat(on, features.shape[2], axis=0)] == 0)
+    with pytest.raises(ValueError, match="prior must be"):
+        fit_ridge_baseline(features, bold, split, tr_s=TR, prior=truth[:-1])

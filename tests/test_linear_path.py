@@ -148,3 +148,43 @@ def test_start_restored_unless_training_clearly_beats_it(data):
     assert best_epoch == 3
     assert history.attrs["validation_r_gain"] > 2 * history.attrs["validation_r_gain_se"]
     assert torch.equal(model.linear.weight, ridge_state["linear.weight"])
+
+
+def test_linear_path_coefficients_invert_the_ridge_start(data):
+    """Before training, the linear path read back in raw band-power units is the graph
+    ridge's ``raw_coefficients``: what a fine-tuned model's ridge is shrunk toward."""
+    fit = _fit(data, max_epochs=1, learning_rate=1e-12, hrf_learning_rate=1e-12)
+    ridge = _ridge(data, fit)
+    np.testing.assert_allclose(fit.model.linear_path_coefficients(), ridge.raw_coefficients,
+                               rtol=1e-4, atol=1e-6 * np.abs(ridge.raw_coefficients).max())
+
+
+def test_fine_tuning_starts_from_the_pretrained_model(data):
+    """``fit_samba(..., init=model)`` on another participant's data: the graphs and the graph
+    path are the pretrained model's, the ridge start is shrunk toward its linear path, the
+    standardisation is the new data's; data of another shape are refused."""
+    pretrained = _fit(data, max_epochs=2).model
+    other = simulate(seed=4)
+    other["features"] = wavelet_band_features(other["segments"], level=3)
+    config = Config(**{**SMALL, "max_epochs": 1, "learning_rate": 1e-12,
+                       "hrf_learning_rate": 1e-12})
+    fit = fit_samba(other["features"], other["bold"], other["split"], other["src_xyz"],
+                    other["bold_xyz"], config, tr_s=2.0, init=pretrained)
+    for key, value in pretrained.state_dict().items():
+        if key.startswith(("bipartite.", "parcel_gat.", "temporal.", "wavelet_attention.")):
+            assert torch.equal(fit.model.state_dict()[key], value), key
+    np.testing.assert_array_equal(fit.graphs["bipartite"],
+                                  pretrained.bipartite.attention.edge_index.numpy())
+    ridge = fit.model.ridge
+    scale = (ridge.feature_std.reshape(-1) * ridge.regressor_std)[:, None]
+    np.testing.assert_allclose(ridge.prior, pretrained.linear_path_coefficients() * scale,
+                               rtol=1e-6, atol=1e-12)
+    train = other["split"].train
+    np.testing.assert_allclose(fit.model.feature_mean.numpy(),
+                               other["features"][:, train].mean(axis=1), rtol=1e-5, atol=1e-6)
+    assert fit.history.attrs["pretrained"]
+    small = simulate(seed=4, n_bold=5)
+    small["features"] = wavelet_band_features(small["segments"], level=3)
+    with pytest.raises(ValueError, match="does not fit these data"):
+        fit_samba(small["features"], small["bold"], small["split"], small["src_xyz"],
+                  small["bold_xyz"], config, tr_s=2.0, init=pretrained)

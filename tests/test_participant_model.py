@@ -176,6 +176,34 @@ def test_models_on_paired_runs_score_and_report_every_run(trained, tmp_path):
     assert html.count("Model (reused, not trained here)") == len(paired)
 
 
+def test_init_from_group_fine_tunes_the_participant_model(trained, tmp_path):
+    """--init-from: the participant's model starts from the group model (its graphs and
+    graph path), its ridge is shrunk toward the group's linear path, and the sidecar and the
+    methods text say so; without a group model in OUTPUT_DIR, one line names the fix."""
+    import torch
+
+    _, trained_out, _, _, config = trained
+    out = tmp_path / "out"
+    with pytest.raises(NoInputError, match="--group-model"):
+        run(dataclasses.replace(config, output_dir=out, init_from="group"))
+    assert not out.exists()  # refused before anything was written
+    group = trained_out / "group" / "desc-groupsamba_model.pt"
+    run(dataclasses.replace(config, output_dir=out, init_from=str(group),
+                            participant_label=["02"], cv="blocks"))
+    path = out / "sub-02" / "model" / "sub-02_desc-samba_model.pt"
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["InitialisedFrom"] == str(group)
+    assert sidecar["LinearPath"]["Prior"] == "the pretrained model's linear path"
+    tuned = torch.load(path, weights_only=True)["state_dict"]
+    pretrained = torch.load(group, weights_only=True)["state_dict"]
+    for key in ("bipartite.attention.edge_index", "parcel_gat.attention.edge_index",
+                "linear.mask"):
+        assert torch.equal(tuned[key], pretrained[key]), key
+    assert not torch.equal(tuned["feature_mean"], pretrained["feature_mean"])
+    citation = (out / "logs" / "CITATION.md").read_text()
+    assert f"fine-tuned from a model trained on other data ({group})" in citation
+
+
 @pytest.fixture(scope="module")
 def second_dataset(tmp_path_factory, templates_dir):
     """Three participants recorded with EEG only (their BOLD removed): the first dataset's

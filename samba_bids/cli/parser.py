@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apply the models of an earlier OUTPUT_DIR instead of training: the "
                         "participant's own model there, else its group model; translates "
                         "EEG/MEG-only participants too")
+    g.add_argument("--init-from", "--init_from", default=None, metavar="{group,MODEL_FILE}",
+                   help="participant level: fine-tune a pretrained model instead of training "
+                        "from scratch: 'group' (OUTPUT_DIR/group/desc-groupsamba_model.pt, "
+                        "written by the group level with --group-model) or a SAMBA model "
+                        "file; its linear path is the prior of the participant's ridge")
     g = parser.add_argument_group("resources and run")
     g.add_argument("-w", "--work-dir", "--work_dir", type=Path, default=None,
                    help="work directory (pybids database, caches)")
@@ -144,7 +149,8 @@ CONFIG_FIELDS = (
     "task_label", "bold_space", "modality", "repetition_time_s", "templates_dir",
     "ephys_atlas_scale", "bold_atlas_scale", "volume_trigger", "mr_artifacts", "inverse_method",
     "confounds", "direction",
-    "device", "seed", "max_epochs", "cv", "models", "work_dir", "nprocs", "omp_nthreads", "mem_mb", "overwrite",
+    "device", "seed", "max_epochs", "cv", "models", "init_from", "work_dir", "nprocs",
+    "omp_nthreads", "mem_mb", "overwrite",
     "group_model",
     "skip_bids_validation", "verbose",
 )

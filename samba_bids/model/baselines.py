@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 #: Default ridge penalties: a log grid from 1e-2 to 1e5 (15 values).
 DEFAULT_ALPHAS = np.logspace(-2, 5, 15)
+#: Penalty grid with a prior (:func:`fit_ridge_baseline`): the same half-decade steps, up to
+#: 1e8, where the fit is the prior itself (the departure from it vanishes).
+PRIOR_ALPHAS = np.logspace(-2, 8, 21)
 
 
 def _band_power(features, feature_index):
@@ -72,6 +75,9 @@ class RidgeBaseline:
     feature_index : int
         Which feature of :data:`~.wavelet.FEATURE_NAMES` is the band power (0: log mean
         power).
+    prior : ndarray, shape (N * n_bands, M), or None
+        The coefficients (on the standardised regressors) the fit was shrunk toward, when
+        it had a prior.
     """
 
     coefficients: np.ndarray
@@ -86,6 +92,16 @@ class RidgeBaseline:
     kernel: np.ndarray
     tr_s: float
     feature_index: int = 0
+    prior: np.ndarray | None = None
+
+    @property
+    def raw_coefficients(self) -> np.ndarray:
+        """The coefficients on the HRF-convolved log band power before either
+        standardisation, shape (N * n_bands, M): ``coefficients[p] / (feature_std[p] *
+        regressor_std[p])``. Fits on other data (another participant, other training
+        volumes) share these units, so they can serve as another fit's ``prior``."""
+        scale = self.feature_std.reshape(-1) * self.regressor_std
+        return self.coefficients / scale[:, None]
 
     @property
     def n_parameters(self) -> int:
@@ -188,9 +204,9 @@ def _graph_ridge_path(x, y, train, validation, alphas, edge_index, n_bands):
     return validation_mse, coefficients[int(np.argmin(validation_mse))]
 
 
-def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALPHAS,
+def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=None,
                        hrf_support_s: float = 32.0, feature: str = "log_mean_power",
-                       edge_index=None) -> RidgeBaseline:
+                       edge_index=None, prior=None) -> RidgeBaseline:
     """Fit the canonical-HRF band-power ridge regression with the penalty chosen on validation.
 
     Parameters
@@ -209,9 +225,10 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
     tr_s : float
         Repetition time, in s: the canonical HRF is sampled at ``k * tr_s``, ``k = 0..K``,
         ``K = ceil(hrf_support_s / tr_s)``.
-    alphas : array_like of float
+    alphas : array_like of float, optional
         Ridge penalties to try (on standardised regressors; the penalty is on the sum of
         squared weights, the loss the sum of squared errors over training volumes).
+        Default :data:`DEFAULT_ALPHAS`, with ``prior`` :data:`PRIOR_ALPHAS`.
     hrf_support_s : float
         Support of the canonical HRF, in s.
     feature : str
@@ -221,6 +238,12 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
         (:func:`~.graph.build_graphs`): each BOLD parcel is then fitted on the bands of its
         source parcels only (a ridge per parcel; the other coefficients are zero). Every
         BOLD parcel needs an edge. Default: every source parcel for every BOLD parcel.
+    prior : ndarray, shape (N * n_bands, M), optional
+        Coefficients to shrink toward instead of zero, on the HRF-convolved log band power
+        before standardisation (:attr:`RidgeBaseline.raw_coefficients` of another fit, or
+        :meth:`~.samba.SAMBA.linear_path_coefficients` of a model trained on other
+        participants): the penalty is ``alpha * sum (C - C0)^2`` (step 7). Entries off the
+        graph of ``edge_index`` are dropped.
 
     Returns
     -------
@@ -249,6 +272,11 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
     6. With ``edge_index``, step 4 runs per BOLD parcel on its own columns of ``X`` (the
        regressors of its source parcels): a ridge restricted to the graph, whose penalty is
        chosen as in step 5.
+    7. With ``prior``: ``C0`` is the prior on this fit's standardised regressors
+       (``prior[p] * feature_std[p] * regressor_std[p]``); steps 4-6 fit ``D`` to the
+       residual ``Y - X C0`` and ``C = C0 + D``: ridge regression toward a prior mean, the
+       posterior mean of a Gaussian prior centred on ``C0`` (Hoerl & Kennard 1970,
+       Technometrics 12:55). The largest penalty of :data:`PRIOR_ALPHAS` keeps ``C0``.
     """
     if feature not in FEATURE_NAMES:
         raise ValueError(f"feature must be one of {FEATURE_NAMES}; got {feature!r}.")
@@ -263,6 +291,8 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
         raise ValueError("bold holds NaN or infinite values.")
     if tr_s is None or float(tr_s) <= 0:
         raise ValueError(f"tr_s must be a positive repetition time in s; got {tr_s}.")
+    if alphas is None:
+        alphas = DEFAULT_ALPHAS if prior is None else PRIOR_ALPHAS
     alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
     if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
         raise ValueError(f"alphas must be positive finite penalties; got {alphas}.")
@@ -287,15 +317,23 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
     x = (convolved - regressor_mean) / regressor_std
     intercept = bold[:, train].mean(axis=1)
     y = (bold - intercept[:, None]).T  # (V, M)
+    start = None
+    if prior is not None:
+        start = _standardised_prior(prior, feature_std.reshape(-1) * regressor_std, edge_index,
+                                    power.shape[2], y.shape[1])
+        y = y - x @ start
 
     if edge_index is None:
         validation_mse, coefficients = _ridge_path(x, y, train, validation, alphas)
     else:
         validation_mse, coefficients = _graph_ridge_path(x, y, train, validation, alphas,
                                                          edge_index, power.shape[2])
+    if start is not None:
+        coefficients = coefficients + start
     best = int(np.argmin(validation_mse))  # the grid's first minimum: ties to the smallest
     alpha = float(alphas[best])
-    if best in (0, alphas.size - 1) and alphas.size > 1:
+    edges = (0,) if prior is not None else (0, alphas.size - 1)  # a prior's top: C0 itself
+    if best in edges and alphas.size > 1:
         logger.warning("ridge baseline: the chosen penalty %g is at the edge of the grid "
                        "[%g, %g]; consider widening it.", alpha, alphas[0], alphas[-1])
     logger.info("ridge baseline: %d regressors, %d BOLD parcels, alpha %g (validation MSE "
@@ -304,4 +342,23 @@ def fit_ridge_baseline(features, bold, split, *, tr_s: float, alphas=DEFAULT_ALP
                          alphas=alphas, validation_mse=validation_mse,
                          feature_mean=feature_mean, feature_std=feature_std,
                          regressor_mean=regressor_mean, regressor_std=regressor_std,
-                         kernel=kernel, tr_s=float(tr_s), feature_index=feature_index)
+                         kernel=kernel, tr_s=float(tr_s), feature_index=feature_index,
+                         prior=start)
+
+
+def _standardised_prior(prior, scale, edge_index, n_bands, n_bold):
+    """``prior`` (P, M) on raw convolved band power -> on the standardised regressors, off
+    the graph set to zero."""
+    prior = np.asarray(prior, dtype=float)
+    if prior.shape != (scale.size, n_bold):
+        raise ValueError(f"prior must be ({scale.size}, {n_bold}) coefficients; got "
+                         f"{prior.shape}.")
+    if not np.isfinite(prior).all():
+        raise ValueError("prior holds NaN or infinite values.")
+    start = prior * scale[:, None]
+    if edge_index is not None:
+        edge_index = np.asarray(edge_index, dtype=np.int64)
+        on_graph = np.zeros((scale.size // n_bands, n_bold), dtype=bool)
+        on_graph[edge_index[0], edge_index[1]] = True
+        start = start * np.repeat(on_graph, n_bands, axis=0)
+    return start

@@ -401,6 +401,32 @@ class SAMBA(nn.Module):
             dtype=like.dtype))
         self.gain.fill_(1.0)
 
+    @torch.no_grad()
+    def linear_path_coefficients(self) -> np.ndarray:
+        """The linear path as the ridge's coefficients on HRF-convolved log band power before
+        standardisation (:attr:`~.baselines.RidgeBaseline.raw_coefficients`).
+
+        ``B[p, m] = gain[m] * weight[m, p] * mask[m, p] / feature_std[n, b]`` (``p = n *
+        n_bands + b``): the inverse of :meth:`init_linear_path` with the model's own
+        standardisation undone, so a model trained on other participants gives the prior of
+        a new participant's ridge (``fit_ridge_baseline(..., prior=B)``). The HRF is taken as
+        the canonical one the ridge assumes (learned HRFs are not carried over).
+
+        Returns
+        -------
+        ndarray, shape (N * n_bands, M)
+
+        Raises
+        ------
+        ValueError
+            If the model has no linear path.
+        """
+        if self.linear is None:
+            raise ValueError("this model has no linear path (linear_path=False).")
+        weight = (self.linear.weight * self.linear.mask * self.gain[:, None]).double()
+        std = self.feature_std[..., self.linear.feature_index].reshape(-1).double()
+        return (weight / std[None, :]).T.cpu().numpy()
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted BOLD for every segment of the input windows.
 

@@ -545,6 +545,14 @@ def training_values(context: MethodsContext) -> dict:
         forward_fit = (f"The electrophysiology-to-BOLD model trained for {context.epochs_run} "
                        f"epochs and kept the weights of epoch {context.best_epoch}"
                        + (" (its initial weights)." if context.best_epoch == 0 else "."))
+    if context.forward and context.pretrained_model:
+        forward_fit = (
+            f"It was fine-tuned from a model trained on other data ({context.pretrained_model}"
+            "): that model's graphs and graph path were the starting point, its linear path "
+            "the prior mean toward which the participant's ridge was shrunk (ridge regression "
+            "toward a prior, the penalty chosen on the validation block; the largest penalty "
+            "keeps the prior), and the HRFs, gains, offsets and feature standardisation "
+            "started afresh. " + forward_fit)
     return dict(
         learning_rate=number_text(cfg.learning_rate),
         hrf_learning_rate=number_text(cfg.learning_rate if cfg.hrf_learning_rate is None

@@ -165,6 +165,9 @@ class MethodsContext:
         Runs without BOLD translated with the participant's model.
     reused_model : str | None
         Where a reused model came from (``--models``); None: trained here.
+    pretrained_model : str | None
+        The model the forward model was fine-tuned from (``--init-from``); None: trained
+        from scratch.
     n_bold_only : int
         BOLD runs without a recording translated with the participant's reverse model.
     """
@@ -211,6 +214,7 @@ class MethodsContext:
     n_runs: int = 1
     n_ephys_only: int = 0
     reused_model: str | None = None
+    pretrained_model: str | None = None
     n_bold_only: int = 0
 
     def __post_init__(self):
@@ -313,6 +317,8 @@ def methods_context(config, *, provenance, split, tr_s, modality, bold_space,
         values.setdefault("device", str(fit.device))
         if getattr(fit, "window_trs", 0):
             values["window_trs"] = int(fit.window_trs)
+    if forward_fit is not None and getattr(forward_fit, "init_from", None):
+        values["pretrained_model"] = str(forward_fit.init_from)
     if templates_dir is not None:
         from ..templates.locate import is_fallback_templates
 

@@ -62,6 +62,8 @@ class FitResult:
         Targets per window used (the requested value, shortened to fit the smallest block).
     tr_s : float
         Repetition time the HRFs are sampled at, in s.
+    init_from : str or None
+        The pretrained model's file it was fine-tuned from (set by the workflow).
     """
 
     model: SAMBA
@@ -72,6 +74,7 @@ class FitResult:
     graphs: dict = field(default_factory=dict)
     window_trs: int = 0
     tr_s: float = 0.0
+    init_from: str | None = None
 
 
 def resolve_device(name="auto") -> torch.device:
@@ -207,11 +210,14 @@ def _finish_fit(model, trained, setup, desc) -> FitResult:
                      window_trs=setup.window, tr_s=setup.tr_s)
 
 
-def _build_samba(setup, config, split=None) -> SAMBA:
+def _build_samba(setup, config, split=None, init=None) -> SAMBA:
     """SAMBA for the setup's shapes and graphs, standardised on the training volumes, on the
     setup's device; its linear path (if any) set to the ridge fitted on ``split``'s training
     block with the penalty chosen on its validation block, restricted to the bipartite graph
     unless ``use_graph`` is off (the fit is kept as ``model.ridge``), and frozen there.
+
+    With ``init`` (a trained SAMBA, :func:`_pretrained_model`) the model takes its
+    architecture, graphs and nonlinear path, and the ridge is shrunk toward its linear path.
 
     Why frozen: on the development subjects (issue 15; seeds 20 and 21, never an evaluation
     subject) no epoch of gradient training beat the closed-form start on the validation
@@ -222,27 +228,81 @@ def _build_samba(setup, config, split=None) -> SAMBA:
     features, train = setup.features, setup.train
     n_src, _, n_bands, n_features = features.shape
     mean, std = features[:, train].mean(axis=1), features[:, train].std(axis=1)
-    model = SAMBA(n_src, setup.bold.shape[0], n_bands, n_features, setup.bipartite,
-                  setup.bold_edges, tr_s=setup.tr_s, history=setup.history,
-                  hidden_size=config.hidden_size, rnn=config.rnn,
-                  gat_heads=config.gat_heads, dropout=config.dropout,
-                  hrf_support_s=config.hrf_support_s,
-                  use_wavelet_attention=getattr(config, "use_wavelet_attention", True),
-                  use_graph=getattr(config, "use_graph", True),
-                  learn_hrf=getattr(config, "learn_hrf", True),
-                  linear_path=getattr(config, "linear_path", True),
-                  nonlinear_path=getattr(config, "nonlinear_path", True))
+    prior = None
+    if init is not None:
+        model = _pretrained_model(init, setup)
+        if model.linear is not None and init.linear is not None:
+            prior = init.linear_path_coefficients()
+    else:
+        model = SAMBA(n_src, setup.bold.shape[0], n_bands, n_features, setup.bipartite,
+                      setup.bold_edges, tr_s=setup.tr_s, history=setup.history,
+                      hidden_size=config.hidden_size, rnn=config.rnn,
+                      gat_heads=config.gat_heads, dropout=config.dropout,
+                      hrf_support_s=config.hrf_support_s,
+                      use_wavelet_attention=getattr(config, "use_wavelet_attention", True),
+                      use_graph=getattr(config, "use_graph", True),
+                      learn_hrf=getattr(config, "learn_hrf", True),
+                      linear_path=getattr(config, "linear_path", True),
+                      nonlinear_path=getattr(config, "nonlinear_path", True))
+        model.pretrained_readout = None
     model.set_standardization(mean, std)
     model.ridge = None
     if model.linear is not None:
         if split is None:
             raise ValueError("the linear path is initialised from the ridge fit: pass split.")
         model.ridge = fit_ridge_baseline(
-            features, setup.bold, split, tr_s=setup.tr_s, hrf_support_s=config.hrf_support_s,
-            edge_index=setup.bipartite if model.hparams["use_graph"] else None)
+            features, setup.bold, split, tr_s=setup.tr_s,
+            hrf_support_s=model.hparams["hrf_support_s"],
+            edge_index=setup.bipartite if model.hparams["use_graph"] else None, prior=prior)
         model.init_linear_path(model.ridge)
         model.linear.weight.requires_grad_(False)  # fitted in closed form: kept
     model.to(setup.device)
+    return model
+
+
+#: Modules and parameters of a pretrained model that fine-tuning starts afresh: the linear
+#: path (refitted, shrunk toward it), the HRFs, gains and offsets, the standardisation.
+_REFITTED = ("linear", "hrf", "gain", "offset", "feature_mean", "feature_std")
+
+
+def _pretrained_model(init: SAMBA, setup) -> SAMBA:
+    """A new SAMBA with ``init``'s architecture, graphs and nonlinear path (wavelet attention,
+    RNN, graph layers, readout), canonical HRFs, unit gains and zero offsets.
+
+    A nonzero readout is kept aside as ``model.pretrained_readout`` and zeroed (with a linear
+    path; otherwise ``pretrained_readout`` is None),
+    so that the model starts as the standard model it contains; :func:`fit_samba` puts it
+    back for stage 2. The setup's graphs are replaced by ``init``'s (in place).
+
+    Raises
+    ------
+    ValueError
+        If the data's parcels, bands, features, TR or HRF history differ from ``init``'s.
+    """
+    hparams = dict(init.hparams)
+    n_src, _, n_bands, n_features = setup.features.shape
+    theirs = (hparams["n_src"], hparams["n_bold"], hparams["n_bands"], hparams["n_features"],
+              hparams["history"])
+    ours = (n_src, setup.bold.shape[0], n_bands, n_features, setup.history)
+    if theirs != ours or abs(hparams["tr_s"] - setup.tr_s) > 1e-6:
+        raise ValueError(
+            "the pretrained model does not fit these data: source parcels, BOLD parcels, "
+            f"bands, features, HRF history {theirs} at TR {hparams['tr_s']:g} s, the data "
+            f"{ours} at TR {setup.tr_s:g} s; pretrain with the same atlases, settings and TR.")
+    state = init.state_dict()
+    bipartite = state.get("bipartite.attention.edge_index")
+    bold_edges = state.get("parcel_gat.attention.edge_index")
+    if bipartite is not None and bold_edges is not None:
+        setup.bipartite, setup.bold_edges = bipartite.cpu().numpy(), bold_edges.cpu().numpy()
+    model = SAMBA(bipartite_edge_index=setup.bipartite, bold_edge_index=setup.bold_edges,
+                  **hparams)
+    kept = {k: v for k, v in state.items() if k.split(".")[0] not in _REFITTED}
+    model.load_state_dict(kept, strict=False)
+    model.pretrained_readout = None
+    if hparams["nonlinear_path"] and model.linear is not None and bool(model.readout.any()):
+        model.pretrained_readout = model.readout.detach().clone()
+        with torch.no_grad():
+            model.readout.zero_()
     return model
 
 
@@ -320,7 +380,8 @@ def _fit_hrf_stage(model, batch_loss, train_windows, val_windows, config, rng, p
 
 
 def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config, *,
-              tr_s: float | None = None, progress: bool = False) -> FitResult:
+              tr_s: float | None = None, progress: bool = False,
+              init: SAMBA | None = None) -> FitResult:
     """Train SAMBA with early stopping on the validation block.
 
     Parameters
@@ -348,6 +409,15 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
         Repetition time, in s; default ``split.tr_s``, then ``config.repetition_time_s``.
     progress : bool
         Show a tqdm bar over epochs with the losses.
+    init : SAMBA, optional
+        A model trained on other data (the group model of other participants,
+        ``--init-from``) to fine-tune: its architecture, graphs and nonlinear path are taken
+        over (the model settings of ``config`` are then not used), its linear path becomes
+        the prior the ridge start is shrunk toward (``fit_ridge_baseline(..., prior=...)``,
+        the penalty chosen on the validation block, so a participant whose data disagree
+        with the group departs from it), and the HRFs, gains, offsets and standardisation
+        start afresh. Stage 2 starts from its nonlinear path; the guard compares the result
+        with the standard model (readout zero).
 
     Returns
     -------
@@ -359,7 +429,8 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     ------
     ValueError
         If shapes disagree, values are not finite, the blocks are too short for one window, the
-        repetition time is unknown, or the device is unavailable.
+        repetition time is unknown, the device is unavailable, or ``init`` does not fit the
+        data.
     FloatingPointError
         If a loss becomes non-finite (training diverged).
 
@@ -382,7 +453,7 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
     """
 
     setup = _setup_fit(features, bold, split, src_centroids_mm, bold_centroids_mm, config, tr_s)
-    model = _build_samba(setup, config, split)
+    model = _build_samba(setup, config, split, init=init)
     history, window = setup.history, setup.window
     train_windows = split_windows(split, "train", history, window)
     val_windows = split_windows(split, "validation", history, window, tile=True)
@@ -402,13 +473,21 @@ def fit_samba(features, bold, split, src_centroids_mm, bold_centroids_mm, config
         hrf_stage = _fit_hrf_stage(model, batch_loss, train_windows, val_windows, config,
                                    setup.rng, progress)
     start = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    pretrained = getattr(model, "pretrained_readout", None)
+    if pretrained is not None:  # stage 2 from the pretrained graph path
+        with torch.no_grad():
+            model.readout.copy_(pretrained.to(model.readout.device))
     trained = _train_epochs(model, batch_loss, train_windows, val_windows, config, setup.rng,
                             progress=progress, desc="SAMBA", val_score=val_score,
                             keep_initial=model.linear is not None)
     if residual:
-        trained = _keep_start_unless_clearly_better(model, start, trained, setup, split)
+        trained = _keep_start_unless_clearly_better(model, start, trained, setup, split,
+                                                    initial_is_start=pretrained is None)
     if hrf_stage is not None:
         trained[0].attrs["hrf_stage"] = hrf_stage
+    if model.ridge is not None:
+        trained[0].attrs["ridge_alpha"] = float(model.ridge.alpha)
+    trained[0].attrs["pretrained"] = init is not None
     return _finish_fit(model, trained, setup, "SAMBA")
 
 
@@ -482,7 +561,8 @@ def _block_r_score(model, features, bold, split, history, window, device):
 KEEP_START_SE = 2.0
 
 
-def _keep_start_unless_clearly_better(model, start_state, trained, setup, split):
+def _keep_start_unless_clearly_better(model, start_state, trained, setup, split, *,
+                                      initial_is_start=True):
     """Guard against the winner's curse of early stopping on a short validation block.
 
     Early stopping picks the best of many epochs on a validation block of a few dozen
@@ -495,10 +575,11 @@ def _keep_start_unless_clearly_better(model, start_state, trained, setup, split)
 
     Returns ``trained`` with ``best_epoch`` 0 when the start is restored; the comparison is
     logged and stored in the history's ``attrs`` (``validation_r_gain``,
-    ``validation_r_gain_se``).
+    ``validation_r_gain_se``). ``initial_is_start`` False: stage 2's epoch 0 was not the
+    start (a pretrained graph path was put on it), so it is compared too.
     """
     history_frame, best_epoch, best_loss = trained
-    if best_epoch == 0:
+    if best_epoch == 0 and initial_is_start:
         return trained
     args = (setup.features, setup.bold, split, setup.history, setup.window, setup.device)
     after = _validation_r(model, *args)

@@ -199,8 +199,9 @@ def participant_settings(config: Config) -> Config:
                            f"{config.output_dir} first.")
     settings = json.loads(path.read_text()).get("Settings", {})
     known = {f.name for f in dataclasses.fields(Config)}
-    return dataclasses.replace(config, analysis_level="participant",
-                               **{k: v for k, v in settings.items() if k in known})
+    settings = {k: v for k, v in settings.items() if k in known}
+    settings["init_from"] = None  # the group model is trained from scratch
+    return dataclasses.replace(config, analysis_level="participant", **settings)
 
 
 @dataclass

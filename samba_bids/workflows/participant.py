@@ -44,6 +44,10 @@ def run_participant_level(config: Config) -> Results:
     """
     if not config.skip_bids_validation:
         validate_dataset(config.bids_dir)
+    if config.init_from is not None:  # a missing or unreadable model fails before any work
+        from .reuse import pretrained_model
+
+        pretrained_model(config)
     derivatives = config.derivatives or default_derivatives(config.bids_dir, config.output_dir)
     work_dir = config.resolved_work_dir
     try:

@@ -116,12 +116,22 @@ def fit_forward_model(config: Config, runs, splits, labels=()) -> ForwardModel:
     -------
     ForwardModel
     """
+    from ..errors import UsageError
     from ..model.baselines import fit_ridge_baseline
     from ..training import fit_samba
+    from .reuse import pretrained_model
 
     features, observed, split, reference = _training_axis(runs, splits)
-    fit = fit_samba(features, observed, split, reference.parcels.centroids_mm,
-                    reference.atlas.centroids_mm, config, tr_s=reference.tr_s, progress=True)
+    init, init_path = pretrained_model(config)
+    try:
+        fit = fit_samba(features, observed, split, reference.parcels.centroids_mm,
+                        reference.atlas.centroids_mm, config, tr_s=reference.tr_s,
+                        progress=True, init=init)
+    except ValueError as err:
+        if init is None or "pretrained model" not in str(err):
+            raise
+        raise UsageError(f"--init-from {init_path}: {err}") from err
+    fit.init_from = None if init_path is None else str(init_path)
     ridge = fit_ridge_baseline(features, observed, split, tr_s=reference.tr_s)
     return ForwardModel(fit=fit, ridge=ridge, trained_on=list(labels),
                         history=int(split.history))
@@ -202,8 +212,9 @@ def write_forward_outputs(pair, config: Config, inputs: RunInputs, scores: Forwa
 
 
 def model_sidecar(config: Config, inputs, fit, *, space=None) -> dict:
-    """What applying a saved model needs (``--models``): TR, windows, atlases, channels; and
-    how its linear path was initialised (``LinearPath``), when it has one."""
+    """What applying a saved model needs (``--models``): TR, windows, atlases, channels; how
+    its linear path was initialised (``LinearPath``), when it has one; the model it was
+    fine-tuned from (``InitialisedFrom``, ``--init-from``)."""
     sidecar = {"RepetitionTime": float(inputs.tr_s), "Space": space,
                "HistoryVolumes": int(fit.model.history),
                "WindowTRs": int(fit.window_trs), "Modality": inputs.modality,
@@ -218,6 +229,10 @@ def model_sidecar(config: Config, inputs, fit, *, space=None) -> dict:
                                if fit.model.hparams["use_graph"] else "ridge"),
             "RidgePenalty": float(ridge.alpha), "Weights": int(fit.model.linear.n_weights()),
             "Trained": False, "KeptInitialWeights": int(fit.best_epoch) == 0}
+        if ridge.prior is not None:
+            sidecar["LinearPath"]["Prior"] = "the pretrained model's linear path"
+    if getattr(fit, "init_from", None):
+        sidecar["InitialisedFrom"] = fit.init_from
     return sidecar
 
 

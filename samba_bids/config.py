@@ -55,6 +55,8 @@ CHOICES = {
     "bold_atlas_scale": (100, 200, 400),
     "cv": ("auto", "runs", "blocks"),
     "mr_artifacts": ("auto", "gradient", "gradient+pulse", "none"),
+    "pairing": ("participant", "stimulus"),
+    "stimulus_features": ("average", "participants"),
 }
 
 
@@ -150,6 +152,15 @@ class Config:
     #: one fold), "blocks" (the blocked split inside each run), "auto" (runs with 3 or more
     #: paired runs, else blocks).
     cv: str = setting("auto", section="split")
+    #: How electrophysiology and BOLD runs pair: "participant" (the same person's runs of the
+    #: same session, task and run) or "stimulus" (different people's runs showing the same
+    #: stimulus, aligned by stimulus time; group level; see samba_bids.bids.stimulus).
+    pairing: str = setting("participant", section="split")
+    #: ``trial_type`` of the stimulus row of events.tsv (None: the row with a stim_file).
+    stimulus_event: str | None = setting(None, section="split")
+    #: Stimulus pairing: the electrophysiology participants' features averaged per stimulus
+    #: ("average") or each participant's a training run of its own ("participants").
+    stimulus_features: str = setting("average", section="split")
 
     # --- model ---------------------------------------------------------------------------
     hidden_size: int = setting(32, section="model")

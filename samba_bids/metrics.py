@@ -291,6 +291,102 @@ def pooled_spearman(predicted, observed, volumes, *, zscore: bool = False) -> fl
     return float(pearson_r(stats.rankdata(pred.ravel()), stats.rankdata(obs.ravel())))
 
 
+def windowed_pooled_spearman(predicted, observed, volumes, window: int, *,
+                             zscore: bool = False) -> float:
+    """:func:`pooled_spearman` on consecutive windows of ``window`` volumes, averaged.
+
+    SAMBA's paper scores predictions of 30-s windows (15 TRs at TR 2 s) and of 1-minute
+    windows this way (``SAMBA_NOTES.md``): within each window the (parcel, volume) pairs are
+    ranked together.
+
+    Parameters
+    ----------
+    predicted, observed : ndarray, shape (M, V)
+    volumes : array_like of int
+        Volumes scored, in order; cut into windows from the first (a trailing partial window
+        is dropped).
+    window : int
+        Volumes per window.
+    zscore : bool
+        As :func:`pooled_spearman`, within each window.
+
+    Returns
+    -------
+    float
+        Mean over windows; NaN when ``volumes`` holds no whole window.
+
+    Raises
+    ------
+    ValueError
+        If ``window`` is below 2, or as :func:`pooled_spearman`.
+    """
+    if int(window) < 2:
+        raise ValueError(f"window must be at least 2 volumes; got {window}.")
+    volumes = np.asarray(volumes, dtype=int)
+    n_windows = len(volumes) // int(window)
+    scores = [pooled_spearman(predicted, observed, volumes[i * window:(i + 1) * window],
+                              zscore=zscore) for i in range(n_windows)]
+    return float(np.nanmean(scores)) if scores else float("nan")
+
+
+def intersubject_correlation(series) -> tuple[np.ndarray, np.ndarray]:
+    """Inter-subject correlation of the same stimulus's BOLD in several people.
+
+    Parameters
+    ----------
+    series : ndarray, shape (P, M, V)
+        P people, M parcels, V volumes on one stimulus-time grid.
+
+    Returns
+    -------
+    leave_one_out : ndarray, shape (M,)
+        Mean over people of the Pearson r between a person and the mean of the others
+        (Nastase et al. 2019, Soc Cogn Affect Neurosci 14:667).
+    pairwise : ndarray, shape (M,)
+        Mean Pearson r over all pairs of people.
+
+    Raises
+    ------
+    ValueError
+        With fewer than two people.
+    """
+    series = np.asarray(series, dtype=float)
+    if series.ndim != 3 or series.shape[0] < 2:
+        raise ValueError(f"series must be (P >= 2, M, V); got {series.shape}.")
+    n_people = series.shape[0]
+    total = series.sum(axis=0)
+    loo = np.mean([pearson_r(series[p], (total - series[p]) / (n_people - 1))
+                   for p in range(n_people)], axis=0)
+    pairs = [pearson_r(series[a], series[b]) for a in range(n_people)
+             for b in range(a + 1, n_people)]
+    return loo, np.mean(pairs, axis=0)
+
+
+def group_mean_ceiling(pairwise_isc, n_people: int) -> np.ndarray:
+    """The highest Pearson r a perfect model of the shared (stimulus-driven) response can
+    reach against the mean BOLD of ``n_people`` people.
+
+    With each person's series ``s + e_p`` (a shared response and independent noise of equal
+    variance), the pairwise ISC estimates ``rho = var(s) / var(s + e)`` and the mean of P
+    people correlates with ``s`` at ``sqrt(P rho / (1 + (P - 1) rho))`` (the square root of
+    the Spearman-Brown reliability of the mean).
+
+    Parameters
+    ----------
+    pairwise_isc : array_like, shape (M,)
+    n_people : int
+
+    Returns
+    -------
+    ndarray, shape (M,)
+        NaN where the ISC is not positive.
+    """
+    rho = np.asarray(pairwise_isc, dtype=float)
+    reliability = n_people * rho / (1.0 + (n_people - 1) * rho)
+    with np.errstate(invalid="ignore"):
+        return np.where(rho > 0, np.sqrt(np.clip(reliability, 0, 1)), np.nan)
+
+
 def hrf_recovery(learned_frame: pd.DataFrame, truth_frame: pd.DataFrame) -> pd.DataFrame:
     """Learned against planted HRF time to peak, per BOLD parcel.
 

@@ -182,6 +182,26 @@ OUTPUTS = (
            "Mean across participant runs of the hrfttp maps."),
     _group("group_hrfttp_sd", "hrfttpsd", "boldmap", MAP_GRID, GROUP_RUN,
            "SD (ddof 1) across participant runs of the hrfttp maps."),
+    # --- group level, stimulus pairing (--pairing stimulus), group/ -------------------------
+    _group("stimulus_predicted", "stimsamba", "timeseries", (".tsv",), ("task", "run", *ATLAS),
+           "SAMBA-predicted group BOLD of a held-out stimulus segment (z), one column per "
+           "parcel, one row per volume of the stimulus-time grid."),
+    _group("stimulus_ridge", "stimridge", "timeseries", (".tsv",), ("task", "run", *ATLAS),
+           "The ridge baseline's prediction of the same (z)."),
+    _group("stimulus_observed", "stimgroup", "timeseries", (".tsv",), ("task", "run", *ATLAS),
+           "Mean BOLD of the fMRI participants on the stimulus-time grid (z): the target."),
+    _group("stimulus_bold", "stimsamba", "bold", BOLD_GRID, ("task", "run"),
+           "SAMBA-predicted group BOLD of a held-out segment in the BOLD space and format."),
+    _group("stimulus_parcels", "stimsamba", "metrics", (".tsv",), ("task", "run", *ATLAS),
+           "Per-parcel scores of a held-out segment: Pearson r, Spearman rho, ridge r, ISC, "
+           "ceiling."),
+    _group("stimulus_metrics", "stimulus", "metrics", (".tsv",), ("task", *ATLAS),
+           "One row per held-out segment: median r, pooled Spearman (whole, 30 s, 60 s), the "
+           "ridge's, ISC and ceiling."),
+    _group("stimulus_hrf", "stimsamba", "hrf", (".tsv",), ("task", *ATLAS),
+           "HRFs of the model trained on every segment, one row per BOLD parcel."),
+    _group("stimulus_model", "stimsamba", "model", (".pt",), ("task",),
+           "SAMBA trained on every segment (torch checkpoint)."),
     _file("group_report", "group", "group", (".html",),
           "Group report (one task and atlas scale in OUTPUT_DIR)."),
     _file("group_task_report", "group", "group_task-{task}_scale-{scale}", (".html",),

@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="apply the models of an earlier OUTPUT_DIR instead of training: the "
                         "participant's own model there, else its group model; translates "
                         "EEG/MEG-only participants too")
+    g.add_argument("--pairing", choices=CHOICES["pairing"], default=None,
+                   help="how EEG/MEG and BOLD runs pair: 'participant' (default: the same "
+                        "person's runs) or 'stimulus' (group level: different people who saw "
+                        "the same stimulus, aligned by the stimulus onset in events.tsv)")
+    g.add_argument("--stimulus-event", "--stimulus_event", default=None, metavar="TRIAL_TYPE",
+                   help="with --pairing stimulus: the trial_type of the stimulus row in "
+                        "events.tsv (default: the row with a stim_file)")
     g.add_argument("--init-from", "--init_from", default=None, metavar="{group,MODEL_FILE}",
                    help="participant level: fine-tune a pretrained model instead of training "
                         "from scratch: 'group' (OUTPUT_DIR/group/desc-groupsamba_model.pt, "
@@ -149,7 +156,8 @@ CONFIG_FIELDS = (
     "task_label", "bold_space", "modality", "repetition_time_s", "templates_dir",
     "ephys_atlas_scale", "bold_atlas_scale", "volume_trigger", "mr_artifacts", "inverse_method",
     "confounds", "direction",
-    "device", "seed", "max_epochs", "cv", "models", "init_from", "work_dir", "nprocs",
+    "device", "seed", "max_epochs", "cv", "pairing", "stimulus_event", "models", "init_from",
+    "work_dir", "nprocs",
     "omp_nthreads", "mem_mb", "overwrite",
     "group_model",
     "skip_bids_validation", "verbose",

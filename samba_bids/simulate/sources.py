@@ -69,6 +69,89 @@ def _band_mask(freqs, low, high, edge_hz=0.5):
     return np.sin(0.5 * np.pi * rise) ** 2 * np.sin(0.5 * np.pi * fall) ** 2
 
 
+def coarse_grid_size(n_times: int, sfreq_hz: float) -> int:
+    """Points of the slow-envelope grid of :func:`simulate_parcel_activity`.
+
+    Parameters
+    ----------
+    n_times : int
+        Samples of the call.
+    sfreq_hz : float
+        Sampling rate, Hz.
+
+    Returns
+    -------
+    int
+        ``ceil(n_times / sfreq_hz / DRIVE_STEP_S) + 2``: points ``k * DRIVE_STEP_S`` s after
+        the first sample, past the last sample.
+    """
+    return int(np.ceil(n_times / sfreq_hz / DRIVE_STEP_S)) + 2
+
+
+def _gaussian_spectrum(tau):
+    """Amplitude spectrum of a Gaussian-spectrum process of correlation time ~ ``tau`` s."""
+    return lambda f: np.exp(-0.5 * (f * np.pi * tau / 2) ** 2) * (f > 0)
+
+
+def slow_log_envelopes(timescale_s, n_coarse: int, rng: np.random.Generator, *, groups=None,
+                       group_coupling: float = 0.0) -> np.ndarray:
+    """Unit-variance slow log-envelopes, the construction of :func:`simulate_parcel_activity`.
+
+    Per parcel and band a Gaussian-spectrum process (Gaussian noise shaped by
+    ``exp(-(pi f tau / 2)**2 / 2)``, correlation time ~ ``tau``) on the
+    :data:`DRIVE_STEP_S` grid; with ``groups``, mixed with its group's process (correlation
+    times drawn uniform in :data:`ENVELOPE_TIMESCALE_S`) as ``sqrt(1 - group_coupling) * own
+    + sqrt(group_coupling) * group``. The draws are made band by band, all parcels at once
+    (not in :func:`simulate_parcel_activity`'s order: use it for new streams).
+
+    Parameters
+    ----------
+    timescale_s : ndarray, shape (n_parcels, n_bands)
+        Correlation time of each parcel's own process, s.
+    n_coarse : int
+        Points of the grid.
+    rng : numpy.random.Generator
+        Random generator.
+    groups : ndarray of int, shape (n_parcels,) | None
+        Group of each parcel (:func:`network_groups`); None: every parcel independent.
+    group_coupling : float
+        Share of the variance common to a group, 0..1.
+
+    Returns
+    -------
+    ndarray, shape (n_parcels, n_bands, n_coarse)
+        Zero mean and unit variance per parcel and band (exactly, up to the group mixing).
+    """
+    timescale_s = np.asarray(timescale_s, dtype=float)
+    n_parcels, n_bands = timescale_s.shape
+    out = np.stack([_shaped_noise(rng, n_parcels, n_coarse,
+                                  _gaussian_spectrum(timescale_s[:, k, None]), 1.0 / DRIVE_STEP_S)
+                    for k in range(n_bands)], axis=1)
+    if groups is not None and group_coupling > 0:
+        groups = np.asarray(groups, dtype=int)
+        n_groups = int(groups.max()) + 1
+        group_tau = rng.uniform(*ENVELOPE_TIMESCALE_S, (n_groups, n_bands))
+        group = slow_log_envelopes(group_tau, n_coarse, rng)
+        out = np.sqrt(1.0 - group_coupling) * out + np.sqrt(group_coupling) * group[groups]
+    return out
+
+
+def _check_shared(shared_slow, shared_weight, shared_share, shape):
+    """``shared_slow`` and ``shared_weight`` of :func:`simulate_parcel_activity`, checked."""
+    shared_slow = np.asarray(shared_slow, dtype=float)
+    if shared_slow.shape != shape:
+        raise ValueError(f"shared_slow must have shape {shape} (parcels, bands, coarse grid), "
+                         f"got {shared_slow.shape}.")
+    if shared_weight is None:
+        shared_weight = np.ones(shape[-1])
+    shared_weight = np.asarray(shared_weight, dtype=float)
+    if shared_weight.shape != shape[-1:]:
+        raise ValueError(f"shared_weight must have shape {shape[-1:]}, got "
+                         f"{shared_weight.shape}.")
+    if np.any((shared_weight < 0) | (shared_weight > 1)) or not 0 <= shared_share <= 1:
+        raise ValueError("shared_weight and shared_share must lie in 0..1.")
+    return shared_slow, shared_weight
+
 
 @dataclass
 class ParcelActivity:
@@ -121,13 +204,22 @@ def network_groups(names, *, bilateral: bool = True) -> np.ndarray:
 
 def simulate_parcel_activity(n_parcels: int, n_times: int, sfreq_hz: float,
                              rng: np.random.Generator, *, block: int = 10, groups=None,
-                             group_coupling: float = 0.0) -> ParcelActivity:
+                             group_coupling: float = 0.0, shared_slow=None,
+                             shared_weight=None, shared_share: float = 0.5) -> ParcelActivity:
     """1/f background plus band-limited components with slow envelopes, per source parcel.
 
     With ``groups``, each band's slow log-envelope of a parcel mixes its group's envelope
     (weight ``sqrt(group_coupling)``) with its own (``sqrt(1 - group_coupling)``): large-scale
     (network) co-fluctuation of band power, which scalp EEG can resolve, unlike the
     independent fluctuation of 100 neighbouring parcels.
+
+    With ``shared_slow`` (a stimulus that other simulated people see too), the unit-variance
+    slow log-envelope ``own`` of each parcel and band (the one drawn without it: same stream,
+    same values) becomes ``sqrt(1 - a) * own + sqrt(a) * (c * shared + sqrt(1 - c**2) * fill)``
+    with ``a = shared_share``, ``c = shared_weight`` (1 while the stimulus plays, 0 outside)
+    and ``fill`` an independent envelope of the same kind as ``own`` (same correlation times,
+    same group coupling; drawn from a generator spawned from ``rng`` after the group one, so
+    ``rng``'s own stream is unchanged). Its variance stays 1 whatever ``c``.
 
     Parameters
     ----------
@@ -145,11 +237,28 @@ def simulate_parcel_activity(n_parcels: int, n_times: int, sfreq_hz: float,
         Group of each parcel (:func:`network_groups`); None: every parcel independent.
     group_coupling : float
         Share of the slow log-envelope variance common to a group, 0..1.
+    shared_slow : ndarray, shape (n_parcels, n_bands, n_coarse) | None
+        Unit-variance slow log-envelopes shared with other people (:func:`slow_log_envelopes`)
+        on this call's coarse grid: ``k * DRIVE_STEP_S`` s after the first sample,
+        ``n_coarse = coarse_grid_size(n_times, sfreq_hz)``. None (default): the output is
+        bit-identical to a call without the three ``shared_*`` arguments.
+    shared_weight : ndarray, shape (n_coarse,) | None
+        Weight ``c`` of ``shared_slow`` at each coarse time, in 0..1 (1: the stimulus plays);
+        None: 1 throughout. Ignored without ``shared_slow``.
+    shared_share : float
+        Share ``a`` of the slow log-envelope variance from the shared part, 0..1. Ignored
+        without ``shared_slow``.
 
     Returns
     -------
     ParcelActivity
         ``data`` shape (n_parcels, n_times), float32.
+
+    Raises
+    ------
+    ValueError
+        If ``shared_slow`` or ``shared_weight`` has the wrong shape, or ``shared_weight`` or
+        ``shared_share`` is outside 0..1.
     """
     n_bands = len(BANDS)
     amplitude = np.column_stack([rng.uniform(*BAND_AMPLITUDE[b], n_parcels) for b in BANDS])
@@ -158,7 +267,7 @@ def simulate_parcel_activity(n_parcels: int, n_times: int, sfreq_hz: float,
     data = np.empty((n_parcels, n_times), dtype=np.float32)
     # envelopes on the coarse grid, interpolated to the samples
     step = DRIVE_STEP_S
-    n_coarse = int(np.ceil(n_times / sfreq_hz / step)) + 2
+    n_coarse = coarse_grid_size(n_times, sfreq_hz)
     t_coarse = np.arange(n_coarse) * step
     t = np.arange(n_times) / sfreq_hz
     group_slow = None
@@ -172,6 +281,13 @@ def simulate_parcel_activity(n_parcels: int, n_times: int, sfreq_hz: float,
                           lambda f, tau=group_tau[:, k]: np.exp(-0.5 * (f * np.pi * tau / 2) ** 2)
                           * (f > 0), 1.0 / step)
             for k in range(n_bands)], axis=1)  # (n_groups, n_bands, n_coarse)
+    fill = None
+    if shared_slow is not None:
+        shared_slow, shared_weight = _check_shared(shared_slow, shared_weight, shared_share,
+                                                   (n_parcels, n_bands, n_coarse))
+        fill = slow_log_envelopes(timescale, n_coarse, rng.spawn(1)[0], groups=groups,
+                                  group_coupling=group_coupling)
+        fill_weight = np.sqrt(1.0 - shared_weight**2)
     for start in range(0, n_parcels, block):
         stop = min(start + block, n_parcels)
         rows = stop - start
@@ -195,6 +311,10 @@ def simulate_parcel_activity(n_parcels: int, n_times: int, sfreq_hz: float,
             if group_slow is not None:
                 slow = (np.sqrt(1.0 - group_coupling) * slow
                         + np.sqrt(group_coupling) * group_slow[groups[start:stop], k])
+            if fill is not None:
+                part = (shared_weight * shared_slow[start:stop, k]
+                        + fill_weight * fill[start:stop, k])
+                slow = np.sqrt(1.0 - shared_share) * slow + np.sqrt(shared_share) * part
             log_amp = ENVELOPE_LOG_SD * slow - ENVELOPE_LOG_SD**2  # E[exp(2 log_amp)] = 1
             env = np.stack([np.interp(t, t_coarse, row) for row in np.exp(log_amp)])
             signal += amplitude[start:stop, k, None] * env * carrier

@@ -615,7 +615,8 @@ def evaluate_loss(model, x_all, y_all, windows, history, *, mse_weight=0.0,
 
 @torch.no_grad()
 def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device="cpu",
-                batch_size: int = 16, return_attention: bool = False):
+                batch_size: int = 16, return_attention: bool = False,
+                return_drive: bool = False):
     """Predicted BOLD for every volume of a run.
 
     Windows of ``history + W`` segments tile the run (:func:`make_windows` with ``tile=True``);
@@ -638,8 +639,11 @@ def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device
         Windows per forward pass.
 
     return_attention : bool
-        Also return the wavelet attention (:class:`~samba_bids.model.wavelet.WaveletAttention`) averaged
-        over every predicted volume's segment, per source parcel and band.
+        Also return the wavelet attention (:class:`~samba_bids.model.wavelet.WaveletAttention`)
+        averaged over every predicted volume's segment, per source parcel and band.
+    return_drive : bool
+        Also return the neural drive (:meth:`SAMBA.neural_drive`: per BOLD parcel and
+        volume, before the HRF), SAMBA's latent representation for decoding.
 
     Returns
     -------
@@ -647,6 +651,8 @@ def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device
     attention : ndarray, shape (N, n_bands), float64
         Only with ``return_attention``; rows sum to 1 (NaN for a model without the
         nonlinear path, which has no wavelet attention).
+    drive : ndarray, shape (M, V), float64
+        Only with ``return_drive`` (after ``attention`` when both are asked for).
 
     Raises
     ------
@@ -667,22 +673,28 @@ def predict_run(model: SAMBA, features, *, history: int, window_trs: int, device
         x_all = torch.as_tensor(features, device=device)
         windows = make_windows(np.arange(n_volumes), history, window, tile=True)
         out = np.zeros((model.n_bold, n_volumes))
+        drive = np.zeros((model.n_bold, n_volumes)) if return_drive else None
         attention_sum, n_attended = 0.0, 0
         for first in range(0, len(windows), batch_size):
             chunk = windows[first:first + batch_size]
             x, mask, _ = _batch(x_all, None, chunk, history)
             pred = model(x, mask=mask)[..., history:]
-            out[:, chunk[:, history:].ravel()] = (pred.permute(1, 0, 2)
-                                                  .reshape(model.n_bold, -1)
-                                                  .double().cpu().numpy())
+            targets = chunk[:, history:].ravel()
+            out[:, targets] = pred.permute(1, 0, 2).reshape(model.n_bold, -1).double().cpu().numpy()
+            if drive is not None:
+                latent = model.neural_drive(x, mask=mask)[..., history:]
+                drive[:, targets] = (latent.permute(1, 0, 2).reshape(model.n_bold, -1)
+                                     .double().cpu().numpy())
             if return_attention and not model.hparams["nonlinear_path"]:
                 n_attended = -1  # the linear path only: no wavelet attention
             elif return_attention:  # (B, N, L, n_bands): the target segments only
                 weights = model.wavelet_attention.last_attention[:, :, history:]
                 attention_sum = attention_sum + weights.double().sum(dim=(0, 2)).cpu().numpy()
                 n_attended += weights.shape[0] * weights.shape[2]
+    extra = ()
     if return_attention:
-        if n_attended < 0:
-            return out, np.full((model.n_src, model.hparams["n_bands"]), np.nan)
-        return out, attention_sum / max(n_attended, 1)
-    return out
+        extra = (np.full((model.n_src, model.hparams["n_bands"]), np.nan) if n_attended < 0
+                 else attention_sum / max(n_attended, 1),)
+    if return_drive:
+        extra = (*extra, drive)
+    return (out, *extra) if extra else out

@@ -153,6 +153,8 @@ def run_group_level(config: Config) -> Results:
     """
     start = time.time()
     out = config.output_dir
+    if config.pairing == "stimulus":
+        return _stimulus_group_level(config, start)
     runs = collect_participant_outputs(out, config.participant_label)
     written = []
     table = group_table(runs)
@@ -174,6 +176,33 @@ def run_group_level(config: Config) -> Results:
                "group_median_pearson_r": float(table["median_pearson_r"].median()),
                "n_outputs": len(written), "seconds": seconds}
     results = Results(output_dir=out)
+    results.runs.append(RunResult(label="group", outputs=written, summary=summary))
+    return results
+
+
+def _stimulus_group_level(config: Config, start: float) -> Results:
+    """``--pairing stimulus``: the translator across people (:mod:`.stimulus`)."""
+    from ..bids.derivatives import write_dataset_description
+    from .stimulus import run_stimulus_translation, write_stimulus_outputs
+
+    if config.group_model:
+        raise UsageError("--group-model trains across participants paired with themselves; "
+                         "with --pairing stimulus the group level trains its own model.")
+    with collect_warnings():
+        result = run_stimulus_translation(config)
+        write_dataset_description(config.output_dir, {"raw": config.bids_dir,
+                                                      **(config.derivatives or {})})
+        written = write_stimulus_outputs(result)
+    summary = {"n_segments": len(result.segments),
+               "n_ephys_participants": len(result.design.ephys_subjects),
+               "n_bold_participants": len(result.design.bold_subjects),
+               "median_pearson_r": float(result.summaries["median_pearson_r"].median()),
+               "n_outputs": len(written), "seconds": time.time() - start}
+    logger.info("group level (stimulus pairing): %d segments, %d EEG/MEG and %d BOLD "
+                "participants, %d files in %.1f s", summary["n_segments"],
+                summary["n_ephys_participants"], summary["n_bold_participants"], len(written),
+                summary["seconds"])
+    results = Results(output_dir=config.output_dir)
     results.runs.append(RunResult(label="group", outputs=written, summary=summary))
     return results
 

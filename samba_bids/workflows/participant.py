@@ -42,10 +42,16 @@ def run_participant_level(config: Config) -> Results:
     split inside the run, its model named after the run); otherwise
     :func:`process_participant`.
     """
+    if config.pairing == "stimulus":
+        from ..errors import UsageError
+
+        raise UsageError("--pairing stimulus pairs different people's runs: run it at the "
+                         "group level ('samba-bids BIDS_DIR OUTPUT_DIR group --pairing "
+                         "stimulus'); the participant level pairs each person's own runs.")
     if not config.skip_bids_validation:
         validate_dataset(config.bids_dir)
     if config.init_from is not None:  # a missing or unreadable model fails before any work
-        from .reuse import pretrained_model
+        from .pretrained import pretrained_model
 
         pretrained_model(config)
     derivatives = config.derivatives or default_derivatives(config.bids_dir, config.output_dir)

@@ -37,12 +37,11 @@ from .outputs import (
     write_parcel_series,
     write_predicted_bold,
 )
+from .pretrained import GROUP_MODEL
 from .results import RunResult
 
 logger = logging.getLogger("samba_bids.workflows")
 
-#: The group model's path under an OUTPUT_DIR.
-GROUP_MODEL = Path("group") / "desc-groupsamba_model.pt"
 #: Settings of the model's sidecar that ``--models`` never takes over.
 _KEEP = ("models", "cv", "device", "seed")
 
@@ -181,41 +180,6 @@ def load_trained_model(path, description: str = "the model", *, reverse: bool = 
                            description=description, sidecar=sidecar,
                            source_names=list(sidecar.get("SourceParcels", [])))
     return trained, sidecar
-
-
-def pretrained_model(config: Config):
-    """The model ``--init-from`` names, to fine-tune (:func:`~samba_bids.training.fit_samba`'s
-    ``init``): ``"group"``, OUTPUT_DIR's group model (:data:`GROUP_MODEL`), or a model file.
-
-    Returns
-    -------
-    model : samba_bids.model.samba.SAMBA or None
-        None without ``--init-from``.
-    path : pathlib.Path or None
-
-    Raises
-    ------
-    NoInputError
-        If the file does not exist (with ``group``: the group level has not written it).
-    DataError
-        If it cannot be read.
-    """
-    if config.init_from is None:
-        return None, None
-    if config.init_from == "group":
-        path = Path(config.output_dir) / GROUP_MODEL
-        if not path.is_file():
-            raise NoInputError(
-                f"--init-from group: {path} is missing; write it first with 'samba-bids "
-                f"BIDS_DIR {config.output_dir} group --group-model' (after the participant "
-                "level of the participants to pretrain on), or pass a model file.")
-    else:
-        path = Path(config.init_from).expanduser()
-        if not path.is_file():
-            raise NoInputError(f"--init-from {config.init_from}: no such model file; pass "
-                               "'group' or the path of a desc-samba(group)_model.pt.")
-    trained, _ = load_trained_model(path, "the pretrained model")
-    return trained.model, path
 
 
 def model_config(config: Config, sidecar: dict) -> Config:

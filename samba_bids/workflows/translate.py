@@ -119,7 +119,7 @@ def fit_forward_model(config: Config, runs, splits, labels=()) -> ForwardModel:
     from ..errors import UsageError
     from ..model.baselines import fit_ridge_baseline
     from ..training import fit_samba
-    from .reuse import pretrained_model
+    from .pretrained import pretrained_model
 
     features, observed, split, reference = _training_axis(runs, splits)
     init, init_path = pretrained_model(config)

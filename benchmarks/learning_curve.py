@@ -176,7 +176,7 @@ def pretraining_curve(args) -> int:
     subjects = [_Subject(args, config, f"{i:02d}") for i in range(1, 2 * args.pretrain + 1)]
     config = dataclasses.replace(subjects[0].config, window_trs=15)
     first = subjects[0]
-    lengths = sorted({n for n in args.train_volumes if n < first.longest} | {first.longest})
+    lengths = sorted({min(n, first.longest) for n in args.train_volumes})  # as asked
     shortest = lengths[0]
     print(f"seed {args.seed}: {len(subjects)} subjects of {first.inputs.observed.shape[1]} "
           f"volumes (TR {first.inputs.tr_s:g} s); test block {len(first.test)}, validation "

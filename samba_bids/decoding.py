@@ -476,30 +476,31 @@ def decoding_column_docs() -> dict:
         :data:`TABLE_COLUMNS`; ``"fraction"`` marks a proportion in [0, 1], ``"count"`` a
         number of items, ``"n/a"`` a name.
     """
+    fraction, count, name = "fraction", "count", "n/a"
     docs = {
-        "feature_set": ("Features the stimulus was decoded from", "n/a"),
-        "accuracy": ("Fraction of held-out windows whose stimulus was classified correctly, "
-                     "pooled over leave-one-group-out folds", "fraction"),
-        "ci_low": ("Lower bound of the exact (Clopper-Pearson) binomial confidence interval "
-                   "of accuracy, at confidence_level", "fraction"),
-        "ci_high": ("Upper bound of the exact (Clopper-Pearson) binomial confidence interval "
-                    "of accuracy, at confidence_level", "fraction"),
-        "chance": ("Accuracy of always predicting the most frequent label of each fold's "
-                   "training windows, pooled over folds", "fraction"),
-        "n_classes": ("Distinct stimulus labels", "count"),
-        "n_windows": ("Windows classified (each held out once)", "count"),
-        "n_correct": ("Held-out windows classified correctly", "count"),
-        "p_value": ("Permutation p of accuracy: (1 + permutations scoring at least as well) / "
-                    "(1 + n_permutations), labels permuted in whole blocks within groups or "
-                    "across groups (see permutation)", "fraction"),
-        "n_permutations": ("Label permutations behind p_value", "count"),
-        "null_mean_accuracy": ("Mean accuracy over the label permutations (empirical chance "
-                               "level)", "fraction"),
-        "confidence_level": ("Confidence level of ci_low and ci_high", "fraction"),
-        "n_folds": ("Cross-validation folds (leave one group out)", "count"),
-        "permutation": ("Permutation scheme: blocks (runs of windows with one label shuffled "
-                        "within each group) or groups (group labels shuffled across groups)",
-                        "n/a"),
+        "feature_set": ("Features the stimulus was decoded from", name),
+        "accuracy": (("Fraction of held-out windows whose stimulus was classified correctly, "
+                      "pooled over leave-one-group-out folds"), fraction),
+        "ci_low": (("Lower bound of the exact (Clopper-Pearson) binomial confidence interval "
+                    "of accuracy, at confidence_level"), fraction),
+        "ci_high": (("Upper bound of the exact (Clopper-Pearson) binomial confidence interval "
+                     "of accuracy, at confidence_level"), fraction),
+        "chance": (("Accuracy of always predicting the most frequent label of each fold's "
+                    "training windows, pooled over folds"), fraction),
+        "n_classes": ("Distinct stimulus labels", count),
+        "n_windows": ("Windows classified (each held out once)", count),
+        "n_correct": ("Held-out windows classified correctly", count),
+        "p_value": (("Permutation p of accuracy: (1 + permutations scoring at least as well) / "
+                     "(1 + n_permutations), labels permuted in whole blocks within groups or "
+                     "across groups (see permutation)"), fraction),
+        "n_permutations": ("Label permutations behind p_value", count),
+        "null_mean_accuracy": (("Mean accuracy over the label permutations (empirical chance "
+                                "level)"), fraction),
+        "confidence_level": ("Confidence level of ci_low and ci_high", fraction),
+        "n_folds": ("Cross-validation folds (leave one group out)", count),
+        "permutation": (("Permutation scheme: blocks (runs of windows with one label shuffled "
+                         "within each group) or groups (group labels shuffled across groups)"),
+                        name),
     }
     return {column: {"Description": text, "Units": unit}
             for column, (text, unit) in docs.items()}

@@ -4,6 +4,7 @@ the chance level, no leakage across groups, windowing and input errors."""
 import numpy as np
 import pandas as pd
 import pytest
+from joblib import parallel_config
 from scipy import stats
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -74,7 +75,7 @@ def test_strong_signal_is_decoded_perfectly_with_smallest_p():
 
 def test_weak_real_signal_is_above_chance_and_significant():
     X, labels, groups = _participants(seed=1, signal=0.45)
-    result = decode_stimulus(X, labels, groups, n_permutations=199, seed=0)
+    result = decode_stimulus(X, labels, groups, n_permutations=99, seed=0)
     assert result.accuracy < 0.9                      # weak indeed
     assert result.ci_low > result.chance
     assert result.p_value < 0.05
@@ -84,9 +85,10 @@ def test_shuffled_labels_score_at_chance():
     X, labels, groups = _participants(seed=2, signal=3.0)
     shuffled = np.random.default_rng(12).permutation(labels)   # signal destroyed
     result = decode_stimulus(X, shuffled, groups, n_permutations=99, seed=0)
-    assert result.ci_low <= 0.25 <= result.ci_high
+    # within the 99 % binomial interval of a 1-in-4 guess (18 to 43 of 120)
     low, high = stats.binom.interval(0.99, result.n_windows, 0.25)
     assert low <= result.n_correct <= high
+    assert abs(result.null_mean_accuracy - 0.25) < 0.05
     assert result.p_value > 0.05
 
 
@@ -155,20 +157,21 @@ def test_labels_constant_within_groups_use_the_group_permutation():
     # permuting within groups (scikit-learn's permutation_test_score) would be a no-op here
     # and give p = 1
     X, labels, groups = _runs(seed=1, signal=3.0)
-    result = decode_stimulus(X, labels, groups, n_permutations=99, seed=0)
+    result = decode_stimulus(X, labels, groups, n_permutations=49, seed=0)
     assert result.permutation == "groups"
-    assert result.accuracy >= 0.95
-    assert result.p_value == pytest.approx(1 / 100)
+    assert result.accuracy > 0.9
+    assert result.p_value == pytest.approx(1 / 50)
 
 
 def test_same_seed_same_p_and_jobs_do_not_change_it():
     X, labels, groups = _participants(seed=5, signal=0.3)
     one = decode_stimulus(X, labels, groups, n_permutations=19, seed=3)
-    again = decode_stimulus(X, labels, groups, n_permutations=19, seed=3)
-    parallel = decode_stimulus(X, labels, groups, n_permutations=19, seed=3, n_jobs=2)
-    np.testing.assert_array_equal(one.null_accuracies, again.null_accuracies)
+    with parallel_config(backend="threading"):      # joblib's path without process start-up
+        parallel = decode_stimulus(X, labels, groups, n_permutations=19, seed=3, n_jobs=2)
+    other = decode_stimulus(X, labels, groups, n_permutations=19, seed=4)
     np.testing.assert_array_equal(one.null_accuracies, parallel.null_accuracies)
-    assert one.p_value == again.p_value == parallel.p_value
+    assert one.p_value == parallel.p_value
+    assert not np.array_equal(one.null_accuracies, other.null_accuracies)
 
 
 # -- no leakage across groups ----------------------------------------------------------------
@@ -184,7 +187,7 @@ def test_group_identity_does_not_leak_across_groups():
     leaky = cross_val_score(clone(default_classifier()), X, labels,
                             cv=StratifiedKFold(4, shuffle=True, random_state=0)).mean()
     assert leaky > 0.9
-    result = decode_stimulus(X, labels, groups, n_permutations=99, seed=0)
+    result = decode_stimulus(X, labels, groups, n_permutations=49, seed=0)
     assert result.accuracy < 0.5
     assert result.p_value > 0.05
 

@@ -200,8 +200,13 @@ OUTPUTS = (
            "ridge's, ISC and ceiling."),
     _group("stimulus_hrf", "stimsamba", "hrf", (".tsv",), ("task", *ATLAS),
            "HRFs of the model trained on every segment, one row per BOLD parcel."),
+    _group("stimulus_decoding", "decoding", "metrics", (".tsv",), ("task", *ATLAS),
+           "Which segment is this 30-s window? Cross-validated accuracy from SAMBA's latent "
+           "drive, band power, observed BOLD and the ridge's prediction, with chance and p."),
     _group("stimulus_model", "stimsamba", "model", (".pt",), ("task",),
            "SAMBA trained on every segment (torch checkpoint)."),
+    _file("stimulus_report", "group", "group_task-{task}_pairing-stimulus", (".html",),
+          "Group report of the stimulus pairing (one per task).", entities=("task",)),
     _file("group_report", "group", "group", (".html",),
           "Group report (one task and atlas scale in OUTPUT_DIR)."),
     _file("group_task_report", "group", "group_task-{task}_scale-{scale}", (".html",),

@@ -77,13 +77,29 @@ The planted HRFs and mixing weights come from ``seed`` alone and are shared by a
 (a group-level "true" HRF map); activity and noise differ per subject. Both are written per
 subject under ``derivatives/truth``.
 
+*Stimulus-locked design* (:func:`simulate_stimulus_locked_dataset`, ``samba-bids-simulate
+--stimulus-locked``; :mod:`.stimulus`): MEG (or EEG) in some people, fMRI in others, who watched
+the same film of ``n_segments`` segments (task ``film``, run ``s`` = segment ``s``, stimulus
+file ``film_seg-<s>.mp4``), aligned by film time only, as in SAMBA's MEG-fMRI setting.
+Electrophysiology participants (``sub-01`` ..) have raw recordings only, each starting 2-8 s
+before its segment, with a ``film`` event (and ``stim_file``) in ``_events.tsv``; fMRI
+participants (the following labels) have preprocessed BOLD only (the raw dataset holds their
+``func`` events and ``_bold.json``), the first volume 4-12 s before the segment. Everybody
+shares the planted HRFs and mixing; while the film plays, every slow log-envelope of step 1
+is ``sqrt(1 - stimulus_share) * own + sqrt(stimulus_share) * stimulus``, the stimulus envelope
+(same construction as the own ones) drawn per segment from the seed alone, so that band power
+and BOLD correlate across people on film time. ``derivatives/truth`` adds, per segment, the
+stimulus-driven BOLD on film time (``task-film_run-<s>_desc-stimulus_timeseries.tsv``), the
+target of a translator from one group's electrophysiology to the other group's BOLD.
+
 Layout: :mod:`.sources` (source-parcel activity and band power, steps 1 and 3),
 :mod:`.sensors` (step 2), :mod:`.hemodynamics` (planted HRFs and mixing, parcel BOLD, step 4),
 :mod:`.balloon` (the nonlinear alternative of step 4: coupling, Balloon-Windkessel model,
 effective HRFs), :mod:`.scanner` (step 7), :mod:`.bids_writer` (every file written, steps 5
 and 6),
 :mod:`.dataset`
-(:func:`simulate_dataset`, which composes them) and :mod:`.cli` (``samba-bids-simulate``).
+(:func:`simulate_dataset`, which composes them), :mod:`.stimulus`
+(:func:`simulate_stimulus_locked_dataset`) and :mod:`.cli` (``samba-bids-simulate``).
 """
 
 from __future__ import annotations
@@ -155,11 +171,24 @@ from .sources import (
     ENVELOPE_TIMESCALE_S,
     ParcelActivity,
     band_log_power,
+    coarse_grid_size,
     network_groups,
     simulate_parcel_activity,
+    slow_log_envelopes,
 )
 from .sources import (
     _subject_rng as _subject_rng,  # tests draw the streams of a subject
+)
+from .stimulus import (
+    BOLD_LEAD_S,
+    BOLD_TAIL_S,
+    EPHYS_LEAD_S,
+    EPHYS_TAIL_S,
+    STIMULUS_TASK,
+    simulate_stimulus_locked_dataset,
+    stim_file,
+    stimulus_bold,
+    stimulus_envelopes,
 )
 
 #: Parent of the loggers of the simulator's modules.
@@ -174,6 +203,8 @@ __all__ = [
     "BAND_AMPLITUDE",
     "BOLD_BASELINE",
     "BOLD_GAIN",
+    "BOLD_LEAD_S",
+    "BOLD_TAIL_S",
     "CHUNK_S",
     "COUPLING_SLOPE",
     "DEFAULT_CHANNELS",
@@ -184,7 +215,9 @@ __all__ = [
     "ENVELOPE_GROUP_COUPLING",
     "ENVELOPE_LOG_SD",
     "ENVELOPE_TIMESCALE_S",
+    "EPHYS_LEAD_S",
     "EPHYS_SUBJECT",
+    "EPHYS_TAIL_S",
     "FIRST_VOLUME_S",
     "HEMODYNAMICS",
     "HRF_SUPPORT_S",
@@ -196,6 +229,7 @@ __all__ = [
     "MEG_SIGNAL_RMS_T",
     "N_SOURCES_PER_BOLD",
     "SENSOR_LEVELS",
+    "STIMULUS_TASK",
     "TAIL_S",
     "TASK",
     "TIME_TO_PEAK_S",
@@ -209,6 +243,7 @@ __all__ = [
     "balloon_response",
     "band_log_power",
     "build_parser",
+    "coarse_grid_size",
     "draw_balloon_parameters",
     "eeg_channel_names",
     "effective_time_to_peak",
@@ -227,6 +262,11 @@ __all__ = [
     "plant_mixing",
     "simulate_dataset",
     "simulate_parcel_activity",
+    "simulate_stimulus_locked_dataset",
+    "slow_log_envelopes",
     "spm_double_gamma",
     "steady_state_bold",
+    "stim_file",
+    "stimulus_bold",
+    "stimulus_envelopes",
 ]

@@ -131,8 +131,9 @@ def write_readme(root, modality: str) -> None:
 
 
 def write_ephys(root, subject: str, data, info, onsets_s, modality: str, *,
-                session: str | None = None, run: str | None = None) -> None:
-    """Raw EEG (BrainVision) or MEG (FIF) through MNE-BIDS, a ``Volume`` event per onset.
+                session: str | None = None, run: str | None = None, task: str = TASK,
+                trigger: str = TRIGGER, durations_s=0.0):
+    """Raw EEG (BrainVision) or MEG (FIF) through MNE-BIDS, an event (``Volume``) per onset.
 
     Parameters
     ----------
@@ -150,14 +151,25 @@ def write_ephys(root, subject: str, data, info, onsets_s, modality: str, *,
         Datatype.
     session, run : str | None
         The recording's session and run labels (None: no such entity).
+    task : str
+        BIDS task label.
+    trigger : str
+        Description of the events (``trial_type`` in ``_events.tsv``).
+    durations_s : float | ndarray, shape (V,)
+        Duration of each event, s.
+
+    Returns
+    -------
+    mne_bids.BIDSPath
+        The recording's path (``.update(suffix="events", extension=".tsv")``: its events).
     """
     import mne
     import mne_bids
 
     raw = mne.io.RawArray(data, info.copy(), verbose=False)
     raw.set_meas_date(None)
-    raw.set_annotations(mne.Annotations(onsets_s, 0.0, TRIGGER))
-    bids_path = mne_bids.BIDSPath(subject=subject, session=session, task=TASK, run=run,
+    raw.set_annotations(mne.Annotations(onsets_s, durations_s, trigger))
+    bids_path = mne_bids.BIDSPath(subject=subject, session=session, task=task, run=run,
                                   root=root, datatype=modality)
     mne_bids.write_raw_bids(raw, bids_path, allow_preload=True, overwrite=True,
                             format="BrainVision" if modality == "eeg" else "FIF",
@@ -169,6 +181,7 @@ def write_ephys(root, subject: str, data, info, onsets_s, modality: str, *,
              "ManufacturersModelName": "synthetic magnetometer helmet (samba-bids-simulate)"},
             verbose=False,
         )
+    return bids_path
 
 
 def _write_brainvision_streamed(vhdr, data, ch_names, sfreq_hz: float, marker_samples, *,
@@ -355,7 +368,7 @@ def _parcel_images(padded, vertex_sd, lab, rng):
 
 def write_bold_images(func, prefix: str, noisy, noise_sd, tr_s: float,
                       rng: np.random.Generator, *, surface_parcels=None, volume_parcels=None,
-                      grayordinates=None) -> None:
+                      grayordinates=None, task: str = TASK) -> None:
     """fMRIPrep-named preprocessed BOLD per space, with its sidecar.
 
     Every vertex (voxel, grayordinate) carries :data:`BOLD_BASELINE` plus its parcel's noisy
@@ -384,13 +397,15 @@ def write_bold_images(func, prefix: str, noisy, noise_sd, tr_s: float,
         ``(labels, affine)`` of the 4 mm MNI152NLin6Asym grid; None: no NIfTI.
     grayordinates : tuple | None
         ``(labels, brain_models)`` of fsLR 91k; None: no CIFTI.
+    task : str
+        ``TaskName`` of the sidecars (the task label of ``prefix``).
     """
     import nibabel as nib
 
     n_volumes = noisy.shape[0]
     padded = np.vstack([np.zeros((1, n_volumes)), noisy.T])  # row 0: no parcel
     vertex_sd = np.concatenate([[np.median(noise_sd)], noise_sd]) * VERTEX_NOISE_FRACTION
-    sidecar = {"RepetitionTime": tr_s, "TaskName": TASK,
+    sidecar = {"RepetitionTime": tr_s, "TaskName": task,
                "SliceTimingCorrected": True, "StartTime": tr_s / 2.0,
                "Description": "Simulated by samba-bids-simulate (parcel BOLD plus noise)."}
     if surface_parcels is not None:

@@ -381,17 +381,18 @@ def _available_spaces(templates_dir: Path, spaces, bold_scale: int) -> tuple:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """One run of a participant: its session and run labels (None: no such entity)."""
+    """One run of a participant: its session and run labels (None: no such entity), task."""
 
     session: str | None
     run: str | None
     has_bold: bool
+    task: str = TASK
 
     def prefix(self, subject: str) -> str:
         """``sub-<label>[_ses-<label>]_task-<task>[_run-<index>]``."""
         ses = f"_ses-{self.session}" if self.session is not None else ""
         run = f"_run-{self.run}" if self.run is not None else ""
-        return f"sub-{subject}{ses}_task-{TASK}{run}"
+        return f"sub-{subject}{ses}_task-{self.task}{run}"
 
     def folder(self, subject: str) -> Path:
         """``sub-<label>[/ses-<label>]``."""

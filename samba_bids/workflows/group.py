@@ -188,8 +188,9 @@ def _stimulus_group_level(config: Config, start: float) -> Results:
     if config.group_model:
         raise UsageError("--group-model trains across participants paired with themselves; "
                          "with --pairing stimulus the group level trains its own model.")
-    with collect_warnings():
+    with collect_warnings() as warned:
         result = run_stimulus_translation(config)
+        result.warnings = list(warned)
         write_dataset_description(config.output_dir, {"raw": config.bids_dir,
                                                       **(config.derivatives or {})})
         written = write_stimulus_outputs(result)
@@ -203,7 +204,8 @@ def _stimulus_group_level(config: Config, start: float) -> Results:
                 summary["n_ephys_participants"], summary["n_bold_participants"], len(written),
                 summary["seconds"])
     results = Results(output_dir=config.output_dir)
-    results.runs.append(RunResult(label="group", outputs=written, summary=summary))
+    results.runs.append(RunResult(label="group", outputs=written, summary=summary,
+                                  detail=result))
     return results
 
 

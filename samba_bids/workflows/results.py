@@ -19,6 +19,9 @@ class RunResult:
     report: object = None
     #: :class:`~.reports.boilerplate.MethodsContext` of the run.
     methods: object = None
+    #: The level's in-memory result, for callers in Python (the stimulus pairing's
+    #: :class:`~.stimulus.StimulusResult`).
+    detail: object = None
 
 
 @dataclass

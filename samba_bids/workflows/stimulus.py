@@ -37,6 +37,9 @@ logger = logging.getLogger("samba_bids.workflows")
 
 #: Windows of the paper's pooled Spearman, s (30-s and 1-minute predictions).
 SPEARMAN_WINDOWS_S = (30.0, 60.0)
+#: Decoding: window length, s (the paper's 30-s samples), and permutations of the null.
+DECODING_WINDOW_S = 30.0
+DECODING_PERMUTATIONS = 200
 
 
 @dataclass
@@ -329,6 +332,8 @@ class StimulusResult:
     final: object  # FitResult of the model trained on every segment
     config: Config = None
     seconds: float = 0.0
+    decoding: pd.DataFrame | None = None  # decoding_table, when computed
+    warnings: list = field(default_factory=list)
 
 
 def run_stimulus_translation(config: Config) -> StimulusResult:
@@ -375,9 +380,66 @@ def run_stimulus_translation(config: Config) -> StimulusResult:
         metrics.append(frame)
         rows.append({"fold": index + 1, **summary})
     final, _ = _fit_and_predict(segments, None, config)
-    return StimulusResult(design=design, segments=segments, predictions=predictions,
-                          metrics=metrics, summaries=pd.DataFrame(rows), final=final,
-                          config=config, seconds=time.time() - start)
+    result = StimulusResult(design=design, segments=segments, predictions=predictions,
+                            metrics=metrics, summaries=pd.DataFrame(rows), final=final,
+                            config=config, seconds=time.time() - start)
+    result.decoding = decode_segments(result, seed=config.seed)
+    return result
+
+
+def decoding_inputs(result: StimulusResult) -> dict:
+    """Per feature set, the series of every (participant, segment) to decode the segment from.
+
+    ``samba_latent``: SAMBA's neural drive per BOLD parcel (before the HRF), from the fold
+    that held the segment out; ``band_power``: the log band power per source parcel and band;
+    ``ridge_prediction``: the ridge's held-out prediction; ``observed_bold``: the BOLD
+    participants' z-scored BOLD. Returns ``{name: [(series (F, K), segment, participant)]}``.
+    """
+    sets = {"samba_latent": [], "band_power": [], "ridge_prediction": [], "observed_bold": []}
+    for index, (prepared, prediction) in enumerate(zip(result.segments, result.predictions)):
+        for subject, features in prepared.features.items():
+            power = features[..., 0]  # (N, K, n_bands): log mean power
+            sets["band_power"].append((power.transpose(0, 2, 1).reshape(-1, power.shape[1]),
+                                       index, subject))
+            sets["samba_latent"].append((prediction.drive[subject], index, subject))
+            sets["ridge_prediction"].append((prediction.ridge_by_subject[subject], index,
+                                             subject))
+        for subject, bold in prepared.bold.items():
+            sets["observed_bold"].append((bold, index, subject))
+    return sets
+
+
+def decode_segments(result: StimulusResult, *, seed=0) -> pd.DataFrame | None:
+    """Which segment does a 30-s window come from? (:func:`~samba_bids.decoding.decode_stimulus`)
+
+    Each participant's series of each segment is cut into windows of
+    :data:`DECODING_WINDOW_S` (the mean per feature); a linear classifier is cross-validated
+    leave-one-participant-out (trained on the other participants' windows), for each feature
+    set of :func:`decoding_inputs`. A feature set with fewer than two participants is left
+    out (logged). Returns :func:`~samba_bids.decoding.decoding_table`, or None when no set
+    could be decoded.
+    """
+    from ..decoding import decode_stimulus, decoding_table, window_features
+
+    tr_s = result.segments[0].tr_s
+    window = max(1, int(round(DECODING_WINDOW_S / tr_s)))
+    results = {}
+    for name, items in decoding_inputs(result).items():
+        X, labels, groups = [], [], []
+        for series, segment, subject in items:
+            if series.shape[1] < window:
+                continue
+            windows, _ = window_features(np.nan_to_num(series), window)
+            X.append(windows)
+            labels += [result.segments[segment].segment.stimulus] * len(windows)
+            groups += [subject] * len(windows)
+        try:
+            results[name] = decode_stimulus(np.concatenate(X), labels, groups,
+                                            n_permutations=DECODING_PERMUTATIONS, seed=seed)
+        except ValueError as err:  # fewer than two participants or segments, ...
+            logger.warning("stimulus decoding from %s left out: %s", name.replace("_", " "),
+                           err)
+    return decoding_table(results) if results else None
 
 
 def stimulus_config(config: Config) -> Config:
@@ -520,3 +582,66 @@ def _write_stimulus_outputs(result, written) -> None:
         "RepetitionTime": result.segments[0].tr_s, "HistoryVolumes": int(final.model.history),
         "WindowTRs": int(final.window_trs), "BestEpoch": int(final.best_epoch),
         "TrainedOn": [s.segment.stimulus for s in result.segments]}))
+    if result.decoding is not None:
+        from ..decoding import decoding_column_docs
+
+        written.append(write_output(out, "stimulus_decoding", {"task": task}, result.decoding,
+                                    sources=sources_all, **atlas_entities, parameters={
+            **pairing,
+            "Description": f"Which stimulus segment is a {DECODING_WINDOW_S:g}-s window from? "
+                           "Logistic regression (scikit-learn, standardised features) on the "
+                           "window means, cross-validated leave-one-participant-out; "
+                           "permutation null: segment labels shuffled between blocks of "
+                           "windows within each participant.",
+            "WindowLength": DECODING_WINDOW_S,
+            "FeatureSets": {
+                "samba_latent": "SAMBA's neural drive per BOLD parcel (before the HRF), from "
+                                "the model that did not train on the segment",
+                "band_power": "log band power per source parcel and wavelet band",
+                "ridge_prediction": "the ridge's held-out prediction per BOLD parcel",
+                "observed_bold": "the BOLD participants' z-scored parcel BOLD"},
+            **decoding_column_docs()}))
+    written.append(_write_report(result, hrf))
+
+
+def _write_report(result: StimulusResult, hrf):
+    """``group_task-<task>_pairing-stimulus.html`` (:mod:`~samba_bids.reports.stimulus`)."""
+    from ..bids.derivatives import output_path
+    from ..reports.stimulus import (
+        StimulusReport,
+        render_stimulus_report,
+        stimulus_methods_text,
+    )
+
+    config, first = result.config, result.segments[0]
+    rows = []
+    for prepared in result.segments:
+        for run in prepared.segment.ephys + prepared.segment.bold:
+            rows.append({"participant": f"sub-{run.subject}",
+                         "kind": "BOLD" if run.kind == "bold" else "EEG/MEG",
+                         "task": prepared.segment.task, "run": run.run.entities.get("run"),
+                         "stimulus": run.event.stimulus, "onset_s": run.event.onset_s,
+                         "events_file": run.event.events_file.name})
+    names = [str(n) for n in first.atlas.names]
+    parcels = pd.DataFrame({
+        "parcel": names,
+        "mean_pearson_r": np.mean([m["pearson_r"] for m in result.metrics], axis=0),
+        "mean_ridge_pearson_r": np.mean([m["ridge_pearson_r"] for m in result.metrics], axis=0),
+        "mean_isc": np.mean([m["isc"] for m in result.metrics], axis=0),
+        "time_to_peak_s": hrf.set_index("parcel")["time_to_peak_s"].reindex(names).to_numpy()})
+    modality = "MEG" if any(r.run.ephys_file.name.endswith((".fif", ".con", ".sqd", ".ds"))
+                            for s in result.segments for r in s.segment.ephys) else "EEG"
+    report = StimulusReport(
+        pairing=pd.DataFrame(rows), left_out=list(result.design.left_out),
+        segments=result.summaries, parcels=parcels, centroids_mm=first.atlas.centroids_mm,
+        decoding=result.decoding,
+        methods=stimulus_methods_text(len(result.design.ephys_subjects),
+                                      len(result.design.bold_subjects), len(result.segments),
+                                      modality, first.tr_s, config.stimulus_features,
+                                      config.stimulus_event),
+        parameters=config.to_dict(),
+        provenance={"BIDS_DIR": str(config.bids_dir), "BOLD space": first.reference.space,
+                    "Atlas": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels"},
+        warnings=list(result.warnings))
+    return render_stimulus_report(report, output_path(config.output_dir, "stimulus_report",
+                                                      {"task": first.segment.task}))

@@ -337,7 +337,8 @@ class StimulusResult:
 
 
 def run_stimulus_translation(config: Config) -> StimulusResult:
-    """Pair, prepare, cross-validate by segment and fit the final model; writes nothing.
+    """Pair, prepare (:func:`prepare_design`), cross-validate by segment and fit the final
+    model (:func:`cross_validate_segments`); writes nothing.
 
     Raises
     ------
@@ -348,11 +349,29 @@ def run_stimulus_translation(config: Config) -> StimulusResult:
     DataError
         If a run does not cover its stimulus or the BOLD runs differ in TR.
     """
+    start = time.time()
+    design, segments = prepare_design(config)
+    result = cross_validate_segments(design, segments, config)
+    result.seconds = time.time() - start
+    return result
+
+
+def prepare_design(config: Config) -> tuple:
+    """The stimulus design of BIDS_DIR and every segment prepared (:func:`prepare_segment`).
+
+    Returns
+    -------
+    design : samba_bids.bids.stimulus.StimulusDesign
+    segments : list of PreparedSegment
+
+    Raises
+    ------
+    As :func:`run_stimulus_translation`.
+    """
     from ..bids.layout import default_derivatives, index_dataset
     from ..bids.stimulus import collect_stimulus_design
     from ..templates.locate import find_templates_dir
 
-    start = time.time()
     derivatives = config.derivatives or default_derivatives(config.bids_dir, config.output_dir)
     work_dir = config.resolved_work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -368,7 +387,13 @@ def run_stimulus_translation(config: Config) -> StimulusResult:
             "cross-validation by stimulus segment needs at least two (for example the runs "
             "of a film cut into segments, each with its own stim_file).")
     templates_dir = find_templates_dir(config.templates_dir)
-    segments = [prepare_segment(s, config, templates_dir) for s in design.segments]
+    return design, [prepare_segment(s, config, templates_dir) for s in design.segments]
+
+
+def cross_validate_segments(design, segments, config: Config) -> StimulusResult:
+    """Each segment predicted by SAMBA and the ridge trained on the others, scored
+    (:func:`score_segment`); the final model on every segment; the decoding
+    (:func:`decode_segments`). ``config.stimulus_features`` chooses the training runs."""
     predictions, metrics, rows = [], [], []
     for index, held_out in enumerate(segments):
         train = [s for j, s in enumerate(segments) if j != index]
@@ -382,7 +407,7 @@ def run_stimulus_translation(config: Config) -> StimulusResult:
     final, _ = _fit_and_predict(segments, None, config)
     result = StimulusResult(design=design, segments=segments, predictions=predictions,
                             metrics=metrics, summaries=pd.DataFrame(rows), final=final,
-                            config=config, seconds=time.time() - start)
+                            config=config)
     result.decoding = decode_segments(result, seed=config.seed)
     return result
 

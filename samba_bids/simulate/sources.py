@@ -323,6 +323,22 @@ def simulate_parcel_activity(n_parcels: int, n_times: int, sfreq_hz: float,
                           background_exponent=exponent, envelope_timescale_s=timescale)
 
 
+def source_model_parameters() -> dict:
+    """The source model's constants, for the truth parameters JSON: bands, amplitudes,
+    envelope time scales and coupling, background exponents, the band-power definition."""
+    return {
+        "Bands": {k: list(v) for k, v in BANDS.items()},
+        "BandAmplitudeRange": {k: list(v) for k, v in BAND_AMPLITUDE.items()},
+        "EnvelopeTimescaleRange": list(ENVELOPE_TIMESCALE_S),
+        "EnvelopeLogSD": ENVELOPE_LOG_SD,
+        "EnvelopeGroupCoupling": ENVELOPE_GROUP_COUPLING,
+        "BackgroundExponentRange": list(BACKGROUND_EXPONENT),
+        "DriveStep": DRIVE_STEP_S,
+        "BandPower": "log mean analytic-signal power per 0.1 s bin, z-scored per parcel "
+                     "and band over the simulated time",
+    }
+
+
 def band_log_power(data, sfreq_hz: float, step_s: float = DRIVE_STEP_S, *,
                    block: int = 10) -> np.ndarray:
     """Log band power per parcel, band and ``step_s`` bin (FFT Hilbert transform).

@@ -94,8 +94,6 @@ from .sources import (
     _STREAM_CONFOUNDS,
     _STREAM_IMAGE,
     _STREAM_SENSOR,
-    BACKGROUND_EXPONENT,
-    BAND_AMPLITUDE,
     BANDS,
     DRIVE_STEP_S,
     ENVELOPE_GROUP_COUPLING,
@@ -108,6 +106,7 @@ from .sources import (
     network_groups,
     simulate_parcel_activity,
     slow_log_envelopes,
+    source_model_parameters,
 )
 
 logger = logging.getLogger(__name__)
@@ -676,15 +675,7 @@ def _run_parameters(sim: _Simulation, film: _Film, index: int, segment: int, lea
         "SourceParcels": f"Schaefer 2018, 7 networks, {sim.ephys_scale} parcels on "
                          f"{EPHYS_SUBJECT}",
         "BOLDParcels": f"Schaefer 2018, 7 networks, {sim.bold_scale} parcels",
-        "Bands": {k: list(v) for k, v in BANDS.items()},
-        "BandAmplitudeRange": {k: list(v) for k, v in BAND_AMPLITUDE.items()},
-        "EnvelopeTimescaleRange": list(ENVELOPE_TIMESCALE_S),
-        "EnvelopeLogSD": ENVELOPE_LOG_SD,
-        "EnvelopeGroupCoupling": ENVELOPE_GROUP_COUPLING,
-        "BackgroundExponentRange": list(BACKGROUND_EXPONENT),
-        "DriveStep": DRIVE_STEP_S,
-        "BandPower": "log mean analytic-signal power per 0.1 s bin, z-scored per parcel "
-                     "and band over the simulated time",
+        **source_model_parameters(),
     }
 
 

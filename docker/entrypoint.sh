@@ -43,6 +43,9 @@ export CUDA_CACHE_PATH="${CUDA_CACHE_PATH:-$scratch/cuda}"
 export _MNE_FAKE_HOME_DIR="${_MNE_FAKE_HOME_DIR:-$scratch/mne-home}"
 export MNE_DONTWRITE_HOME=true
 export MNE_DATA="${MNE_DATA:-$scratch/mne_data}"
+# Jobs that share cores sleep instead of spinning at the end of each parallel region
+# (issue 17; benchmarks/bench_concurrency.py); set before torch loads its OpenMP runtime.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export PYTHONDONTWRITEBYTECODE=1
 export PYTHONNOUSERSITE=1
 for folder in "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_STATE_HOME" \

@@ -1,5 +1,5 @@
 import sys
 
-from .cli.run import main
+from .cli.run import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -224,3 +224,19 @@ def test_sbatch_array_task(tmp_path):
     env["SLURM_ARRAY_TASK_ID"] = "3"
     result = _run(["bash", str(SBATCH)], env, cwd=tmp_path)
     assert result.returncode == 64 and "no participant on line 4" in result.stderr
+
+
+def test_entrypoint_sets_the_openmp_wait_policy(tmp_path):
+    """The container sets OMP_WAIT_POLICY=PASSIVE for samba-bids unless the caller chose one
+    (issue 17): the command it runs sees it."""
+    env = _clean_env(tmp_path)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "samba-bids-env").write_text("#!/bin/sh\necho OMP=$OMP_WAIT_POLICY\n")
+    (fake / "samba-bids-env").chmod(0o755)
+    env["PATH"] = f"{fake}:{env.get('PATH', '')}"
+    result = _run(["bash", str(ENTRYPOINT), "samba-bids-env"], env)
+    assert "OMP=PASSIVE" in result.stdout
+    result = _run(["bash", str(ENTRYPOINT), "samba-bids-env"],
+                  {**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert "OMP=ACTIVE" in result.stdout

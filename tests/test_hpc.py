@@ -93,3 +93,72 @@ def test_run_applies_thread_limits(tmp_path, monkeypatch):
     # no budget: the configured chunk length
     workflows.run(Config(bids_dir=tmp_path / "ds", output_dir=tmp_path / "out"))
     assert seen["chunk_s"] == 60.0
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2,
+                    reason="needs Linux CPU affinity and two cores")
+def test_threads_follow_the_cpu_affinity_of_the_process():
+    """A child process pinned to one core (as SLURM's --cpus-per-task or taskset pin a job)
+    runs with one torch thread and one BLAS thread when --nprocs is not given; pinned to
+    every core, with as many threads as cores it may use (issue 17)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "cores = sorted(os.sched_getaffinity(0))\n"
+        "os.sched_setaffinity(0, cores[:int(sys.argv[1])])\n"
+        "import torch\n"
+        "from samba_bids.resources import available_cpus, thread_limits\n"
+        "with thread_limits(None, None) as applied:\n"
+        "    print(available_cpus()[0], torch.get_num_threads(), applied['omp_nthreads'],"
+        " os.environ['OMP_NUM_THREADS'])\n")
+    every = len(os.sched_getaffinity(0))
+    for pinned in (1, every):
+        out = subprocess.run([sys.executable, "-c", script, str(pinned)], check=True,
+                             capture_output=True, text=True).stdout.split()
+        expected = min(pinned, every)
+        assert out == [str(expected)] * 4, (pinned, out)
+
+
+def test_cgroup_cpu_quota_caps_the_threads(tmp_path):
+    """``docker --cpus 1.5`` (cgroup v2 cpu.max, or v1 cfs quota) gives 2 threads on a
+    4-core affinity; no quota leaves the affinity."""
+    from samba_bids.resources import available_cpus
+
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert available_cpus(affinity={0, 1, 2, 3}, cgroup_root=v2)[0] == 2
+    assert "quota 1.5" in available_cpus(affinity={0, 1, 2, 3}, cgroup_root=v2)[1]
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(affinity={0, 1, 2, 3}, cgroup_root=v2)[0] == 4
+    v1 = tmp_path / "v1" / "cpu"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(affinity={0, 1, 2, 3}, cgroup_root=v1.parent)[0] == 1
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert available_cpus(affinity={0, 1}, cgroup_root=v1.parent)[0] == 2
+    assert available_cpus(affinity={0, 1}, cgroup_root=tmp_path / "none")[0] == 2
+
+
+def test_entry_point_sets_the_openmp_wait_policy_unless_the_user_did(tmp_path):
+    """The console command sets OMP_WAIT_POLICY=PASSIVE before torch loads; a user's own
+    value is kept (issue 17)."""
+    import subprocess
+    import sys
+
+    from samba_bids.resources import OPENMP_ENV, apply_process_environment
+
+    environ = {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert apply_process_environment(environ) == {} and environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    environ = {}
+    assert apply_process_environment(environ) == OPENMP_ENV == environ
+    script = ("import os, sys\nsys.argv = ['samba-bids', '--version']\n"
+              "from samba_bids.cli import run\nrun.entry()\n"
+              "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[-2:] == ["PASSIVE", "False"]  # set, and torch not loaded before it

@@ -41,6 +41,17 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+def entry() -> int:
+    """The ``samba-bids`` console command: the process settings of
+    :func:`~samba_bids.resources.apply_process_environment` (OpenMP wait policy) and
+    :func:`~samba_bids.resources.tune_malloc`, before torch loads, then :func:`main`."""
+    from ..resources import apply_process_environment, tune_malloc
+
+    apply_process_environment()
+    tune_malloc()
+    return main()
+
+
 def main(argv=None) -> int:
     """Run samba-bids; return the exit code (0 success, BEP027 codes on errors)."""
     try:

@@ -11,8 +11,10 @@ cost does not depend on the values) and prints the median seconds per step of 10
   :func:`samba_bids.resources.available_cpus`, divided among nothing: each job sized alone,
   as a SLURM array task is; :data:`~samba_bids.resources.OPENMP_ENV`;
   :func:`~samba_bids.resources.tune_malloc`);
-* optional others (``--settings``): ``passive`` (the wait policy alone), ``malloc`` (the
-  allocator alone), ``one-thread`` (1 thread per process).
+* optional others (``--settings``): ``passive`` (the wait policy alone), ``spin10k`` and
+  ``spin100k`` (libgomp's ``GOMP_SPINCOUNT``: spin that many iterations, then sleep; the
+  default spins 300,000 and ``OMP_WAIT_POLICY=ACTIVE`` forever), ``malloc`` (the allocator
+  alone), ``one-thread`` (1 thread per process).
 
 It prints per setting and number of processes: the median step time of each process, the
 slowdown against one process alone under the same setting and against ``default`` alone, and
@@ -38,7 +40,11 @@ SETTINGS = {
     "default": ({}, []),
     "chosen": (None, ["--tune-malloc"]),  # None: samba_bids.resources.OPENMP_ENV
     "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
+    "spin10k": ({"GOMP_SPINCOUNT": "10000"}, []),  # libgomp (torch's CPU wheels) spins less
+    "spin100k": ({"GOMP_SPINCOUNT": "100000"}, []),
     "malloc": ({}, ["--tune-malloc"]),
+    "spin10k-malloc": ({"GOMP_SPINCOUNT": "10000"}, ["--tune-malloc"]),
+    "spin1k-malloc": ({"GOMP_SPINCOUNT": "1000"}, ["--tune-malloc"]),
     "one-thread": ({"OMP_NUM_THREADS": "1"}, ["--threads", "1"]),
 }
 

@@ -77,7 +77,8 @@ def main(argv=None) -> int:
     parser.add_argument("--test-volumes", type=int, default=150)
     parser.add_argument("--validation-volumes", type=int, default=60)
     parser.add_argument("--train-volumes", type=int, nargs="+", default=[187, 400, 800],
-                        help="training lengths, volumes (the longest possible is added)")
+                        help="training lengths, volumes (the longest possible is added, "
+                             "but with --pretrain)")
     parser.add_argument("--samba", action="store_true",
                         help="also fit SAMBA at every length (minutes per fit on a CPU)")
     parser.add_argument("--pretrain", type=int, default=0, metavar="N",

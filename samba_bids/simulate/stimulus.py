@@ -45,6 +45,12 @@ Random streams: ``numpy.random.default_rng([seed, index, stream, 0, s])`` for pa
 activity, 1 sensor noise, 2 BOLD noise, 3 image noise, 4 confounds) and
 :data:`STREAM_LEAD` (the lead); ``[seed, 0, STREAM_STIMULUS, 0, s]`` the stimulus envelope of
 segment ``s``; ``[seed, 0, 0]`` the planted HRFs and mixing.
+
+About 790 lines: the argument checks, the film (stimulus envelopes), the two kinds of
+participant (recording only, BOLD only), the stimulus-driven truth with its derivation, and
+the truth JSON of each meet here; the physics is reused from the other modules. If it grows,
+the truth writers (``_write_stimulus_truth`` and the parameters JSON) are the part to move
+next to :mod:`.bids_writer`.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -79,17 +80,26 @@ def main(argv=None) -> int:
     name = (f"stim-{args.ephys_subjects}x{args.bold_subjects}-{args.segments}x"
             f"{args.duration:g}s-{args.modality}-seed{args.seed}")
     bids = args.out_dir / name
-    if not (bids / "dataset_description.json").exists():
+    done = args.out_dir / f"{name}.simulated"  # written once the whole dataset is
+    if not done.exists():
         simulate_stimulus_locked_dataset(
             bids, templates_dir, n_ephys_subjects=args.ephys_subjects,
             n_bold_subjects=args.bold_subjects, n_segments=args.segments,
             segment_duration_s=args.duration, modality=args.modality,
             n_channels=args.channels, seed=args.seed)
+        done.write_text("complete\n")
     config = Config(bids_dir=bids, output_dir=args.out_dir / f"{name}-out",
                     templates_dir=templates_dir, work_dir=args.out_dir / "work",
                     analysis_level="group", pairing="stimulus", confounds="none",
                     max_epochs=args.max_epochs, seed=args.seed, device="cpu")
-    design, segments = prepare_design(config)
+    prepared_file = args.out_dir / f"{name}-prepared.pkl"  # reused by later runs
+    if prepared_file.exists():
+        with open(prepared_file, "rb") as handle:
+            design, segments = pickle.load(handle)
+    else:
+        design, segments = prepare_design(config)
+        with open(prepared_file, "wb") as handle:
+            pickle.dump((design, segments), handle)
     tr_s = segments[0].tr_s
     print(f"{name}: {len(segments)} segments of {segments[0].n_volumes} volumes (TR {tr_s:g} "
           f"s), {len(design.ephys_subjects)} MEG/EEG and {len(design.bold_subjects)} fMRI "
@@ -120,6 +130,8 @@ def main(argv=None) -> int:
                              "median_isc": summary["median_isc"],
                              "median_ceiling_r": summary["median_ceiling_r"]})
         print(f"features {mode}: cross-validated in {time.perf_counter() - tic:.0f} s")
+        print(pd.DataFrame([r for r in rows if r["features"] == mode]).to_csv(
+            sep="\t", index=False, float_format="%.3f"), flush=True)
         if result.decoding is not None:
             print(f"decoding ({mode}):")
             print(result.decoding[["feature_set", "accuracy", "ci_low", "ci_high", "chance",

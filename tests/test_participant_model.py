@@ -51,6 +51,14 @@ def trained(tmp_path_factory, templates_dir):
     simulate_dataset(bids, templates_dir, duration_s=DURATION_S, tr_s=2.0, n_channels=32,
                      n_subjects=2, spaces=("fsaverage5",), seed=3, n_runs=3,
                      n_ephys_only_runs=1)
+    # sub-01's runs show two clips each (events naming stimuli: decoded at the participant
+    # level); sub-02's events name none
+    for run_number in (1, 2, 3):
+        func = bids / "sub-01" / "func"
+        func.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"onset": [0.0, DURATION_S / 2], "duration": [DURATION_S / 2] * 2,
+                      "trial_type": ["clip", "clip"], "stim_file": ["a.mp4", "b.mp4"]}).to_csv(
+            func / f"sub-01_task-rest_run-{run_number}_events.tsv", sep="\t", index=False)
     out = root / "out"
     config = _config(bids, out, templates_dir, root / "work")
     results = run(config)
@@ -87,6 +95,31 @@ def test_one_model_per_participant_and_held_out_runs(trained):
     assert len(hrf) == 200 and hrf["time_to_peak_s"].between(2, 12).all()
     labels = [r.label for r in results.runs]
     assert labels[:4] == [*paired, "sub-01_task-rest_run-4"]
+
+
+def test_stimuli_named_in_events_are_decoded_from_the_held_out_runs(trained):
+    """sub-01's events name two clips per run: one decoding table, leave-one-run-out; the
+    simulated activity is not stimulus-locked, so only the design is checked here (the
+    above-chance and shuffled-label behaviour: tests/test_participant_decoding.py)."""
+    _, out, _, _, _ = trained
+    path = out / "sub-01" / "func" / f"sub-01_task-rest_{ATLAS}_desc-decoding_metrics.tsv"
+    table = pd.read_csv(path, sep="\t")
+    assert list(table["feature_set"]) == ["samba_latent", "band_power", "ridge_prediction",
+                                          "observed_bold"]
+    # 3 runs x 2 clips x 3 windows of 30 s (15 volumes) in each 100-s clip
+    assert (table["n_windows"] == 18).all() and (table["n_folds"] == 3).all()
+    assert (table["n_classes"] == 2).all() and table["accuracy"].between(0, 1).all()
+    assert (table["ci_low"] <= table["accuracy"]).all()
+    assert (table["accuracy"] <= table["ci_high"]).all()
+    sidecar = json.loads(path.with_suffix("").with_suffix(".json").read_text())
+    assert sidecar["WindowLength"] == 30.0 and set(sidecar["Stimuli"]) == {
+        f"sub-01_task-rest_run-{i}" for i in (1, 2, 3)}
+    assert sidecar["Stimuli"]["sub-01_task-rest_run-2"][1] == {
+        "stimulus": "b.mp4", "onset": DURATION_S / 2, "duration": DURATION_S / 2}
+    assert "Stimulus decoding" in (out / "sub-01.html").read_text()
+    # no stimulus in sub-02's events: no decoding
+    assert not list((out / "sub-02" / "func").glob("*desc-decoding*"))
+    assert "Stimulus decoding" not in (out / "sub-02.html").read_text()
 
 
 def test_held_out_scores_match_the_written_series(trained):

@@ -73,6 +73,11 @@ def test_outputs_of_every_held_out_segment(stimulus):
     html = (out / "group_task-film_pairing-stimulus.html").read_text()
     assert "were paired by the stimulus they were shown" in html
     assert results.runs[0].summary["n_segments"] == N_SEGMENTS
+    # the methods boilerplate and the settings guard of the stimulus pairing, in logs/
+    citation = out / "logs" / "CITATION_pairing-stimulus.md"
+    assert citation.is_file() and citation in results.runs[0].outputs
+    assert "of 4 participants and BOLD of 3 other participants" in citation.read_text()
+    assert (out / "logs" / "config_pairing-stimulus.json").is_file()
 
 
 def test_held_out_segments_are_scored_against_the_planted_stimulus_response(stimulus):

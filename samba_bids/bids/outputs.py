@@ -128,6 +128,11 @@ OUTPUTS = (
     Output("runs_metrics", _P, "sambaruns", "metrics", (".tsv",), RUN + ATLAS,
            "A participant model across runs: one row per parcel and paired run, held-out "
            "scores with the fold that made them.", in_bids=False),
+    Output("decoding", _P, "decoding", "metrics", (".tsv",), RUN + ATLAS,
+           "Which stimulus (events.tsv) a window of a held-out run shows, decoded from SAMBA's "
+           "latent drive, band power, the ridge prediction and the observed BOLD: one row per "
+           "feature set (a participant model across runs whose events name stimuli).",
+           in_bids=False),
     # --- participant level, reverse direction (BOLD -> EEG/MEG band power) ------------------
     Output("reverse_timeseries", _P, "sambareverse", "timeseries", (".tsv",), RUN + ATLAS,
            "Band power predicted from BOLD, one column per <source parcel>_<band>."),
@@ -207,6 +212,10 @@ OUTPUTS = (
            "SAMBA trained on every segment (torch checkpoint)."),
     _file("stimulus_report", "group", "group_task-{task}_pairing-stimulus", (".html",),
           "Group report of the stimulus pairing (one per task).", entities=("task",)),
+    _file("stimulus_config", "group", "logs/config_pairing-stimulus", (".json",),
+          "Settings the stimulus-pairing group level ran with (a rerun must match them)."),
+    _file("stimulus_citation", "group", "logs/CITATION_pairing-stimulus", (".md", ".bib", ".html"),
+          "Methods boilerplate of the stimulus pairing with its references."),
     _file("group_report", "group", "group", (".html",),
           "Group report (one task and atlas scale in OUTPUT_DIR)."),
     _file("group_task_report", "group", "group_task-{task}_scale-{scale}", (".html",),

@@ -140,8 +140,8 @@ class StimulusDesign:
         return sorted({r.subject for s in self.segments for r in s.bold})
 
 
-def read_stimulus_event(events_file, *, stimulus_event: str | None = None):
-    """The stimulus of a run from its ``events.tsv``.
+def read_stimulus_events(events_file, *, stimulus_event: str | None = None):
+    """Every stimulus a run's ``events.tsv`` names, in the order of its rows.
 
     Parameters
     ----------
@@ -149,12 +149,12 @@ def read_stimulus_event(events_file, *, stimulus_event: str | None = None):
         A BIDS ``_events.tsv`` (``onset`` and ``duration`` in s; ``trial_type``,
         ``stim_file`` optional).
     stimulus_event : str, optional
-        The ``trial_type`` of the stimulus row. Default: the row with a ``stim_file``.
+        The ``trial_type`` of the stimulus rows. Default: the rows with a ``stim_file``.
 
     Returns
     -------
-    StimulusEvent or str
-        The event, or the reason there is none (a one-line text).
+    list of StimulusEvent or str
+        The events (at least one), or the reason there is none (a one-line text).
 
     Raises
     ------
@@ -180,25 +180,57 @@ def read_stimulus_event(events_file, *, stimulus_event: str | None = None):
         what = "stim_file"
     if rows.empty:
         return f"no row with a {what}"
-    if len(rows) > 1:
-        return f"{len(rows)} rows with a {what}; one stimulus per run is expected"
-    row = rows.iloc[0]
-    if "stim_file" in rows.columns and pd.notna(row.get("stim_file")):
-        stimulus = str(row["stim_file"])
-    else:
-        stimulus = str(row["trial_type"])
-    onset = float(row["onset"])
-    if not np.isfinite(onset):
-        return f"the {what} row has no onset"
-    duration = row.get("duration")
-    duration = float(duration) if duration is not None and pd.notna(duration) else None
-    if duration is not None and duration <= 0:
-        return f"the {what} row has duration {duration:g} s"
-    return StimulusEvent(stimulus=stimulus, onset_s=onset, duration_s=duration,
-                         events_file=events_file)
+    events = []
+    for _, row in rows.iterrows():
+        if "stim_file" in rows.columns and pd.notna(row.get("stim_file")):
+            stimulus = str(row["stim_file"])
+        else:
+            stimulus = str(row["trial_type"])
+        onset = float(row["onset"])
+        if not np.isfinite(onset):
+            return f"a {what} row has no onset"
+        duration = row.get("duration")
+        duration = float(duration) if duration is not None and pd.notna(duration) else None
+        if duration is not None and duration <= 0:
+            return f"a {what} row has duration {duration:g} s"
+        events.append(StimulusEvent(stimulus=stimulus, onset_s=onset, duration_s=duration,
+                                    events_file=events_file))
+    return events
 
 
-def _events_file(layout, entities, datatype):
+def read_stimulus_event(events_file, *, stimulus_event: str | None = None):
+    """The stimulus of a run from its ``events.tsv`` (one stimulus per run).
+
+    Parameters
+    ----------
+    events_file : path-like
+        A BIDS ``_events.tsv`` (``onset`` and ``duration`` in s; ``trial_type``,
+        ``stim_file`` optional).
+    stimulus_event : str, optional
+        The ``trial_type`` of the stimulus row. Default: the row with a ``stim_file``.
+
+    Returns
+    -------
+    StimulusEvent or str
+        The event, or the reason there is none or several (a one-line text).
+
+    Raises
+    ------
+    DataError
+        If the file cannot be read as a table with an ``onset`` column.
+    """
+    events = read_stimulus_events(events_file, stimulus_event=stimulus_event)
+    if isinstance(events, str):
+        return events
+    if len(events) > 1:
+        what = f"trial_type {stimulus_event!r}" if stimulus_event is not None else "stim_file"
+        return f"{len(events)} rows with a {what}; one stimulus per run is expected"
+    return events[0]
+
+
+def find_events_file(layout, entities, datatype: str = "func"):
+    """The raw dataset's ``events.tsv`` of a run (``entities``: subject, session, task,
+    acquisition, run; pybids' inheritance applies) in ``datatype``'s folder, or None."""
     from .layout import _entity_filters
 
     found = layout.get(suffix="events", extension=".tsv", datatype=datatype, scope="raw",
@@ -266,13 +298,13 @@ def collect_stimulus_design(layout, *, participant_label=(), session_label=(), t
     for key, f in sorted(by_run.items(), key=lambda kv: [str(x) for x in kv[0]]):
         entities = dict(zip(PAIR_ENTITIES, key))
         run = EphysRun(entities=entities, ephys_file=Path(f.path))
-        runs.append(("ephys", run, _events_file(layout, entities, f.entities["suffix"])))
+        runs.append(("ephys", run, find_events_file(layout, entities, f.entities["suffix"])))
     keys = sorted({tuple(_as_str(f.entities.get(k)) for k in PAIR_ENTITIES) for f in bold},
                   key=lambda key: [str(x) for x in key])
     for key in keys:
         entities = dict(zip(PAIR_ENTITIES, key))
         run = _pair_bold(layout, None, entities, bold, bold_space)
-        runs.append(("bold", run, _events_file(layout, entities, "func")))
+        runs.append(("bold", run, find_events_file(layout, entities, "func")))
     segments = {}
     for kind, run, events in runs:
         name = run.ephys_file.name if kind == "ephys" else run_label(run.entities) + " (BOLD)"

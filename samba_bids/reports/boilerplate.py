@@ -23,7 +23,13 @@ CITATION.md``) and ends with a formatted reference list; ``CITATION.html`` is th
 converted with the ``markdown`` package, the citations as author-year links to its reference
 list.
 
-At about 770 lines this module is over the others: every sentence that cites a reference
+The machinery is not the participant level's alone: :func:`render_sections` renders any list
+of templates with their values and :func:`write_boilerplate` writes them under another name;
+the group level of ``--pairing stimulus`` writes ``logs/CITATION_pairing-stimulus.*`` from
+``stimulus.md`` this way (:mod:`samba_bids.reports.stimulus`), and :func:`section_text` gives
+a template as plain text for a report's methods paragraph.
+
+At about 940 lines this module is over the others: every sentence that cites a reference
 outside the templates lives here (the MR artefact sentence among them), where the test that
 checks each reference is citable reads them, beside the section functions that use them; so do
 the sentences that describe how a participant's runs were split and cross-validated (forward
@@ -44,6 +50,7 @@ from pathlib import Path
 
 from ..errors import NoInputError
 from .bibliography import (
+    CITATION,
     BibEntry,
     citation_labels,
     cited_keys,
@@ -74,11 +81,12 @@ from .phrases import (
 )
 
 __all__ = [
-    "INVERSE_METHODS", "PACKAGES", "SECTIONS", "SECTION_VALUES", "VERSIONED_REFERENCES",
-    "BibEntry", "Boilerplate", "MethodsContext", "boilerplate_candidates", "citation_labels",
-    "cited_keys", "find_boilerplate_dir", "latex_to_text", "methods_context",
-    "package_versions", "parse_bibtex", "read_references", "render", "render_boilerplate",
-    "template_values",
+    "CITATION_STEM", "INVERSE_METHODS", "PACKAGES", "SECTIONS", "SECTION_VALUES",
+    "VERSIONED_REFERENCES", "BibEntry", "Boilerplate", "MethodsContext",
+    "boilerplate_candidates", "citation_labels", "cited_keys", "find_boilerplate_dir",
+    "latex_to_text", "methods_context", "package_versions", "parse_bibtex", "read_references",
+    "bids_extension_cite", "inverse_phrase", "render", "render_boilerplate",
+    "render_sections", "section_text", "template_values", "write_boilerplate",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,6 +97,8 @@ BOILERPLATE_ENV = "SAMBA_BOILERPLATE"
 SHARE_SUBDIR = Path("share") / "samba-bids" / "boilerplate"
 #: The bibliography every template cites from.
 REFERENCES_FILE = "references.bib"
+#: Name (without extension) of the participant level's boilerplate files in ``logs/``.
+CITATION_STEM = "CITATION"
 
 #: Sections in order: (template file, when it is rendered).
 SECTIONS = (
@@ -223,13 +233,24 @@ def _ephys_sfreq(context: MethodsContext) -> float:
     return float(context.ephys_sfreq_hz or context.config.resample_sfreq_hz)
 
 
+def bids_extension_cite(modality: str) -> str:
+    """The citation key of the BIDS extension of ``modality`` (``"eeg"`` or ``"meg"``)."""
+    return "@pernet2019eegbids" if modality == "eeg" else "@niso2018megbids"
+
+
+def inverse_phrase(method: str) -> str:
+    """The inverse method as the text names it, with its citation (:data:`INVERSE_METHODS`)."""
+    description, key = INVERSE_METHODS.get(method, (str(method), None))
+    return description + (f" [@{key}]" if key else "")
+
+
 def data_values(context: MethodsContext) -> dict:
     """``data.md``: the modality, its BIDS extension, the direction, the run."""
     eeg = context.modality == "eeg"
     return dict(
         modality_name="electroencephalography" if eeg else "magnetoencephalography",
         modality_upper=context.modality.upper(),
-        bids_extension_cite="@pernet2019eegbids" if eeg else "@niso2018megbids",
+        bids_extension_cite=bids_extension_cite(context.modality),
         direction_sentence={
             "ephys-to-bold": "The translation ran from electrophysiology to BOLD.",
             "bold-to-ephys": ("Only the reverse translation was run, from BOLD to "
@@ -349,7 +370,6 @@ def source_values(context: MethodsContext) -> dict:
     prov = context.provenance
     n_src = int(context.n_source_parcels or cfg.ephys_atlas_scale)
     method = prov.get("InverseMethod", cfg.inverse_method)
-    description, key = INVERSE_METHODS.get(method, (str(method), None))
     snr = float(prov.get("SNR", cfg.snr))
     lambda2 = float(prov.get("Lambda2", 1.0 / snr**2))
     shape = prov.get("ParcelKernelShape")
@@ -361,7 +381,7 @@ def source_values(context: MethodsContext) -> dict:
         head_model=head_model_phrase(prov),
         transform=provenance_text(prov.get("Transform",
                                            "fsaverage head-to-MRI transform of MNE-Python")),
-        inverse_phrase=description + (f" [@{key}]" if key else ""),
+        inverse_phrase=inverse_phrase(method),
         loose=number_text(prov.get("Loose", 0.2)),
         depth=number_text(prov.get("Depth", 0.8)),
         lambda2=f"{lambda2:.4g}",
@@ -695,13 +715,10 @@ def _tidy(text: str) -> str:
     return re.sub(r"[ \t]+\n", "\n", text).strip() + "\n"
 
 
-def _render_sections(context: MethodsContext, folder: Path) -> str:
-    values = template_values(context)
-    wanted = {"always": True, "forward": context.forward, "reverse": context.reverse}
+def _substitute(folder: Path, names, values: dict) -> str:
+    """The templates ``names`` of ``folder`` filled with ``values``, one after the other."""
     parts = []
-    for name, when in SECTIONS:
-        if not wanted[when]:
-            continue
+    for name in names:
         path = folder / name
         try:
             template = string.Template(path.read_text(encoding="utf-8"))
@@ -713,6 +730,27 @@ def _render_sections(context: MethodsContext, folder: Path) -> str:
         except (KeyError, ValueError) as err:
             raise ValueError(f"{path}: unknown or malformed placeholder {err}.") from err
     return "\n".join(parts)
+
+
+def _cited_entries(body: str, folder: Path, versions: dict) -> tuple[list, dict]:
+    """The entries ``body`` cites (version notes added) and their labels, in list order.
+
+    Raises
+    ------
+    ValueError
+        If a cited key is not an entry of ``references.bib``.
+    """
+    references = read_bibtex(folder / REFERENCES_FILE)
+    used = cited_keys(body)
+    missing = [key for key in used if key not in references]
+    if missing:
+        raise ValueError(f"The boilerplate cites {', '.join(missing)}, which "
+                         f"{folder / REFERENCES_FILE} lacks; add the entries.")
+    entries = [with_version_note(references[key], versions.get(VERSIONED_REFERENCES.get(key)))
+               for key in used]
+    labels = citation_labels(entries)
+    entries.sort(key=lambda e: (labels[e.key].lower(), e.key))
+    return entries, labels
 
 
 def _html_document(body_html: str, references_html: str, version: str) -> str:
@@ -729,8 +767,62 @@ def _html_document(body_html: str, references_html: str, version: str) -> str:
     )
 
 
+def render_sections(names, values: dict, *, stem: str = CITATION_STEM, versions=None,
+                    boilerplate_dir=None) -> Boilerplate:
+    """Render the templates ``names`` with ``values`` in Markdown, HTML and BibTeX (in memory).
+
+    The machinery of every boilerplate: :func:`render` gives it the participant level's
+    sections, :func:`samba_bids.reports.stimulus.render_stimulus_boilerplate` those of the
+    stimulus pairing.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Template files of the boilerplate folder, in order (e.g. ``("stimulus.md",
+        "copyright.md")``).
+    values : dict of str to str
+        Placeholder values; ``citation_name`` is set to ``stem`` (the waiver names the files).
+    stem : str
+        Name of the files, without extension, in ``logs/`` (:func:`write_boilerplate`).
+    versions : dict | None
+        Package versions (:func:`package_versions`, the default) for the notes of
+        :data:`VERSIONED_REFERENCES` and the generator line.
+    boilerplate_dir : path-like | None
+        Templates folder; default :func:`find_boilerplate_dir`.
+
+    Returns
+    -------
+    Boilerplate
+
+    Raises
+    ------
+    NoInputError
+        If the templates are not found.
+    ValueError
+        If a template cites a key that ``references.bib`` lacks, or has an unknown
+        placeholder.
+    """
+    import markdown as markdown_lib
+
+    folder = find_boilerplate_dir(boilerplate_dir)
+    versions = package_versions() if versions is None else versions
+    body = _substitute(folder, names, {**values, "citation_name": stem})
+    entries, labels = _cited_entries(body, folder, versions)
+    md_refs, html_refs = format_references(entries, labels)
+    markdown_text = body + "\n### References\n\n" + md_refs + "\n"
+    body_html = markdown_lib.markdown(link_citations(body, labels), output_format="html")
+    html_text = _html_document(body_html, html_refs, versions.get("samba_bids", ""))
+    header = (f"% References cited by the samba-bids {versions.get('samba_bids', '')} methods "
+              f"boilerplate ({stem}.md).\n\n")
+    bibtex = header + "\n\n".join(entry.raw for entry in entries) + "\n"
+    return Boilerplate(markdown=markdown_text, html=html_text, bibtex=bibtex,
+                       keys=[e.key for e in entries])
+
+
 def render(context: MethodsContext, *, boilerplate_dir=None) -> Boilerplate:
     """Render the methods text of ``context`` in Markdown, HTML and BibTeX (in memory).
+
+    The sections of :data:`SECTIONS` the run needs (:func:`render_sections`).
 
     Parameters
     ----------
@@ -751,31 +843,50 @@ def render(context: MethodsContext, *, boilerplate_dir=None) -> Boilerplate:
         If a template cites a key that ``references.bib`` lacks, or has an unknown
         placeholder.
     """
-    import markdown as markdown_lib
-
-    folder = find_boilerplate_dir(boilerplate_dir)
-    references = read_bibtex(folder / REFERENCES_FILE)
-    body = _render_sections(context, folder)
-    used = cited_keys(body)
-    missing = [key for key in used if key not in references]
-    if missing:
-        raise ValueError(f"The boilerplate cites {', '.join(missing)}, which "
-                         f"{folder / REFERENCES_FILE} lacks; add the entries.")
     versions = package_versions()
     versions.update(context.versions or {})
-    entries = [with_version_note(references[key], versions.get(VERSIONED_REFERENCES.get(key)))
-               for key in used]
-    labels = citation_labels(entries)
-    entries.sort(key=lambda e: (labels[e.key].lower(), e.key))
-    md_refs, html_refs = format_references(entries, labels)
-    markdown_text = body + "\n### References\n\n" + md_refs + "\n"
-    body_html = markdown_lib.markdown(link_citations(body, labels), output_format="html")
-    html_text = _html_document(body_html, html_refs, versions.get("samba_bids", ""))
-    header = (f"% References cited by the samba-bids {versions.get('samba_bids', '')} methods "
-              "boilerplate (CITATION.md).\n\n")
-    bibtex = header + "\n\n".join(entry.raw for entry in entries) + "\n"
-    return Boilerplate(markdown=markdown_text, html=html_text, bibtex=bibtex,
-                       keys=[e.key for e in entries])
+    wanted = {"always": True, "forward": context.forward, "reverse": context.reverse}
+    names = [name for name, when in SECTIONS if wanted[when]]
+    return render_sections(names, template_values(context), versions=versions,
+                           boilerplate_dir=boilerplate_dir)
+
+
+def write_boilerplate(rendered: Boilerplate, logs_dir, *, stem: str = CITATION_STEM) -> list:
+    """Write ``<stem>.md``, ``<stem>.bib`` and ``<stem>.html`` of ``rendered`` into ``logs_dir``.
+
+    Parameters
+    ----------
+    rendered : Boilerplate
+        :func:`render_sections` (with the same ``stem``).
+    logs_dir : path-like
+        Output folder, usually ``<output_dir>/logs``; created if needed. Existing files are
+        replaced atomically.
+    stem : str
+        File name without extension.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The three files, in the order md, bib, html.
+
+    Raises
+    ------
+    samba_bids.errors.CantCreateError
+        If ``logs_dir`` cannot be created.
+    """
+    from ..bids.derivatives import atomic_path
+
+    logs_dir = Path(logs_dir)
+    written = []
+    for extension, text in ((".md", rendered.markdown), (".bib", rendered.bibtex),
+                            (".html", rendered.html)):
+        path = logs_dir / f"{stem}{extension}"
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        written.append(path)
+    logger.info("Methods boilerplate written to %s (%s.*, %d references).", logs_dir, stem,
+                len(rendered.keys))
+    return written
 
 
 def render_boilerplate(context: MethodsContext, logs_dir, *, boilerplate_dir=None) -> list[Path]:
@@ -803,17 +914,41 @@ def render_boilerplate(context: MethodsContext, logs_dir, *, boilerplate_dir=Non
     samba_bids.errors.CantCreateError
         If ``logs_dir`` cannot be created.
     """
-    from ..bids.derivatives import atomic_path
+    return write_boilerplate(render(context, boilerplate_dir=boilerplate_dir), logs_dir)
 
-    rendered = render(context, boilerplate_dir=boilerplate_dir)
-    logs_dir = Path(logs_dir)
-    written = []
-    for name, text in (("CITATION.md", rendered.markdown), ("CITATION.bib", rendered.bibtex),
-                       ("CITATION.html", rendered.html)):
-        path = logs_dir / name
-        with atomic_path(path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-        written.append(path)
-    logger.info("Methods boilerplate written to %s (%d references).", logs_dir,
-                len(rendered.keys))
-    return written
+
+def section_text(names, values: dict, *, boilerplate_dir=None) -> str:
+    """Templates as plain text, for a report's methods paragraphs.
+
+    The templates filled as :func:`render_sections` fills them, without their ``###``
+    headings, their citations as author-year labels (``(Afrasiyabi et al., 2024)``) and their
+    code marks (backquotes) removed; paragraphs stay separated by a blank line.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Template files of the boilerplate folder, in order, e.g. ``["stimulus.md"]``.
+    values : dict of str to str
+        Their placeholder values.
+    boilerplate_dir : path-like | None
+        Templates folder; default :func:`find_boilerplate_dir`.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    NoInputError
+        If the templates are not found.
+    ValueError
+        As :func:`render_sections`.
+    """
+    folder = find_boilerplate_dir(boilerplate_dir)
+    body = _substitute(folder, names, values)
+    _, labels = _cited_entries(body, folder, {})
+    body = CITATION.sub(lambda match: "(" + "; ".join(
+        labels[item.strip().lstrip("@")] for item in match.group(1).split(";")) + ")", body)
+    lines = [line for line in body.splitlines() if not line.startswith("#")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    return text.strip().replace("`", "")

@@ -220,6 +220,9 @@ class ParticipantSummary:
         BOLD parcel centroids, in MNI-like mm, in the order of the rows of ``hrf``.
     ephys_only : list of EphysOnlyRun
         EEG/MEG-only runs translated with the model; one section each after the paired runs.
+    decoding : DataFrame or None
+        Stimulus decoding from the held-out runs
+        (:func:`~samba_bids.decoding.decoding_table`), when the runs' events name stimuli.
     """
 
     runs: pd.DataFrame
@@ -227,6 +230,7 @@ class ParticipantSummary:
     hrf: pd.DataFrame | None = None
     centroids_mm: np.ndarray | None = None
     ephys_only: list = field(default_factory=list)
+    decoding: pd.DataFrame | None = None
 
     def __post_init__(self):
         if self.centroids_mm is not None:
@@ -438,6 +442,14 @@ def _participant_summary_section(summary: ParticipantSummary) -> str:
                                             "model (trained across runs), in s."))
         out.append("<details><summary>Per-parcel HRF parameters of the participant model"
                    f"</summary>{frame_table(summary.hrf)}</details>")
+    if summary.decoding is not None:
+        out.append("<h3>Stimulus decoding</h3>")
+        out.append('<p>Which stimulus (named in the runs\' events.tsv) does a window of a '
+                   "held-out run show? A linear classifier trained on the other runs' windows, "
+                   "from SAMBA's latent drive, the band power, the ridge prediction and the "
+                   "observed BOLD; accuracy with its 95% Clopper-Pearson interval, the chance "
+                   "level and a permutation p-value.</p>")
+        out.append(frame_table(summary.decoding))
     out.append("</section>")
     return "\n".join(out)
 

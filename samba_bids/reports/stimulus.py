@@ -1,7 +1,14 @@
 """The group report of stimulus pairing (``--pairing stimulus``): how the runs were paired,
-each held-out segment's scores, the parcel maps, the decoding, and a methods paragraph.
+each held-out segment's scores, the parcel maps, the decoding, and a methods paragraph; and
+its methods boilerplate.
 
-One self-contained HTML file (``group/stimulus.html``), like the other reports.
+One self-contained HTML file (``group_task-<task>_pairing-stimulus.html``), like the other
+reports. The methods are the templates ``boilerplate/stimulus.md`` and, when the decoding
+ran, ``stimulus_decoding.md`` filled from one :class:`StimulusMethods`
+(:func:`stimulus_values`): rendered with their references into
+``logs/CITATION_pairing-stimulus.{md,bib,html}`` (:func:`render_stimulus_boilerplate`, the
+machinery of :mod:`samba_bids.reports.boilerplate`) and, as plain text, into the report's
+methods paragraph (:func:`stimulus_methods_text`), so that both say the same.
 """
 
 from __future__ import annotations
@@ -15,6 +22,14 @@ import pandas as pd
 
 from ..bids.derivatives import atomic_path
 from . import figures
+from .boilerplate import (
+    bids_extension_cite,
+    inverse_phrase,
+    package_versions,
+    render_sections,
+    section_text,
+    write_boilerplate,
+)
 from .page import (
     esc,
     figure_block,
@@ -24,8 +39,26 @@ from .page import (
     page,
     warnings_list,
 )
+from .phrases import count_text, number_text
 
 logger = logging.getLogger(__name__)
+
+#: Templates of the stimulus pairing's boilerplate, in order: (file, when it is rendered).
+STIMULUS_SECTIONS = (
+    ("stimulus.md", "always"),
+    ("stimulus_decoding.md", "decoding"),
+    ("copyright.md", "always"),
+)
+#: Name (without extension) of its files in ``logs/``.
+STIMULUS_CITATION_STEM = "CITATION_pairing-stimulus"
+#: What each decoded feature set is, in the text (the keys of the decoding table).
+DECODING_SET_PHRASES = {
+    "samba_latent": "SAMBA's neural drive of each BOLD parcel before the HRF (predicted by the "
+                    "models that had not trained on the segment)",
+    "band_power": "the log band power of each source parcel and band",
+    "ridge_prediction": "the ridge baseline's held-out prediction",
+    "observed_bold": "the BOLD participants' own z-scored parcel BOLD",
+}
 
 
 @dataclass
@@ -64,33 +97,192 @@ class StimulusReport:
     warnings: list = field(default_factory=list)
 
 
-def stimulus_methods_text(n_ephys: int, n_bold: int, n_segments: int, modality: str,
-                          tr_s: float, features: str, event: str | None) -> str:
-    """The methods paragraph of the stimulus pairing (plain text, citable wording)."""
-    row = (f"the events row whose trial_type was '{event}'" if event
-           else "the events row with a stim_file")
-    pooled = ("averaged over the electrophysiology participants" if features == "average"
-              else "kept per participant (one training run per participant and segment; the "
-                   "prediction was the mean of the participants' predictions)")
-    return (
-        f"Electrophysiology ({modality.upper()}) of {n_ephys} participants and BOLD of "
-        f"{n_bold} other participants were paired by the stimulus they were shown, as in "
-        "SAMBA's MEG-to-fMRI experiments (Afrasiyabi et al., arXiv 2409.18462): each run's "
-        f"stimulus and onset came from {row} of its events.tsv, and runs showing the same "
-        f"stimulus of the same task formed one of {n_segments} segments. Stimulus time t of "
-        "a recording (its clock minus the onset) met stimulus time t of a BOLD run (time "
-        "since the start of its first volume minus the onset). Each BOLD run's parcel series "
-        f"was linearly interpolated to a grid of {tr_s:g}-s steps sampled at k TR + TR/2 of "
-        "stimulus time and z-scored; the target was the mean over the BOLD participants, "
-        "z-scored again (the standard target of naturalistic imaging), and their "
-        "leave-one-out inter-subject correlation (Nastase et al. 2019) and the ceiling it "
-        "implies for the group mean (Spearman-Brown) are reported beside the scores. "
-        f"Each recording was cut into {tr_s:g}-s segments from its stimulus onset; the "
-        f"wavelet features were {pooled}. SAMBA and the canonical-HRF band-power ridge were "
-        "cross-validated by segment: each segment was predicted, and scored on all its "
-        "volumes, by models trained on the other segments (early stopping on the last block "
-        "of each); scores are per-parcel Pearson r and, as the paper reports, Spearman rho "
-        "pooled over parcels and time, on the whole segment and on 30-s and 60-s windows.")
+@dataclass
+class StimulusMethods:
+    """What the stimulus group level did, for its methods text (:func:`stimulus_values`).
+
+    Filled by :func:`samba_bids.workflows.stimulus.stimulus_methods` from the run's result.
+
+    Attributes
+    ----------
+    config : samba_bids.config.Config
+        The group level's settings (``stimulus_event``, ``stimulus_features``,
+        ``inverse_method``, atlas scales, ``wavelet``, ``wavelet_level``).
+    n_ephys, n_bold : int
+        EEG/MEG participants and (other) BOLD participants paired.
+    n_segments : int
+        Stimulus segments (each held out once).
+    modality : str
+        ``"eeg"`` or ``"meg"``.
+    tr_s : float
+        Repetition time of the BOLD, s: the step of the stimulus-time grid.
+    spearman_windows_s : tuple of float
+        Windows of the pooled Spearman besides the whole segment, s (e.g. ``(30.0, 60.0)``).
+    decoding_sets : tuple of str
+        Feature sets decoded (keys of :data:`DECODING_SET_PHRASES`, in table order); empty when
+        the decoding was not computed.
+    decoding_window_s : float
+        Length of a decoded window, s.
+    decoding_permutations : int
+        Permutations of the decoding's null.
+    decoding_permutation : str
+        ``"blocks"`` (labels of contiguous blocks shuffled within each participant) or
+        ``"groups"`` (labels shuffled across participants).
+    decoding_confidence : float
+        Level of the Clopper-Pearson interval, in (0, 1).
+
+    Raises
+    ------
+    ValueError
+        If ``modality``, ``tr_s``, ``decoding_permutation`` or a decoding set is invalid.
+    """
+
+    config: object
+    n_ephys: int
+    n_bold: int
+    n_segments: int
+    modality: str
+    tr_s: float
+    spearman_windows_s: tuple = ()
+    decoding_sets: tuple = ()
+    decoding_window_s: float = 30.0
+    decoding_permutations: int = 0
+    decoding_permutation: str = "blocks"
+    decoding_confidence: float = 0.95
+
+    def __post_init__(self):
+        if self.modality not in ("eeg", "meg"):
+            raise ValueError(f"modality must be 'eeg' or 'meg'; got {self.modality!r}.")
+        if not self.tr_s > 0:
+            raise ValueError(f"tr_s must be positive; got {self.tr_s!r}.")
+        if self.decoding_permutation not in ("blocks", "groups"):
+            raise ValueError("decoding_permutation must be 'blocks' or 'groups'; got "
+                             f"{self.decoding_permutation!r}.")
+        unknown = set(self.decoding_sets) - set(DECODING_SET_PHRASES)
+        if unknown:
+            raise ValueError(f"unknown decoding feature sets {sorted(unknown)}; one of "
+                             f"{sorted(DECODING_SET_PHRASES)}.")
+
+
+def _and_list(items) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def stimulus_sections(methods: StimulusMethods) -> tuple:
+    """The templates of ``methods``' boilerplate, in order (:data:`STIMULUS_SECTIONS`): the
+    decoding's only when it was computed."""
+    return tuple(name for name, when in STIMULUS_SECTIONS
+                 if when == "always" or (when == "decoding" and methods.decoding_sets))
+
+
+def stimulus_values(methods: StimulusMethods) -> dict:
+    """The placeholder values of the templates of :data:`STIMULUS_SECTIONS` (strings).
+
+    Parameters
+    ----------
+    methods : StimulusMethods
+
+    Returns
+    -------
+    dict of str to str
+        The package versions (``version_<name>``) and the values of the stimulus sections.
+    """
+    cfg = methods.config
+    eeg = methods.modality == "eeg"
+    windows = [f"{number_text(w)} s" for w in methods.spearman_windows_s]
+    values = {f"version_{name}": v for name, v in package_versions().items()}
+    values.update(
+        modality_name="electroencephalography" if eeg else "magnetoencephalography",
+        modality_upper=methods.modality.upper(),
+        bids_extension_cite=bids_extension_cite(methods.modality),
+        n_ephys=count_text(methods.n_ephys),
+        n_bold=count_text(methods.n_bold),
+        n_segments=count_text(methods.n_segments),
+        tr_s=number_text(methods.tr_s),
+        event_phrase=(f"the row whose `trial_type` was `{cfg.stimulus_event}`"
+                      if cfg.stimulus_event else "the row with a `stim_file`"),
+        inverse_phrase=inverse_phrase(cfg.inverse_method),
+        n_source_parcels=str(cfg.ephys_atlas_scale),
+        n_bold_parcels=str(cfg.bold_atlas_scale),
+        wavelet=cfg.wavelet,
+        n_bands=str(cfg.wavelet_level + 1),
+        features_phrase=(
+            f"averaged over the {count_text(methods.n_ephys)} electrophysiology participants"
+            if cfg.stimulus_features == "average" else
+            "kept per participant (one training run per participant and segment; the "
+            "prediction was the mean of the participants' predictions)"),
+        spearman_windows_phrase=(
+            f" and within consecutive windows of {_and_list(windows)} (whole volumes), "
+            "averaged over the windows" if windows else ""),
+        decoding_sets=_and_list([DECODING_SET_PHRASES[s] for s in methods.decoding_sets]
+                                or ["no feature set"]),
+        decoding_window_s=number_text(methods.decoding_window_s),
+        decoding_window_volumes=str(max(1, int(round(methods.decoding_window_s
+                                                     / methods.tr_s)))),
+        decoding_confidence=number_text(100 * methods.decoding_confidence),
+        n_permutations=count_text(methods.decoding_permutations),
+        permuted_units=("the segment labels of whole blocks of consecutive windows within each "
+                        "participant, keeping the dependence between neighbouring windows"
+                        if methods.decoding_permutation == "blocks" else
+                        "the participants' segment labels across participants"),
+    )
+    return values
+
+
+def render_stimulus_boilerplate(methods: StimulusMethods, logs_dir, *,
+                                boilerplate_dir=None) -> list:
+    """Write ``CITATION_pairing-stimulus.md``, ``.bib`` and ``.html`` into ``logs_dir``.
+
+    The stimulus sections, the decoding's when it was computed, and the copyright waiver
+    (:func:`stimulus_sections`) rendered as the participant level's ``CITATION.*`` are
+    (:func:`~samba_bids.reports.boilerplate.render_sections`,
+    :func:`~samba_bids.reports.boilerplate.write_boilerplate`).
+
+    Parameters
+    ----------
+    methods : StimulusMethods
+        What the group level did.
+    logs_dir : path-like
+        Usually ``<output_dir>/logs``; created if needed, files replaced atomically.
+    boilerplate_dir : path-like | None
+        Templates folder; default
+        :func:`~samba_bids.reports.boilerplate.find_boilerplate_dir`.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The three files, in the order md, bib, html.
+
+    Raises
+    ------
+    NoInputError
+        If the templates are not found.
+    ValueError
+        If a template cites a key that ``references.bib`` lacks, or has an unknown
+        placeholder.
+    samba_bids.errors.CantCreateError
+        If ``logs_dir`` cannot be created.
+    """
+    rendered = render_sections(stimulus_sections(methods), stimulus_values(methods),
+                               stem=STIMULUS_CITATION_STEM, boilerplate_dir=boilerplate_dir)
+    return write_boilerplate(rendered, logs_dir, stem=STIMULUS_CITATION_STEM)
+
+
+def stimulus_methods_text(methods: StimulusMethods, *, boilerplate_dir=None) -> str:
+    """The report's methods paragraphs: the boilerplate's sections as plain text.
+
+    The same templates and values as ``logs/CITATION_pairing-stimulus.md``
+    (:func:`~samba_bids.reports.boilerplate.section_text`): citations as author-year labels,
+    no headings, no copyright waiver.
+
+    Raises
+    ------
+    NoInputError, ValueError
+        As :func:`render_stimulus_boilerplate`.
+    """
+    names = [name for name in stimulus_sections(methods) if name != "copyright.md"]
+    return section_text(names, stimulus_values(methods), boilerplate_dir=boilerplate_dir)
 
 
 def stimulus_report_html(report: StimulusReport) -> str:

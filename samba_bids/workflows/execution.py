@@ -85,17 +85,35 @@ def remove_stale_temporaries(output_dir, subject) -> list:
     return stale
 
 
-def record_config(config: Config) -> Path:
-    """Keep the settings of OUTPUT_DIR in ``logs/config.json``; refuse different ones.
+def record_config(config: Config, name: str = "config.json") -> Path:
+    """Keep the settings of OUTPUT_DIR in ``logs/<name>``; refuse different ones.
 
     Parallel participant jobs of one cohort share OUTPUT_DIR and the file (written under a
-    file lock). Selections (participants, sessions, tasks, BOLD space, device) may differ.
+    file lock). Selections (participants, sessions, tasks, BOLD space, device) may differ:
+    only :meth:`~samba_bids.config.Config.settings` (the sections that change results) are
+    recorded and compared.
+
+    Parameters
+    ----------
+    config : Config
+        The run's configuration (``output_dir``, ``overwrite`` and the result settings).
+    name : str
+        File name under ``OUTPUT_DIR/logs``: ``config.json`` for the participant level (and
+        the group level that reads it), ``config_pairing-stimulus.json`` for the group level
+        of ``--pairing stimulus``, whose outputs another level's settings do not describe.
+
+    Returns
+    -------
+    pathlib.Path
+        ``OUTPUT_DIR/logs/<name>``.
 
     Raises
     ------
     UsageError
         If OUTPUT_DIR was made with other settings and ``config.overwrite`` is False; the
-        message lists the settings that differ.
+        message names the file and lists the settings that differ.
+    ValueError
+        If ``name`` is not a plain ``.json`` file name.
     """
     import json
 
@@ -103,10 +121,12 @@ def record_config(config: Config) -> Path:
 
     from ..bids.derivatives import write_json
 
-    path = Path(config.output_dir) / "logs" / "config.json"
+    if Path(name).name != name or not name.endswith(".json"):
+        raise ValueError(f"record_config: name must be a .json file name; got {name!r}.")
+    path = Path(config.output_dir) / "logs" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     settings = config.settings()
-    with FileLock(str(path.parent / ".config.json.lock")):
+    with FileLock(str(path.parent / f".{name}.lock")):
         if path.is_file():
             previous = json.loads(path.read_text()).get("Settings", {})
             # a setting added by a newer version is absent from older files: at its default
@@ -122,8 +142,9 @@ def record_config(config: Config) -> Path:
                 shown = ", ".join(f"{k} ({previous.get(k)!r} -> {settings.get(k)!r})"
                                   for k in differ[:6])
                 raise UsageError(
-                    f"{config.output_dir} was made with other settings: {shown}; use another "
-                    "OUTPUT_DIR, the same settings, or --overwrite to replace its outputs."
+                    f"{config.output_dir} was made with other settings (logs/{name}): {shown}; "
+                    "use another OUTPUT_DIR, the same settings, or --overwrite to replace its "
+                    "outputs."
                 )
             logger.warning("--overwrite: %s was made with other settings (%s); its outputs "
                            "are replaced as runs finish.", config.output_dir, ", ".join(differ))

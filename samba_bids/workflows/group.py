@@ -17,7 +17,7 @@ from ..config import Config
 from ..errors import DataError, UsageError
 from ..templates.locate import find_templates_dir
 from .cache import RunCache
-from .execution import collect_warnings
+from .execution import collect_warnings, record_config
 from .inputs import prepare_run
 from .outputs import MAP_DESCS, source_uri
 from .results import Results, RunResult
@@ -181,13 +181,26 @@ def run_group_level(config: Config) -> Results:
 
 
 def _stimulus_group_level(config: Config, start: float) -> Results:
-    """``--pairing stimulus``: the translator across people (:mod:`.stimulus`)."""
-    from ..bids.derivatives import write_dataset_description
+    """``--pairing stimulus``: the translator across people (:mod:`.stimulus`).
+
+    The settings are kept in ``logs/config_pairing-stimulus.json`` before any work
+    (:func:`~.execution.record_config`): a rerun into the same OUTPUT_DIR with other settings
+    is refused unless ``--overwrite``, as the participant level's is (whose
+    ``logs/config.json`` is left alone).
+
+    Raises
+    ------
+    UsageError
+        With ``--group-model``; or if OUTPUT_DIR's stimulus outputs were made with other
+        settings and ``config.overwrite`` is False.
+    """
+    from ..bids.derivatives import output_path, write_dataset_description
     from .stimulus import run_stimulus_translation, write_stimulus_outputs
 
     if config.group_model:
         raise UsageError("--group-model trains across participants paired with themselves; "
                          "with --pairing stimulus the group level trains its own model.")
+    record_config(config, output_path(config.output_dir, "stimulus_config", {}).name)
     with collect_warnings() as warned:
         result = run_stimulus_translation(config)
         result.warnings = list(warned)

@@ -28,6 +28,7 @@ from .execution import (
 )
 from .inputs import prepare_run, prepared_inputs
 from .outputs import run_common
+from .participant_decoding import run_stimulus_events
 from .participant_model import run_methods
 from .results import ParticipantOutcome, Results, RunResult
 from .translate import translate_forward, translate_reverse
@@ -81,15 +82,22 @@ def run_participant_level(config: Config) -> Results:
     outcomes = []
     with terminate_cleanly():
         for participant in participants:
-            outcome = _participant(participant, config, templates_dir, links, work_dir)
+            events = run_stimulus_events(layout, participant.pairs,
+                                         stimulus_event=config.stimulus_event)
+            outcome = _participant(participant, config, templates_dir, links, work_dir,
+                                   events=events)
             outcomes.append(outcome)
             results.runs.extend(outcome.runs)
         _write_reports(config, outcomes)
     return results
 
 
-def _participant(participant, config, templates_dir, links, work_dir) -> ParticipantOutcome:
-    """One participant, from the cache when it finished before; outputs whole or not at all."""
+def _participant(participant, config, templates_dir, links, work_dir, *,
+                 events=None) -> ParticipantOutcome:
+    """One participant, from the cache when it finished before; outputs whole or not at all.
+
+    ``events``: run label -> stimulus events (:func:`~.participant_decoding.run_stimulus_events`).
+    """
     from ..bids.derivatives import record_writes
 
     remove_stale_temporaries(config.output_dir, participant.subject)
@@ -101,7 +109,8 @@ def _participant(participant, config, templates_dir, links, work_dir) -> Partici
         return outcome
     with collect_warnings() as warned, record_writes() as written:
         try:
-            outcome = process_participant(participant, config, templates_dir, links, work_dir)
+            outcome = process_participant(participant, config, templates_dir, links, work_dir,
+                                          events=events)
         except BaseException:  # outputs appear whole or not at all
             for path in written:
                 with contextlib.suppress(OSError):
@@ -118,7 +127,7 @@ def _participant(participant, config, templates_dir, links, work_dir) -> Partici
 
 
 def process_participant(participant, config: Config, templates_dir: Path, links: dict,
-                        work_dir: Path) -> ParticipantOutcome:
+                        work_dir: Path, *, events: dict | None = None) -> ParticipantOutcome:
     """A participant's runs -> one SAMBA model (or a reused one) -> derivatives of every run.
 
     One paired run and no other: :func:`process_run`. Several paired runs, or runs with one
@@ -129,7 +138,9 @@ def process_participant(participant, config: Config, templates_dir: Path, links:
     :func:`~.participant_model.write_participant_reverse`), every run without BOLD translated
     with the final forward model (:func:`~.participant_model.translate_ephys_only`) and
     every run without a recording with the final reverse model
-    (:func:`~.participant_model.translate_bold_only`).
+    (:func:`~.participant_model.translate_bold_only`). When ``events`` (run label ->
+    stimulus events) name stimuli, the stimulus of each window of the held-out runs is decoded
+    (:mod:`~.participant_decoding`).
     """
     if config.models is not None:
         from .reuse import apply_models
@@ -171,6 +182,7 @@ def process_participant(participant, config: Config, templates_dir: Path, links:
                                     templates_dir, links, work_dir, ephys_reports)
         summary = _summary(participant, fit, runs, reference_pair, reference, config,
                            ephys_reports)
+        summary.decoding = _decoding(participant, fit, events, config, commons, runs)
     if reverse_fit is not None and bold_only:
         from .participant_model import (
             participant_entities,
@@ -259,6 +271,18 @@ def _ephys_only_results(participant, fit, reference_pair, reference, config, tem
         results.append(result)
         reports.append(report)
     return results
+
+
+def _decoding(participant, fit, events, config, commons, runs):
+    """Stimulus decoding from the held-out runs, written and added to the first run's
+    outputs; the table, or None when the events name no stimuli or it cannot be done."""
+    from .participant_decoding import participant_decoding, write_participant_decoding
+
+    table = participant_decoding(fit, events or {}, config)
+    if table is not None:
+        runs[0].outputs.append(write_participant_decoding(participant, fit, table, events,
+                                                          config, commons))
+    return table
 
 
 def _summary(participant, fit, runs, reference_pair, reference, config, ephys_reports):

@@ -481,7 +481,10 @@ def write_stimulus_outputs(result: StimulusResult) -> list:
     ``desc-stimsamba_bold``), the ridge's (``desc-stimridge``), the target
     (``desc-stimgroup_timeseries.tsv``), per-parcel scores (``desc-stimsamba_metrics.tsv``);
     per task: one row per segment (``desc-stimulus_metrics.tsv``), the final model's HRFs
-    (``desc-stimsamba_hrf.tsv``) and the model (``desc-stimsamba_model.pt``).
+    (``desc-stimsamba_hrf.tsv``) and the model (``desc-stimsamba_model.pt``); the methods
+    boilerplate ``logs/CITATION_pairing-stimulus.{md,bib,html}`` and the report
+    (``group_task-<task>_pairing-stimulus.html``), whose methods paragraphs are the same text
+    (:func:`stimulus_methods`).
 
     Returns
     -------
@@ -626,10 +629,49 @@ def _write_stimulus_outputs(result, written) -> None:
                 "ridge_prediction": "the ridge's held-out prediction per BOLD parcel",
                 "observed_bold": "the BOLD participants' z-scored parcel BOLD"},
             **decoding_column_docs()}))
-    written.append(_write_report(result, hrf))
+    methods = stimulus_methods(result)
+    written.extend(_write_boilerplate(result, methods))
+    written.append(_write_report(result, hrf, methods))
 
 
-def _write_report(result: StimulusResult, hrf):
+def stimulus_methods(result: StimulusResult):
+    """What the run did, for its methods text (boilerplate and report).
+
+    Returns
+    -------
+    samba_bids.reports.stimulus.StimulusMethods
+        Counts of the design, the TR, the windows of the pooled Spearman
+        (:data:`SPEARMAN_WINDOWS_S`) and the decoding's sets, window
+        (:data:`DECODING_WINDOW_S`), permutations and scheme (from ``result.decoding``).
+    """
+    from ..reports.stimulus import StimulusMethods
+
+    first, decoding = result.segments[0], result.decoding
+    meg = any(r.run.ephys_file.name.endswith((".fif", ".con", ".sqd", ".ds"))
+              for s in result.segments for r in s.segment.ephys)
+    extra = {}
+    if decoding is not None and len(decoding):
+        extra = dict(decoding_sets=tuple(decoding["feature_set"]),
+                     decoding_permutations=int(decoding["n_permutations"].max()),
+                     decoding_permutation=str(decoding["permutation"].iloc[0]),
+                     decoding_confidence=float(decoding["confidence_level"].iloc[0]))
+    return StimulusMethods(config=result.config, n_ephys=len(result.design.ephys_subjects),
+                           n_bold=len(result.design.bold_subjects),
+                           n_segments=len(result.segments), modality="meg" if meg else "eeg",
+                           tr_s=first.tr_s, spearman_windows_s=SPEARMAN_WINDOWS_S,
+                           decoding_window_s=DECODING_WINDOW_S, **extra)
+
+
+def _write_boilerplate(result: StimulusResult, methods) -> list:
+    """``logs/CITATION_pairing-stimulus.{md,bib,html}`` (the methods boilerplate)."""
+    from ..bids.derivatives import output_path
+    from ..reports.stimulus import render_stimulus_boilerplate
+
+    logs = output_path(result.config.output_dir, "stimulus_citation", {}, extension=".md").parent
+    return render_stimulus_boilerplate(methods, logs)
+
+
+def _write_report(result: StimulusResult, hrf, methods):
     """``group_task-<task>_pairing-stimulus.html`` (:mod:`~samba_bids.reports.stimulus`)."""
     from ..bids.derivatives import output_path
     from ..reports.stimulus import (
@@ -654,16 +696,11 @@ def _write_report(result: StimulusResult, hrf):
         "mean_ridge_pearson_r": np.mean([m["ridge_pearson_r"] for m in result.metrics], axis=0),
         "mean_isc": np.mean([m["isc"] for m in result.metrics], axis=0),
         "time_to_peak_s": hrf.set_index("parcel")["time_to_peak_s"].reindex(names).to_numpy()})
-    modality = "MEG" if any(r.run.ephys_file.name.endswith((".fif", ".con", ".sqd", ".ds"))
-                            for s in result.segments for r in s.segment.ephys) else "EEG"
     report = StimulusReport(
         pairing=pd.DataFrame(rows), left_out=list(result.design.left_out),
         segments=result.summaries, parcels=parcels, centroids_mm=first.atlas.centroids_mm,
         decoding=result.decoding,
-        methods=stimulus_methods_text(len(result.design.ephys_subjects),
-                                      len(result.design.bold_subjects), len(result.segments),
-                                      modality, first.tr_s, config.stimulus_features,
-                                      config.stimulus_event),
+        methods=stimulus_methods_text(methods),
         parameters=config.to_dict(),
         provenance={"BIDS_DIR": str(config.bids_dir), "BOLD space": first.reference.space,
                     "Atlas": f"Schaefer 2018, 7 networks, {config.bold_atlas_scale} parcels"},

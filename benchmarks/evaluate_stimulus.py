@@ -1,8 +1,9 @@
 """Issue 16's evaluation: MEG and fMRI of different people watching the same film.
 
-Simulates (once; reused when the folder exists) a stimulus-locked dataset
-(``samba-bids-simulate --stimulus-locked``; default 8 MEG and 8 fMRI participants, a film of 4
-segments of 5 minutes), prepares it as the group level does (``--pairing stimulus``), then, for
+Simulates a stimulus-locked dataset (``samba-bids-simulate --stimulus-locked``; default 8 MEG
+and 8 fMRI participants, a film of 4 segments of 5 minutes), prepares it as the group level does
+(``--pairing stimulus``; both kept in ``--out-dir`` and reused: ``<name>.simulated`` marks a
+finished simulation, ``<name>-prepared.pkl`` holds the prepared segments), then, for
 each way of pooling the MEG participants' features (``average``, ``participants``),
 cross-validates SAMBA and the ridge by held-out segment and prints, per segment and as means:
 
@@ -12,10 +13,12 @@ cross-validates SAMBA and the ridge by held-out segment and prints, per segment 
 * the same for the oracle (the planted stimulus-driven BOLD of ``derivatives/truth`` as the
   prediction) and the ceiling from the inter-subject correlation;
 * the median r of each prediction with the planted stimulus-driven BOLD itself;
-* the decoding of the segment from 30-s windows (SAMBA's latent drive, band power, the ridge's
-  prediction, the observed BOLD) with its chance level and permutation p-value;
+* the decoding of the segment, and of the window of the film (between-subject time-segment
+  classification), from 30-s windows (SAMBA's latent drive, band power, the ridge's
+  prediction, the observed BOLD) with the chance level and permutation p-value;
 
 beside the paper's reported ranges (a different dataset: studyforrest, 500 BOLD parcels).
+Each mode's cross-validation result is pickled to ``<name>-<mode>-result.pkl``.
 
     python benchmarks/evaluate_stimulus.py --templates-dir ../shared/data/templates --seed 180
 """
@@ -134,9 +137,12 @@ def main(argv=None) -> int:
             sep="\t", index=False, float_format="%.3f"), flush=True)
         if result.decoding is not None:
             print(f"decoding ({mode}):")
-            print(result.decoding[["feature_set", "accuracy", "ci_low", "ci_high", "chance",
-                                   "null_mean_accuracy", "p_value", "n_windows"]]
-                  .to_string(index=False, float_format="%.3f"))
+            print(result.decoding[["feature_set", "target", "accuracy", "ci_low", "ci_high",
+                                   "chance", "null_mean_accuracy", "p_value", "n_windows",
+                                   "n_classes"]]
+                  .to_string(index=False, float_format="%.3f"), flush=True)
+        with open(args.out_dir / f"{name}-{mode}-result.pkl", "wb") as handle:
+            pickle.dump(result, handle)  # predictions, drives and decoding, for later looks
     table = pd.DataFrame(rows)
     print(table.to_csv(sep="\t", index=False, float_format="%.3f"))
     means = table.groupby(["features", "model"], sort=False).mean(numeric_only=True)

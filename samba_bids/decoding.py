@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import LeaveOneGroupOut
@@ -132,6 +132,48 @@ def default_classifier(C: float = 1.0):
         standardisation uses the training windows of that fold only.
     """
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000))
+
+
+class TemplateMatcher(ClassifierMixin, BaseEstimator):
+    """Nearest class template by Pearson correlation: between-subject time-segment
+    classification.
+
+    ``fit`` averages the training rows of each label into a template; ``predict`` gives each
+    row the label of the template it correlates with best (Pearson r across features).
+    With one label per window of a film and the participants as groups, this is the
+    between-subject time-segment classification of naturalistic imaging (Haxby et al. 2011,
+    Neuron 72:404): which window of the film is a held-out person watching, judged by how
+    well their pattern matches the other people's mean pattern of each window. Unlike a
+    classifier of whole segments on window means, it does not need the segments to differ in
+    their mean, which BOLD, centred per run, never does.
+
+    Attributes
+    ----------
+    classes_ : ndarray, shape (n_classes,)
+        The labels, sorted.
+    templates_ : ndarray, shape (n_classes, n_features)
+        Mean training row of each label, standardised across features (mean 0, SD 1).
+    """
+
+    def fit(self, X, y):
+        X = np.asarray(X, dtype=float)
+        self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
+        sums = np.zeros((self.classes_.size, X.shape[1]))
+        np.add.at(sums, codes.ravel(), X)
+        counts = np.bincount(codes.ravel(), minlength=self.classes_.size)[:, None]
+        self.templates_ = _standardise_rows(sums / counts)
+        return self
+
+    def predict(self, X):
+        scores = _standardise_rows(np.asarray(X, dtype=float)) @ self.templates_.T
+        return self.classes_[np.argmax(scores, axis=1)]
+
+
+def _standardise_rows(X):
+    """Rows minus their mean, over their SD (a constant row stays 0)."""
+    X = X - X.mean(axis=1, keepdims=True)
+    sd = X.std(axis=1, keepdims=True)
+    return X / np.where(sd > 0, sd, 1.0)
 
 
 @dataclass(frozen=True)

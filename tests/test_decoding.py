@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from samba_bids.decoding import (
     TABLE_COLUMNS,
     DecodingResult,
+    TemplateMatcher,
     _permuter,
     decode_stimulus,
     decoding_column_docs,
@@ -295,3 +296,42 @@ def test_errors():
     X_runs, run_labels, runs = _runs(seed=3, signal=1.0)
     with pytest.raises(ValueError, match="permutation='groups'"):
         decode_stimulus(X_runs, run_labels, runs, n_permutations=0, permutation="blocks")
+
+
+# -- between-subject time-segment classification (TemplateMatcher) --------------------------
+
+def test_template_matcher_picks_the_best_correlated_mean_pattern():
+    X = np.array([[1.0, 0.0, 0.0], [3.0, 1.0, 0.0], [0.0, 1.0, 2.0], [0.0, 0.0, 4.0]])
+    matcher = TemplateMatcher().fit(X, ["w1", "w1", "w2", "w2"])
+    assert list(matcher.classes_) == ["w1", "w2"]
+    # templates: row means per label, standardised across features
+    mean = np.array([2.0, 0.5, 0.0])
+    np.testing.assert_allclose(matcher.templates_[0], (mean - mean.mean()) / mean.std())
+    # correlation ignores a row's offset and scale
+    assert list(matcher.predict([[10.0, 5.0, 4.0], [-7.0, -6.0, 3.0]])) == ["w1", "w2"]
+    assert list(matcher.predict(5.0 * X + 2.0)) == ["w1", "w1", "w2", "w2"]
+
+
+def test_window_of_the_film_decoded_across_participants_even_when_centred():
+    """Every participant sees the same 12 windows (shared pattern per window + noise); each
+    participant's windows are centred, so no window differs from the others in its mean
+    over the film. Which window is identified across participants; shuffled labels are not."""
+    rng = np.random.default_rng(4)
+    n_groups, n_windows, n_features = 5, 12, 30
+    shared = rng.normal(size=(n_windows, n_features))
+    X, labels, groups = [], [], []
+    for group in range(n_groups):
+        own = shared + rng.normal(size=(n_windows, n_features))
+        X.append(own - own.mean(axis=0))  # centred over the film, per feature
+        labels += [f"w{k:02d}" for k in range(n_windows)]
+        groups += [f"sub-{group + 1:02d}"] * n_windows
+    X = np.concatenate(X)
+    result = decode_stimulus(X, labels, groups, n_permutations=99, seed=0,
+                             classifier=TemplateMatcher())
+    assert result.n_classes == n_windows and result.permutation == "blocks"
+    assert result.accuracy > 0.9 and result.p_value == pytest.approx(0.01)
+    assert result.null_mean_accuracy < 3 / n_windows
+    shuffled = np.concatenate([rng.permutation(labels[:n_windows]) for _ in range(n_groups)])
+    null = decode_stimulus(X, shuffled, groups, n_permutations=99, seed=0,
+                           classifier=TemplateMatcher())
+    assert null.p_value > 0.05 and null.ci_low <= 1 / n_windows

@@ -107,13 +107,22 @@ def test_decoding_above_chance_and_at_chance_with_shuffled_labels(stimulus):
     from samba_bids.decoding import decode_stimulus, window_features
 
     _, out, _, config = stimulus
-    table = pd.read_csv(out / "group" / f"task-film_{ATLAS}_desc-decoding_metrics.tsv",
-                        sep="\t").set_index("feature_set")
+    both = pd.read_csv(out / "group" / f"task-film_{ATLAS}_desc-decoding_metrics.tsv",
+                       sep="\t")
+    assert list(both["target"]) == ["segment"] * 4 + ["window"] * 4
+    table = both[both["target"] == "segment"].set_index("feature_set")
     # measured 2026-12-06: ridge prediction 0.98 (p 0.01), SAMBA latent 0.52 (p 0.05), band
-    # power 0.31, observed BOLD 0.33; chance 1/3
+    # power 0.31, observed BOLD 0.33 (exactly chance: each run's BOLD is centred, so its
+    # windows' means do not differ between segments); chance 1/3
     assert set(table.index) == {"samba_latent", "band_power", "ridge_prediction",
                                 "observed_bold"}
     assert (table["accuracy"] > table["chance"]).any()
+    # which window of the film: pattern matching, so the observed BOLD (ISC > 0) is decodable
+    windows = both[both["target"] == "window"].set_index("feature_set")
+    assert (windows["n_classes"] == windows["n_windows"] / windows["n_folds"]).all()
+    assert windows.loc["observed_bold", "accuracy"] > 3 / windows.loc["observed_bold",
+                                                                       "n_classes"]
+    assert windows.loc["observed_bold", "p_value"] < 0.05
     best = table["accuracy"].idxmax()
     assert table.loc[best, "p_value"] < 0.05 and table.loc[best, "ci_low"] > 1 / N_SEGMENTS
     # each participant's segment labels permuted at random: no information left

@@ -40,6 +40,9 @@ SPEARMAN_WINDOWS_S = (30.0, 60.0)
 #: Decoding: window length, s (the paper's 30-s samples), and permutations of the null.
 DECODING_WINDOW_S = 30.0
 DECODING_PERMUTATIONS = 200
+#: What :func:`decode_segments` classifies: the segment (logistic regression) and the window
+#: of the film (correlation template matching).
+DECODING_TARGETS = ("segment", "window")
 
 
 @dataclass
@@ -435,36 +438,65 @@ def decoding_inputs(result: StimulusResult) -> dict:
 
 
 def decode_segments(result: StimulusResult, *, seed=0) -> pd.DataFrame | None:
-    """Which segment does a 30-s window come from? (:func:`~samba_bids.decoding.decode_stimulus`)
+    """Which segment, and which window of the film, is a 30-s window from?
 
-    Each participant's series of each segment is cut into windows of
-    :data:`DECODING_WINDOW_S` (the mean per feature); a linear classifier is cross-validated
-    leave-one-participant-out (trained on the other participants' windows), for each feature
-    set of :func:`decoding_inputs`. A feature set with fewer than two participants is left
-    out (logged). Returns :func:`~samba_bids.decoding.decoding_table`, or None when no set
-    could be decoded.
+    Each participant's series of each segment is cut into consecutive windows of
+    :data:`DECODING_WINDOW_S` (the mean per feature); for each feature set of
+    :func:`decoding_inputs`, two classifiers are cross-validated leave-one-participant-out
+    (trained on the other participants' windows) with
+    :func:`~samba_bids.decoding.decode_stimulus`:
+
+    * ``target = "segment"``: which segment, by a logistic regression (the issue's and the
+      paper's question). The BOLD of every run is centred (detrended), so when the windows
+      tile a segment its windows' mean is zero in every segment: a linear classifier of the
+      segment from observed BOLD has nothing to use and scores chance by construction, while
+      series that keep a level (band power, SAMBA's drive, the ridge's prediction) can differ
+      in their segment means.
+    * ``target = "window"``: which window of the film (chance ``1 / n_windows``), by
+      :class:`~samba_bids.decoding.TemplateMatcher` (between-subject time-segment
+      classification, Haxby et al. 2011): it matches patterns, not levels, and so treats
+      every feature set alike. Its permutation shuffles the window labels within each
+      participant.
+
+    A feature set with fewer than two participants is left out (logged). Returns
+    :func:`~samba_bids.decoding.decoding_table` with a ``target`` column after
+    ``feature_set``, or None when nothing could be decoded.
     """
-    from ..decoding import decode_stimulus, decoding_table, window_features
+    from ..decoding import (
+        TemplateMatcher,
+        decode_stimulus,
+        decoding_table,
+        window_features,
+    )
 
     tr_s = result.segments[0].tr_s
     window = max(1, int(round(DECODING_WINDOW_S / tr_s)))
-    results = {}
-    for name, items in decoding_inputs(result).items():
-        X, labels, groups = [], [], []
-        for series, segment, subject in items:
-            if series.shape[1] < window:
-                continue
-            windows, _ = window_features(np.nan_to_num(series), window)
-            X.append(windows)
-            labels += [result.segments[segment].segment.stimulus] * len(windows)
-            groups += [subject] * len(windows)
-        try:
-            results[name] = decode_stimulus(np.concatenate(X), labels, groups,
-                                            n_permutations=DECODING_PERMUTATIONS, seed=seed)
-        except ValueError as err:  # fewer than two participants or segments, ...
-            logger.warning("stimulus decoding from %s left out: %s", name.replace("_", " "),
-                           err)
-    return decoding_table(results) if results else None
+    tables = []
+    for target in DECODING_TARGETS:
+        results = {}
+        for name, items in decoding_inputs(result).items():
+            X, labels, groups = [], [], []
+            for series, segment, subject in items:
+                if series.shape[1] < window:
+                    continue
+                windows, _ = window_features(np.nan_to_num(series), window)
+                X.append(windows)
+                stimulus = result.segments[segment].segment.stimulus
+                labels += ([stimulus] * len(windows) if target == "segment" else
+                           [f"{stimulus}#{k:04d}" for k in range(len(windows))])
+                groups += [subject] * len(windows)
+            try:
+                results[name] = decode_stimulus(
+                    np.concatenate(X), labels, groups, n_permutations=DECODING_PERMUTATIONS,
+                    seed=seed, classifier=None if target == "segment" else TemplateMatcher())
+            except ValueError as err:  # fewer than two participants or segments, ...
+                logger.warning("stimulus decoding (%s) from %s left out: %s", target,
+                               name.replace("_", " "), err)
+        if results:
+            table = decoding_table(results)
+            table.insert(1, "target", target)
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True) if tables else None
 
 
 def stimulus_config(config: Config) -> Config:
@@ -616,12 +648,22 @@ def _write_stimulus_outputs(result, written) -> None:
         written.append(write_output(out, "stimulus_decoding", {"task": task}, result.decoding,
                                     sources=sources_all, **atlas_entities, parameters={
             **pairing,
-            "Description": f"Which stimulus segment is a {DECODING_WINDOW_S:g}-s window from? "
-                           "Logistic regression (scikit-learn, standardised features) on the "
-                           "window means, cross-validated leave-one-participant-out; "
-                           "permutation null: segment labels shuffled between blocks of "
-                           "windows within each participant.",
+            "Description": f"Which stimulus segment (target segment), and which window of "
+                           f"the film (target window), is a {DECODING_WINDOW_S:g}-s window "
+                           "from? Segment: logistic regression (scikit-learn, standardised "
+                           "features) on the window means; permutation null: segment labels "
+                           "shuffled between blocks of windows within each participant. "
+                           "Window: the training participants' mean pattern of each window "
+                           "that correlates best (between-subject time-segment "
+                           "classification, Haxby et al. 2011); null: window labels shuffled "
+                           "within each participant. Both cross-validated "
+                           "leave-one-participant-out.",
             "WindowLength": DECODING_WINDOW_S,
+            "target": {"Description": "What was classified: segment (which stimulus "
+                                      "segment) or window (which window of the film)",
+                       "Levels": {"segment": "the stimulus segment (run) of the window",
+                                  "window": "the window itself, among every window of the "
+                                            "film"}},
             "FeatureSets": {
                 "samba_latent": "SAMBA's neural drive per BOLD parcel (before the HRF), from "
                                 "the model that did not train on the segment",

@@ -219,9 +219,9 @@ def _written_names(out):
 
 def test_every_output_name_round_trips(tmp_path):
     names = _written_names(tmp_path)
-    # the parcel tables drop the input's space; 12 of them are the stimulus-pairing rows, 1
-    # the participant level's stimulus decoding
-    assert len({p for _, p, _ in names}) == 52
+    # the parcel tables drop the input's space; 18 of them are the stimulus-pairing rows (6
+    # its two maps), 1 the participant level's stimulus decoding
+    assert len({p for _, p, _ in names}) == 58
     for row, path, expected in names:
         parsed, suffix, extension = parse_derivative_name(path)
         assert parsed == expected, path.name

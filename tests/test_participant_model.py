@@ -105,10 +105,12 @@ def test_stimuli_named_in_events_are_decoded_from_the_held_out_runs(trained):
     path = out / "sub-01" / "func" / f"sub-01_task-rest_{ATLAS}_desc-decoding_metrics.tsv"
     table = pd.read_csv(path, sep="\t")
     assert list(table["feature_set"]) == ["samba_latent", "band_power", "ridge_prediction",
-                                          "observed_bold"]
+                                          "observed_bold"] * 2
+    assert list(table["target"]) == ["segment"] * 4 + ["window"] * 4
     # 3 runs x 2 clips x 3 windows of 30 s (15 volumes) in each 100-s clip
     assert (table["n_windows"] == 18).all() and (table["n_folds"] == 3).all()
-    assert (table["n_classes"] == 2).all() and table["accuracy"].between(0, 1).all()
+    assert list(table["n_classes"]) == [2] * 4 + [6] * 4
+    assert table["accuracy"].between(0, 1).all()
     assert (table["ci_low"] <= table["accuracy"]).all()
     assert (table["accuracy"] <= table["ci_high"]).all()
     sidecar = json.loads(path.with_suffix("").with_suffix(".json").read_text())

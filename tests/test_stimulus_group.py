@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,6 +71,19 @@ def test_outputs_of_every_held_out_segment(stimulus):
             "median_isc", "median_ceiling_r"} <= set(summary.columns)
     assert (group / f"task-film_{ATLAS}_desc-stimsamba_hrf.tsv").is_file()
     assert (group / "task-film_desc-stimsamba_model.pt").is_file()
+    # the learned HRF map and the mean held-out r map, in the BOLD space (fsaverage5 GIFTI)
+    hrf = pd.read_csv(group / f"task-film_{ATLAS}_desc-stimsamba_hrf.tsv", sep="\t")
+    for desc in ("stimhrfttp", "stimtestr"):
+        for hemi in "LR":
+            image = nib.load(group / f"task-film_hemi-{hemi}_space-fsaverage5_desc-{desc}_"
+                                     "boldmap.func.gii")
+            values = image.darrays[0].data
+            assert values.shape == (10242,) and np.isfinite(values).all()
+            if desc == "stimhrfttp":  # every vertex inside a parcel holds its parcel's value
+                inside = values[values != 0]
+                assert inside.size > 8000
+                assert np.isin(np.round(inside, 4),
+                               np.round(hrf["time_to_peak_s"].to_numpy(np.float32), 4)).all()
     html = (out / "group_task-film_pairing-stimulus.html").read_text()
     assert "were paired by the stimulus they were shown" in html
     assert results.runs[0].summary["n_segments"] == N_SEGMENTS

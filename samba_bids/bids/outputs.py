@@ -205,6 +205,12 @@ OUTPUTS = (
            "ridge's, ISC and ceiling."),
     _group("stimulus_hrf", "stimsamba", "hrf", (".tsv",), ("task", *ATLAS),
            "HRFs of the model trained on every segment, one row per BOLD parcel."),
+    _group("stimulus_hrfttp_map", "stimhrfttp", "boldmap", MAP_GRID, ("task",),
+           "Time to peak of the HRFs of the model trained on every segment, as a map in the "
+           "BOLD space."),
+    _group("stimulus_testr_map", "stimtestr", "boldmap", MAP_GRID, ("task",),
+           "Mean over held-out segments of SAMBA's per-parcel Pearson r, as a map in the BOLD "
+           "space."),
     _group("stimulus_decoding", "decoding", "metrics", (".tsv",), ("task", *ATLAS),
            "Which segment is this 30-s window? Cross-validated accuracy from SAMBA's latent "
            "drive, band power, observed BOLD and the ridge's prediction, with chance and p."),

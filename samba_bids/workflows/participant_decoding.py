@@ -14,9 +14,13 @@ allowed, such as film clips):
    series before the HRF (SAMBA's neural drive, the band power) do not.
 2. Per feature set (SAMBA's neural drive per BOLD parcel from the fold that held the run
    out, the log band power per source parcel and band, the ridge's held-out prediction, the
-   observed BOLD), a linear classifier is cross-validated leave-one-run-out on the window
+   observed BOLD), two classifiers are cross-validated leave-one-run-out on the window
    means (:func:`~samba_bids.decoding.decode_stimulus`: accuracy, Clopper-Pearson interval,
-   chance, block-permutation p-value).
+   chance, block-permutation p-value), as at the group level
+   (:func:`~.stimulus.decode_segments`): ``target = "segment"``, which stimulus, by a
+   logistic regression; ``target = "window"``, which window of which stimulus (the k-th
+   window of an event), by correlation with the other runs' mean pattern of each window
+   (:class:`~samba_bids.decoding.TemplateMatcher`).
 
 It needs cross-validation by run (the held-out predictions) and every stimulus shown in at
 least two runs; otherwise it is left out with the reason logged.
@@ -109,36 +113,56 @@ def decode_runs(series: dict, events: dict, tr_s: float, *, window_s: float,
     Returns
     -------
     pandas.DataFrame or None
-        :func:`~samba_bids.decoding.decoding_table`; None when no set could be decoded (the
-        reason is logged: fewer than two runs or stimuli, a stimulus in one run only).
+        :func:`~samba_bids.decoding.decoding_table` with a ``target`` column (``segment``
+        rows, then ``window`` rows); None when nothing could be decoded (the reason is
+        logged: fewer than two runs or stimuli, a stimulus in one run only).
     """
-    from ..decoding import decode_stimulus, decoding_table
+    from ..decoding import TemplateMatcher, decode_stimulus, decoding_table
+    from .stimulus import DECODING_TARGETS
 
     window = max(1, int(round(window_s / tr_s)))
     lag = int(round(HEMODYNAMIC_LAG_S / tr_s))
-    results = {}
-    for name, by_run in series.items():
-        X, labels, groups = [], [], []
-        for label, values in by_run.items():
-            if label not in events:
+    tables = []
+    for target in DECODING_TARGETS:
+        results = {}
+        for name, by_run in series.items():
+            X, labels, groups = _windows(by_run, events, tr_s, window,
+                                         lag if FEATURE_SETS.get(name, False) else 0, target)
+            if not X:
+                logger.info("stimulus decoding from %s: no window of %g s fits inside a "
+                            "stimulus event; left out.", name.replace("_", " "), window * tr_s)
                 continue
-            values = np.nan_to_num(np.asarray(values, dtype=float))
-            for start, stimulus in event_windows(
-                    events[label], values.shape[1], tr_s, window,
-                    lag_volumes=lag if FEATURE_SETS.get(name, False) else 0):
-                X.append(values[:, start:start + window].mean(axis=1))  # window mean
-                labels.append(stimulus)
-                groups.append(label)
-        if not X:
-            logger.info("stimulus decoding from %s: no window of %g s fits inside a stimulus "
-                        "event; left out.", name.replace("_", " "), window * tr_s)
+            try:
+                results[name] = decode_stimulus(
+                    np.asarray(X), labels, groups, n_permutations=n_permutations, seed=seed,
+                    classifier=None if target == "segment" else TemplateMatcher())
+            except ValueError as err:  # one run or stimulus; a stimulus in one run only
+                logger.info("stimulus decoding (%s) from %s left out: %s", target,
+                            name.replace("_", " "), err)
+        if results:
+            table = decoding_table(results)
+            table.insert(1, "target", target)
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True) if tables else None
+
+
+def _windows(by_run, events, tr_s, window, lag, target):
+    """Window means, labels (the stimulus, or ``stimulus#k`` for the k-th window of an
+    event) and groups (runs) of :func:`decode_runs`."""
+    X, labels, groups = [], [], []
+    for label, values in by_run.items():
+        if label not in events:
             continue
-        try:
-            results[name] = decode_stimulus(np.asarray(X), labels, groups,
-                                            n_permutations=n_permutations, seed=seed)
-        except ValueError as err:  # one run or stimulus; a stimulus in one run only
-            logger.info("stimulus decoding from %s left out: %s", name.replace("_", " "), err)
-    return decoding_table(results) if results else None
+        values = np.nan_to_num(np.asarray(values, dtype=float))
+        previous, k = None, 0
+        for start, stimulus in event_windows(events[label], values.shape[1], tr_s, window,
+                                             lag_volumes=lag):
+            k = k + 1 if previous == (stimulus, start - window) else 0
+            previous = (stimulus, start)
+            X.append(values[:, start:start + window].mean(axis=1))  # window mean
+            labels.append(stimulus if target == "segment" else f"{stimulus}#{k:04d}")
+            groups.append(label)
+    return X, labels, groups
 
 
 def run_stimulus_events(layout, pairs, *, stimulus_event=None) -> dict:
@@ -239,7 +263,7 @@ def write_participant_decoding(participant, fit, table: pd.DataFrame, events: di
     from ..decoding import decoding_column_docs
     from .outputs import ATLAS, SEG
     from .participant_model import participant_entities
-    from .stimulus import DECODING_WINDOW_S
+    from .stimulus import DECODING_WINDOW_S, TARGET_DOC
 
     labels = [run.pair.label for run in fit.scored if run.pair.label in events]
     sources = [uri for label in labels for uri in commons[label]["Sources"]]
@@ -250,11 +274,13 @@ def write_participant_decoding(participant, fit, table: pd.DataFrame, events: di
     return write_output(
         config.output_dir, "decoding", entities, table, sources=sources, atlas=ATLAS, seg=SEG,
         scale=config.bold_atlas_scale, parameters={
-            "Description": f"Which stimulus does a {DECODING_WINDOW_S:g}-s window of a held-out "
-                           "run show? Logistic regression (scikit-learn, standardised "
-                           "features) on the window means, cross-validated leave-one-run-out "
-                           "over the participant's runs; permutation null: stimulus labels "
-                           "shuffled between blocks of windows within each run.",
+            "Description": f"Which stimulus (target segment), and which window of which "
+                           f"stimulus (target window), does a {DECODING_WINDOW_S:g}-s window "
+                           "of a held-out run show? Logistic regression (scikit-learn, "
+                           "standardised features) on the window means, or correlation with "
+                           "the other runs' mean pattern of each window; cross-validated "
+                           "leave-one-run-out over the participant's runs; permutation null: "
+                           "labels shuffled between blocks of windows within each run.",
             "WindowLength": DECODING_WINDOW_S,
             "HemodynamicLag": HEMODYNAMIC_LAG_S,
             "FeatureSets": {
@@ -270,4 +296,4 @@ def write_participant_decoding(participant, fit, table: pd.DataFrame, events: di
                                  "duration": e.duration_s} for e in events[label]]
                         for label in labels},
             "StimulusEvent": config.stimulus_event or "rows with a stim_file",
-            **decoding_column_docs()})
+            "target": TARGET_DOC, **decoding_column_docs()})

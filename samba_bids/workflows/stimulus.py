@@ -43,6 +43,13 @@ DECODING_PERMUTATIONS = 200
 #: What :func:`decode_segments` classifies: the segment (logistic regression) and the window
 #: of the film (correlation template matching).
 DECODING_TARGETS = ("segment", "window")
+#: Sidecar entry of the decoding tables' ``target`` column.
+TARGET_DOC = {"Description": "What was classified",
+              "Levels": {"segment": "which stimulus (segment) the window shows: logistic "
+                                    "regression on window means",
+                         "window": "which window of which stimulus, among all: the best "
+                                   "correlated mean pattern of the training groups "
+                                   "(between-subject time-segment classification)"}}
 
 
 @dataclass
@@ -635,6 +642,7 @@ def _write_stimulus_outputs(result, written) -> None:
         **pairing, "Description": "HRFs of SAMBA trained on every segment (SPM "
                                   "parametrisation, initialised at the canonical HRF).",
         **{col: hrf_column_doc(col) for col in hrf.columns if col != "parcel"}}))
+    written.extend(_write_maps(result, hrf, sources_all, atlas_entities, pairing))
     written.append(write_output(out, "stimulus_model", {"task": task}, final.model,
                                 writer=save_model, sources=sources_all, parameters={
         **pairing, "Description": "SAMBA trained on every stimulus segment.",
@@ -659,11 +667,7 @@ def _write_stimulus_outputs(result, written) -> None:
                            "within each participant. Both cross-validated "
                            "leave-one-participant-out.",
             "WindowLength": DECODING_WINDOW_S,
-            "target": {"Description": "What was classified: segment (which stimulus "
-                                      "segment) or window (which window of the film)",
-                       "Levels": {"segment": "the stimulus segment (run) of the window",
-                                  "window": "the window itself, among every window of the "
-                                            "film"}},
+            "target": TARGET_DOC,
             "FeatureSets": {
                 "samba_latent": "SAMBA's neural drive per BOLD parcel (before the HRF), from "
                                 "the model that did not train on the segment",
@@ -674,6 +678,46 @@ def _write_stimulus_outputs(result, written) -> None:
     methods = stimulus_methods(result)
     written.extend(_write_boilerplate(result, methods))
     written.append(_write_report(result, hrf, methods))
+
+
+def _write_maps(result, hrf, sources, atlas_entities, pairing) -> list:
+    """The final model's HRF time to peak and the mean held-out r per parcel, as maps in the
+    space of the first BOLD run (``desc-stimhrfttp`` / ``desc-stimtestr`` ``_boldmap``)."""
+    from ..bids.derivatives import write_output
+    from ..bold import parcel_map_images
+    from ..templates.spaces import SURFACE_SPACES
+
+    prepared = result.segments[0]
+    atlas, reference = prepared.atlas, prepared.reference
+    mean_r = np.nanmean([m["pearson_r"].to_numpy(dtype=float) for m in result.metrics], axis=0)
+    maps = {"stimulus_hrfttp_map": (hrf["time_to_peak_s"].to_numpy(dtype=np.float32),
+                                    "time to peak of the final model's HRFs, s"),
+            "stimulus_testr_map": (mean_r.astype(np.float32),
+                                   "mean over held-out segments of SAMBA's Pearson r")}
+    files = reference.bold_files if reference.space in SURFACE_SPACES else reference.bold_files[0]
+    entities = {"task": prepared.segment.task, "space": reference.space,
+                **{k: v for k, v in reference.bold_entities.items()
+                   if k in ("resolution", "density")}}
+    written = []
+    for key, (values, what) in maps.items():
+        images = parcel_map_images({key: values}, atlas, files)
+        sidecar = {**pairing, "Space": reference.space,
+                   "Description": f"Per-parcel {what}, repeated over each parcel's elements "
+                                  "(0 outside every parcel)."}
+        if atlas.kind == "surface":
+            for hemi, img in zip(("L", "R"), images):
+                written.append(write_output(result.config.output_dir, key, entities, img,
+                                            extension=".func.gii", hemi=hemi, sources=sources,
+                                            parameters=sidecar))
+        elif atlas.kind == "cifti":
+            written.append(write_output(result.config.output_dir, key, entities, images[0],
+                                        extension=".pscalar.nii", density=None,
+                                        sources=sources, parameters=sidecar, **atlas_entities))
+        else:
+            written.append(write_output(result.config.output_dir, key, entities, images[0],
+                                        extension=".nii.gz", sources=sources,
+                                        parameters=sidecar))
+    return written
 
 
 def stimulus_methods(result: StimulusResult):

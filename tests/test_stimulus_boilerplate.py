@@ -36,8 +36,10 @@ DECODED = ("samba_latent", "band_power", "ridge_prediction", "observed_bold")
 
 
 def _methods(**overrides):
-    """7 EEG and 5 BOLD participants, 4 segments at TR 1.5 s, decoding with 200 permutations."""
-    values = dict(config=Config(bold_atlas_scale=400, ephys_atlas_scale=200),
+    """7 EEG and 5 BOLD participants, 4 segments at TR 1.5 s, features averaged, decoding
+    with 200 permutations."""
+    values = dict(config=Config(bold_atlas_scale=400, ephys_atlas_scale=200,
+                                stimulus_features="average"),
                   n_ephys=7, n_bold=5, n_segments=4, modality="eeg", tr_s=1.5,
                   spearman_windows_s=(30.0, 60.0), decoding_sets=DECODED,
                   decoding_window_s=30.0, decoding_permutations=200)
@@ -272,7 +274,7 @@ def test_stimulus_group_level_records_its_settings_before_any_work(tmp_path, mon
     assert not (tmp_path / "out" / "logs" / "config.json").exists()
     with pytest.raises(Reached):  # same settings, another participant selection
         group.run_group_level(dataclasses.replace(config, participant_label=["01"]))
-    other = dataclasses.replace(config, stimulus_features="participants")
+    other = dataclasses.replace(config, stimulus_features="average")
     with pytest.raises(UsageError, match="stimulus_features"):
         group.run_group_level(other)
     with pytest.raises(Reached):

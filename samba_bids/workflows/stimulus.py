@@ -11,9 +11,9 @@ Per stimulus segment (:func:`~samba_bids.bids.stimulus.collect_stimulus_design`)
    inter-subject correlation gives the ceiling (:func:`~samba_bids.metrics.group_mean_ceiling`).
 2. Every recording is preprocessed and source-reconstructed (:func:`~.inputs.prepare_ephys`)
    and cut into TR segments starting at ``onset + k TR`` on its own clock; its wavelet features
-   are averaged over the EEG/MEG participants (``--config-file`` ``stimulus_features =
-   "average"``, the default) or kept per participant (``"participants"``: one training run per
-   participant and segment; the prediction is the mean of the participants' predictions).
+   are kept per participant (``--config-file`` ``stimulus_features = "participants"``, the
+   default: one training run per participant and segment; the prediction is the mean of the
+   participants' predictions) or averaged over the EEG/MEG participants (``"average"``).
 3. Cross-validation by segment: each segment is predicted, and scored on all its volumes, by
    SAMBA (and the canonical-HRF band-power ridge) trained on the other segments (train and
    validation blocks of each: :func:`~samba_bids.alignment.fitting_split`); a final model

@@ -101,7 +101,7 @@ class StimulusReport:
 class StimulusMethods:
     """What the stimulus group level did, for its methods text (:func:`stimulus_values`).
 
-    Filled by :func:`samba_bids.workflows.stimulus.stimulus_methods` from the run's result.
+    Filled by :func:`samba_bids.workflows.stimulus_outputs.stimulus_methods` from the run's result.
 
     Attributes
     ----------

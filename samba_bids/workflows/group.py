@@ -195,7 +195,8 @@ def _stimulus_group_level(config: Config, start: float) -> Results:
         settings and ``config.overwrite`` is False.
     """
     from ..bids.derivatives import output_path, write_dataset_description
-    from .stimulus import run_stimulus_translation, write_stimulus_outputs
+    from .stimulus import run_stimulus_translation
+    from .stimulus_outputs import write_stimulus_outputs
 
     if config.group_model:
         raise UsageError("--group-model trains across participants paired with themselves; "
